@@ -1,0 +1,3 @@
+module github.com/callwatch/callwatch
+
+go 1.26.8

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""Corpus generator: base dialogues -> STT-like synthetic calls.
+
+  /usr/bin/python3 scripts/corpus/gen.py --check [--base corpus/base]
+  /usr/bin/python3 scripts/corpus/gen.py --out DIR --seed 1 [--variants N]
+
+See corpus/README.md for the format, the slot lists and the noise model.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from basefmt import Dialogue, Issue, parse_base, plain_length  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bucket(n: int) -> str:
+    return "S" if n <= 10 else ("M" if n <= 18 else "L")
+
+
+def check_table(dialogues: list[Dialogue]) -> str:
+    """Per-family/per-class table: count, turns min/median/max, median chars, S/M/L spread."""
+    groups: dict[tuple[str, str], list[Dialogue]] = defaultdict(list)
+    for d in dialogues:
+        groups[(d.label, d.family)].append(d)
+        groups[(d.label, "*ALL*")].append(d)
+    rows = [("class", "family", "dlgs", "turns min/med/max", "chars med", "S/M/L")]
+    for (label, fam) in sorted(groups, key=lambda k: (k[0], k[1] == "*ALL*", k[1])):
+        ds = groups[(label, fam)]
+        turns = [len(d.turns) for d in ds]
+        chars = [sum(plain_length(t) for t in d.turns) for d in ds]
+        b = defaultdict(int)
+        for t in turns:
+            b[_bucket(t)] += 1
+        rows.append((label, fam, str(len(ds)),
+                     f"{min(turns)}/{statistics.median(turns):g}/{max(turns)}",
+                     f"{statistics.median(chars):g}", f"{b['S']}/{b['M']}/{b['L']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def run_check(base: Path) -> int:
+    dialogues, issues = parse_base(base)
+    for iss in issues:
+        print(iss)
+    if dialogues:
+        print(check_table(dialogues))
+    print(f"{len(dialogues)} dialogues, {len(issues)} issue(s)")
+    return 1 if issues else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="parse base files, report errors and stats")
+    ap.add_argument("--base", type=Path, default=REPO / "corpus" / "base")
+    ap.add_argument("--slots", type=Path, default=REPO / "corpus" / "slots")
+    ap.add_argument("--out", type=Path, help="output directory for calls.jsonl and stats.json")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--variants", type=int, default=0, help="variants per base dialogue (0: enough for >= --min-calls)")
+    ap.add_argument("--min-calls", type=int, default=4000)
+    args = ap.parse_args(argv)
+    if args.check:
+        return run_check(args.base)
+    if args.out is None:
+        ap.error("need --check or --out DIR")
+    from generate import run_generate  # noqa: E402  (heavier; only for generation)
+    return run_generate(args.base, args.slots, args.out, args.seed, args.variants, args.min_calls)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""Export a CallWatchLSTM to ONNX with the callwatch signature (DESIGN.md).
+
+  inputs:  input_ids int64 [batch, seq] (right-padded), lengths int64 [batch],
+           h0, c0 float32 [layers, batch, hidden]
+  outputs: probs float32 [batch, 2] (normal, phishing), hn, cn float32
+           [layers, batch, hidden], all at each row's last real token.
+
+Route: trace an unpacked twin of the model (cwmodel.UnpackedForExport) with
+h0/c0 as graph inputs (so no batch size is baked in), then rewrite the graph
+with the onnx package: Cast(lengths -> int32) wired into input 4
+(sequence_lens) of every LSTM node. With sequence_lens each LSTM stops
+updating a row after its length, so Y_h/Y_c -- and hn, cn, probs computed
+from them -- are taken at the row's last real token, exactly like PyTorch's
+packed forward. One LSTM op per layer, opset 17.
+
+Works with torch 1.13 and 2.x (dynamo=False where the argument exists, so
+both use the TorchScript exporter).
+
+CLI: export.py --checkpoint model.pt --out model.onnx [--no-verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import sys
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+
+import onnxref
+from cwmodel import CallWatchLSTM, LABELS, PAD_ID, UnpackedForExport, load_checkpoint
+
+OPSET = 17
+INPUTS = ("input_ids", "lengths", "h0", "c0")
+OUTPUTS = ("probs", "hn", "cn")
+LENGTHS_I32 = "lengths_int32"
+# Parity tolerance between the exported graph (float64 reference) and PyTorch float32.
+TOLERANCE = 1e-5
+
+
+class ExportError(Exception):
+    """The exported graph does not have the callwatch shape or semantics."""
+
+
+def _torch_export(module: torch.nn.Module, args: tuple, f: io.BytesIO) -> None:
+    kwargs = dict(
+        input_names=list(INPUTS),
+        output_names=list(OUTPUTS),
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "lengths": {0: "batch"},
+            "h0": {1: "batch"},
+            "c0": {1: "batch"},
+            "probs": {0: "batch"},
+            "hn": {1: "batch"},
+            "cn": {1: "batch"},
+        },
+    )
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    with warnings.catch_warnings():
+        # The batch-size warning is about implicit zero states; ours are inputs.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, f, **kwargs)
+
+
+def _wire_lengths(model: onnx.ModelProto) -> None:
+    g = model.graph
+    names = [i.name for i in g.input]
+    if "lengths" not in names:
+        # The unpacked twin never reads lengths, so the tracer drops the input.
+        g.input.insert(1, helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]))
+    # Inputs in contract order (after the exporter's own order, initializers excluded).
+    by_name = {i.name: i for i in g.input}
+    ordered = [by_name[n] for n in INPUTS] + [i for i in g.input if i.name not in INPUTS]
+    copies = [onnx.ValueInfoProto() for _ in ordered]
+    for c, o in zip(copies, ordered):
+        c.CopyFrom(o)
+    del g.input[:]
+    g.input.extend(copies)
+
+    lstms = [n for n in g.node if n.op_type == "LSTM"]
+    if not lstms:
+        raise ExportError("no LSTM node in the exported graph")
+    cast = helper.make_node("Cast", ["lengths"], [LENGTHS_I32], name="lengths_to_int32",
+                            to=TensorProto.INT32)
+    g.node.insert(0, cast)
+    for n in lstms:
+        while len(n.input) < 5:
+            n.input.append("")
+        if n.input[4]:
+            raise ExportError(f"LSTM {n.name} already has sequence_lens {n.input[4]!r}")
+        n.input[4] = LENGTHS_I32
+
+
+def _producers(model: onnx.ModelProto) -> Dict[str, onnx.NodeProto]:
+    return {o: n for n in model.graph.node for o in n.output if o}
+
+
+def check_structure(model: onnx.ModelProto, layers: int) -> None:
+    """Checks the contract that does not need numbers: names, types, LSTM wiring."""
+    g = model.graph
+    got_in = [i.name for i in g.input]
+    got_out = [o.name for o in g.output]
+    if got_in != list(INPUTS):
+        raise ExportError(f"graph inputs {got_in}, want {list(INPUTS)}")
+    if got_out != list(OUTPUTS):
+        raise ExportError(f"graph outputs {got_out}, want {list(OUTPUTS)}")
+    want_types = {"input_ids": TensorProto.INT64, "lengths": TensorProto.INT64,
+                  "h0": TensorProto.FLOAT, "c0": TensorProto.FLOAT, "probs": TensorProto.FLOAT,
+                  "hn": TensorProto.FLOAT, "cn": TensorProto.FLOAT}
+    for vi in list(g.input) + list(g.output):
+        if vi.type.tensor_type.elem_type != want_types[vi.name]:
+            raise ExportError(f"{vi.name} has element type {vi.type.tensor_type.elem_type}")
+    lstms = [n for n in g.node if n.op_type == "LSTM"]
+    if len(lstms) != layers:
+        raise ExportError(f"{len(lstms)} LSTM nodes for {layers} layers")
+    for n in lstms:
+        if len(n.input) < 5 or n.input[4] != LENGTHS_I32:
+            raise ExportError(f"LSTM {n.name} sequence_lens is not wired to lengths")
+    # hn/cn must be the LSTMs' Y_h/Y_c, stacked layer by layer.
+    prod = _producers(model)
+    for out, port in (("hn", 1), ("cn", 2)):
+        v = out
+        while prod[v].op_type == "Identity":
+            v = prod[v].input[0]
+        n = prod[v]
+        if n.op_type == "Concat" and helper.get_attribute_value(n.attribute[0]) == 0:
+            srcs = list(n.input)
+        elif n.op_type == "LSTM":
+            srcs = [v]
+        else:
+            raise ExportError(f"{out} is produced by {n.op_type}, want LSTM states (concatenated)")
+        want = [l.output[port] for l in lstms]
+        if srcs != want:
+            raise ExportError(f"{out} comes from {srcs}, want LSTM outputs {want}")
+    # Nothing may carry a traced batch size: no shape-building ops at all.
+    for n in g.node:
+        if n.op_type in ("Reshape", "Expand", "ConstantOfShape", "Tile"):
+            raise ExportError(f"unexpected shape op {n.op_type} ({n.name}) may bake in a size")
+
+
+def op_list(model: onnx.ModelProto) -> List[str]:
+    return sorted({n.op_type for n in model.graph.node})
+
+
+def _numpy_state(model: CallWatchLSTM, batch: int) -> np.ndarray:
+    return np.zeros((model.cfg.layers, batch, model.cfg.hidden), np.float32)
+
+
+def verify(model: CallWatchLSTM, onnx_model: onnx.ModelProto, seed: int = 1234) -> float:
+    """Runs the graph (numpy reference) against PyTorch's packed forward on
+    batch sizes and lengths unlike the tracing input; returns max abs diff."""
+    gen = torch.Generator().manual_seed(seed)
+    cfg = model.cfg
+    worst = 0.0
+    for lengths in ([1], [9], [5, 1, 17, 17, 3], [2, 40, 7, 1, 33, 12, 40]):
+        b, s = len(lengths), max(lengths)
+        ids = torch.randint(1, cfg.vocab, (b, s), generator=gen)
+        lens = torch.tensor(lengths, dtype=torch.int64)
+        for r, l in enumerate(lengths):
+            ids[r, l:] = torch.randint(0, cfg.vocab, (s - l,), generator=gen)  # garbage padding
+        h0 = torch.randn(cfg.layers, b, cfg.hidden, generator=gen) * 0.5
+        c0 = torch.randn(cfg.layers, b, cfg.hidden, generator=gen) * 0.5
+        with torch.no_grad():
+            want = model(ids, lens, h0, c0)
+        got = onnxref.run(onnx_model, {"input_ids": ids.numpy(), "lengths": lens.numpy(),
+                                       "h0": h0.numpy(), "c0": c0.numpy()})
+        for name, w in zip(OUTPUTS, want):
+            g = got[name]
+            if g.shape != tuple(w.shape):
+                raise ExportError(f"{name}: shape {g.shape}, want {tuple(w.shape)} (lengths {lengths})")
+            worst = max(worst, float(np.abs(g - w.numpy().astype(np.float64)).max()))
+    if worst > TOLERANCE:
+        raise ExportError(f"exported graph differs from PyTorch by {worst:.3g} > {TOLERANCE}")
+    return worst
+
+
+def export_onnx(model: CallWatchLSTM, path: str, metadata: Optional[Dict[str, str]] = None,
+                check: bool = True, log=sys.stderr) -> onnx.ModelProto:
+    """Exports model to path and returns the written ModelProto.
+
+    With check, runs onnx.checker, the structural contract checks and a
+    numeric comparison against PyTorch's packed forward."""
+    model = model.eval()
+    cfg = model.cfg
+    batch, seq = 3, 5  # deliberately unlike any real batch: a baked-in size would show up in verify
+    args = (torch.randint(1, cfg.vocab, (batch, seq)), torch.tensor([5, 2, 4], dtype=torch.int64),
+            torch.zeros(cfg.layers, batch, cfg.hidden), torch.zeros(cfg.layers, batch, cfg.hidden))
+    buf = io.BytesIO()
+    with torch.no_grad():
+        _torch_export(UnpackedForExport(model), args, buf)
+    m = onnx.load_from_string(buf.getvalue())
+    _wire_lengths(m)
+    meta = {
+        "callwatch.layers": str(cfg.layers),
+        "callwatch.hidden": str(cfg.hidden),
+        "callwatch.embed": str(cfg.embed),
+        "callwatch.vocab": str(cfg.vocab),
+        "callwatch.labels": ",".join(LABELS),
+        "callwatch.pad_id": str(PAD_ID),
+        "callwatch.torch": torch.__version__,
+    }
+    meta.update(metadata or {})
+    del m.metadata_props[:]
+    for k in sorted(meta):
+        m.metadata_props.add(key=k, value=str(meta[k]))
+    m.producer_name = "callwatch-export"
+    m.doc_string = "callwatch LSTM: probs (normal, phishing), hn, cn at each row's last real token"
+    if check:
+        onnx.checker.check_model(m, full_check=True)
+        check_structure(m, cfg.layers)
+        diff = verify(model, m)
+        print(f"export: ops {op_list(m)}; max |onnx - torch| = {diff:.3g}", file=log)
+    onnx.save(m, path)
+    return m
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, help="checkpoint written by train.py (model.pt)")
+    ap.add_argument("--out", required=True, help="path of the ONNX file to write")
+    ap.add_argument("--no-verify", action="store_true", help="skip checker and parity checks")
+    a = ap.parse_args(argv)
+    model = load_checkpoint(a.checkpoint)
+    m = export_onnx(model, a.out, check=not a.no_verify)
+    print(" ".join(op_list(m)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -53,7 +53,7 @@ def main() -> int:
     ps = [p for c in cb.cases for p in c["probs"][1::2]]
     print(f"tiny.onnx ops: {' '.join(op_list(om))}")
     print(f"{len(cb.cases)} cases; P(phishing) range {min(ps):.3f}..{max(ps):.3f}; "
-          f"max |onnx reference - torch| = {diff:.3g}")
+          f"max scaled |onnx reference - torch| = {diff:.3g}")
     return 0
 
 

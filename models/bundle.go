@@ -1,0 +1,193 @@
+// Package models loads model bundles: a directory holding model.onnx,
+// tokenizer.json and card.json, where the card pins the sha256 of the other
+// two so that a model is never run with the wrong tokenizer.
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File names inside a bundle.
+const (
+	ModelFile     = "model.onnx"
+	TokenizerFile = "tokenizer.json"
+	CardFile      = "card.json"
+)
+
+// DefaultName is the shipped default bundle, under models/.
+const DefaultName = "ko-vishing-lstm"
+
+// ErrBundle is wrapped by every bundle loading error.
+var ErrBundle = errors.New("invalid model bundle")
+
+// BundleError names the file at fault and what to do about it.
+type BundleError struct {
+	Dir     string
+	File    string // "" when the directory itself is at fault
+	Problem string
+	Fix     string
+	Err     error
+}
+
+func (e *BundleError) Error() string {
+	where := e.Dir
+	if e.File != "" {
+		where = filepath.Join(e.Dir, e.File)
+	}
+	msg := fmt.Sprintf("model bundle %s: %s", where, e.Problem)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+func (e *BundleError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrBundle, e.Err}
+	}
+	return []error{ErrBundle}
+}
+
+// Thresholds map P(phishing) to alert levels.
+type Thresholds struct {
+	Suspicious float64 `json:"suspicious"`
+	Dangerous  float64 `json:"dangerous"`
+}
+
+// FileSum pins one bundle file.
+type FileSum struct {
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes,omitempty"`
+}
+
+// Architecture records the exported network's sizes.
+type Architecture struct {
+	Type      string `json:"type"`
+	VocabSize int    `json:"vocab_size"`
+	Embed     int    `json:"embed"`
+	Hidden    int    `json:"hidden"`
+	Layers    int    `json:"layers"`
+	Opset     int    `json:"opset,omitempty"`
+}
+
+// Card is card.json. Unknown fields (training details, metrics) are kept in
+// Extra so tools can show them without this package knowing their shape.
+type Card struct {
+	Name         string             `json:"name"`
+	Version      string             `json:"version"`
+	Description  string             `json:"description,omitempty"`
+	Starter      bool               `json:"starter,omitempty"`
+	Labels       []string           `json:"labels"`
+	Thresholds   Thresholds         `json:"thresholds"`
+	MaxSeqLen    int                `json:"max_seq_len"`
+	MaxTextBytes int                `json:"max_text_bytes,omitempty"`
+	Files        map[string]FileSum `json:"files"`
+	Architecture Architecture       `json:"architecture"`
+	Training     json.RawMessage    `json:"training,omitempty"`
+	Metrics      json.RawMessage    `json:"metrics,omitempty"`
+}
+
+// Validate checks the fields inference depends on.
+func (c *Card) Validate() error {
+	var probs []string
+	if len(c.Labels) != 2 || c.Labels[0] != "normal" || c.Labels[1] != "phishing" {
+		probs = append(probs, fmt.Sprintf(`labels must be ["normal","phishing"], got %q`, c.Labels))
+	}
+	t := c.Thresholds
+	if !(t.Suspicious > 0 && t.Suspicious <= t.Dangerous && t.Dangerous < 1) {
+		probs = append(probs, fmt.Sprintf("thresholds must satisfy 0 < suspicious (%g) <= dangerous (%g) < 1", t.Suspicious, t.Dangerous))
+	}
+	if c.MaxSeqLen <= 0 {
+		probs = append(probs, fmt.Sprintf("max_seq_len must be positive, got %d", c.MaxSeqLen))
+	}
+	for _, f := range []string{ModelFile, TokenizerFile} {
+		if s, ok := c.Files[f]; !ok || len(s.SHA256) != 64 {
+			probs = append(probs, fmt.Sprintf("files[%q].sha256 must be a 64-digit hex digest", f))
+		}
+	}
+	if len(probs) > 0 {
+		return errors.New(strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// Bundle is a loaded, verified model bundle.
+type Bundle struct {
+	Dir       string
+	Card      Card
+	Model     []byte
+	Tokenizer []byte
+	// ModelSHA256 is the hex digest of Model.
+	ModelSHA256 string
+}
+
+// Load reads and verifies the bundle in dir.
+func Load(dir string) (*Bundle, error) {
+	return LoadFS(os.DirFS(dir), dir)
+}
+
+// LoadFS reads a bundle from fsys (the bundle's files at its root); name is
+// used in messages.
+func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
+	berr := func(file, problem, fix string, err error) error {
+		return &BundleError{Dir: name, File: file, Problem: problem, Fix: fix, Err: err}
+	}
+	if st, err := fs.Stat(fsys, "."); err != nil || !st.IsDir() {
+		return nil, berr("", "directory not found", "pass --model DIR pointing at a bundle (model.onnx, tokenizer.json, card.json), or run `make model` to rebuild the default", nil)
+	}
+	read := func(file string) ([]byte, error) {
+		b, err := fs.ReadFile(fsys, file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, berr(file, "missing", "a bundle needs model.onnx, tokenizer.json and card.json; restore the file (git checkout) or rebuild with `make model`", nil)
+		}
+		if err != nil {
+			return nil, berr(file, "unreadable", "check its permissions", err)
+		}
+		return b, nil
+	}
+	cardBytes, err := read(CardFile)
+	if err != nil {
+		return nil, err
+	}
+	var card Card
+	if err := json.Unmarshal(cardBytes, &card); err != nil {
+		return nil, berr(CardFile, "not valid JSON", "restore the file or rebuild the bundle with `make model`", err)
+	}
+	if err := card.Validate(); err != nil {
+		return nil, berr(CardFile, "incomplete", "restore the file or rebuild the bundle with `make model`", err)
+	}
+	b := &Bundle{Dir: name, Card: card}
+	if b.Model, err = read(ModelFile); err != nil {
+		return nil, err
+	}
+	if b.Tokenizer, err = read(TokenizerFile); err != nil {
+		return nil, err
+	}
+	for file, data := range map[string][]byte{ModelFile: b.Model, TokenizerFile: b.Tokenizer} {
+		got := Sum(data)
+		want := card.Files[file].SHA256
+		if !strings.EqualFold(got, want) {
+			return nil, berr(file, fmt.Sprintf("sha256 %s does not match card.json (%s): the file is truncated, corrupt or from another model", got[:12], want[:12]),
+				"restore the bundle's original files together, or rebuild it with `make model`", nil)
+		}
+	}
+	b.ModelSHA256 = card.Files[ModelFile].SHA256
+	return b, nil
+}
+
+// Sum is the hex sha256 of data.
+func Sum(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,270 @@
+// Package backendtest is the one test body every runtime.Backend runs:
+// PyTorch golden fixtures, padding invariance, state carrying, input
+// validation and concurrency. Each backend's tests call Run with a factory.
+package backendtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/callwatch/callwatch/runtime"
+)
+
+// Tolerance is the largest absolute difference accepted against PyTorch and
+// between backends (DESIGN.md measured ≤ 6e-8 for both backends).
+const Tolerance = 1e-5
+
+// Fixtures is the format written by runtime/testdata/gen_fixtures.py and
+// scripts/roundtrip.py: PyTorch's outputs for a set of inputs.
+type Fixtures struct {
+	Model  string `json:"model"`
+	Layers int    `json:"layers"`
+	Hidden int    `json:"hidden"`
+	Vocab  int    `json:"vocab"`
+	Cases  []Case `json:"cases"`
+}
+
+// Case is one batch with PyTorch's outputs.
+type Case struct {
+	Name      string    `json:"name"`
+	Batch     int       `json:"batch"`
+	Seq       int       `json:"seq"`
+	InputIDs  []int64   `json:"input_ids"`
+	Lengths   []int64   `json:"lengths"`
+	H0        []float32 `json:"h0"`
+	C0        []float32 `json:"c0"`
+	Probs     []float32 `json:"probs"`
+	HN        []float32 `json:"hn"`
+	CN        []float32 `json:"cn"`
+	Continues string    `json:"continues,omitempty"`
+}
+
+// Input turns a case into a backend input.
+func (c Case) Input() runtime.Input {
+	return runtime.Input{IDs: c.InputIDs, Lengths: c.Lengths, Batch: c.Batch, Seq: c.Seq, H0: c.H0, C0: c.C0}
+}
+
+// LoadFixtures reads a fixtures.json; model paths are resolved next to it.
+func LoadFixtures(path string) (*Fixtures, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f Fixtures
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(f.Cases) == 0 {
+		return nil, fmt.Errorf("%s: no cases", path)
+	}
+	f.Model = filepath.Join(filepath.Dir(path), f.Model)
+	return &f, nil
+}
+
+// MaxAbs is the largest |a[i]-b[i]|; a length mismatch is +Inf.
+func MaxAbs(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	m := 0.0
+	for i := range a {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		m = math.Max(m, d)
+	}
+	return m
+}
+
+// Factory opens a backend over the model file at path.
+type Factory func(t testing.TB, modelPath string) runtime.Backend
+
+// Run runs the whole shared test body against the backend made by open,
+// using the fixtures at fixturesPath.
+func Run(t *testing.T, fixturesPath string, open Factory) {
+	fx, err := LoadFixtures(fixturesPath)
+	if err != nil {
+		t.Fatalf("load fixtures: %v", err)
+	}
+	be := open(t, fx.Model)
+	t.Cleanup(func() { be.Close() })
+
+	t.Run("StateShape", func(t *testing.T) {
+		got := be.StateShape()
+		if got.Layers != fx.Layers || got.Hidden != fx.Hidden {
+			t.Fatalf("StateShape = %+v, want layers %d hidden %d", got, fx.Layers, fx.Hidden)
+		}
+	})
+	t.Run("Golden", func(t *testing.T) { testGolden(t, be, fx) })
+	t.Run("PaddedRowEqualsAlone", func(t *testing.T) { testPadding(t, be, fx) })
+	t.Run("StateCarry", func(t *testing.T) { testCarry(t, be, fx) })
+	t.Run("InvalidInput", func(t *testing.T) { testInvalid(t, be, fx) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, be, fx) })
+	t.Run("Cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := be.Run(ctx, fx.Cases[0].Input()); err == nil {
+			t.Fatal("Run with a cancelled context succeeded")
+		}
+	})
+}
+
+func testGolden(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	worst, worstName := 0.0, ""
+	for _, c := range fx.Cases {
+		out, err := be.Run(context.Background(), c.Input())
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		d := max(MaxAbs(out.Probs, c.Probs), MaxAbs(out.HN, c.HN), MaxAbs(out.CN, c.CN))
+		if d > Tolerance {
+			t.Errorf("%s: max abs diff vs PyTorch %.3g > %g", c.Name, d, Tolerance)
+		}
+		if d > worst {
+			worst, worstName = d, c.Name
+		}
+	}
+	t.Logf("%s vs PyTorch: %d cases, max abs diff %.3g (%s)", be.Name(), len(fx.Cases), worst, worstName)
+}
+
+// row extracts row r of a batched run as its own batch-1 input.
+func row(c Case, r int, L, H int) runtime.Input {
+	n := int(c.Lengths[r])
+	in := runtime.Input{IDs: append([]int64(nil), c.InputIDs[r*c.Seq:r*c.Seq+n]...), Lengths: []int64{int64(n)}, Batch: 1, Seq: n}
+	if c.H0 != nil {
+		in.H0, in.C0 = make([]float32, L*H), make([]float32, L*H)
+		for l := 0; l < L; l++ {
+			copy(in.H0[l*H:], c.H0[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H])
+			copy(in.C0[l*H:], c.C0[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H])
+		}
+	}
+	return in
+}
+
+func testPadding(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	L, H := fx.Layers, fx.Hidden
+	checked := 0
+	for _, c := range fx.Cases {
+		if c.Batch < 2 {
+			continue
+		}
+		batch, err := be.Run(context.Background(), c.Input())
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		for r := 0; r < c.Batch; r++ {
+			alone, err := be.Run(context.Background(), row(c, r, L, H))
+			if err != nil {
+				t.Fatalf("%s row %d: %v", c.Name, r, err)
+			}
+			d := MaxAbs(alone.Probs, batch.Probs[2*r:2*r+2])
+			for l := 0; l < L; l++ {
+				d = max(d, MaxAbs(alone.HN[l*H:(l+1)*H], batch.HN[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H]))
+			}
+			if d > Tolerance {
+				t.Errorf("%s row %d: padded-batch row differs from the row alone by %.3g", c.Name, r, d)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("fixtures contain no batched case")
+	}
+}
+
+func testCarry(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	byName := map[string]Case{}
+	for _, c := range fx.Cases {
+		byName[c.Name] = c
+	}
+	checked := 0
+	for _, c := range fx.Cases {
+		if c.Continues == "" {
+			continue
+		}
+		prev, ok := byName[c.Continues]
+		if !ok {
+			t.Fatalf("%s continues unknown case %q", c.Name, c.Continues)
+		}
+		first, err := be.Run(context.Background(), prev.Input())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := c.Input()
+		in.H0, in.C0 = first.HN, first.CN
+		second, err := be.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := max(MaxAbs(second.Probs, c.Probs), MaxAbs(second.HN, c.HN)); d > Tolerance {
+			t.Errorf("%s: state carried from %s differs from PyTorch by %.3g", c.Name, prev.Name, d)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("fixtures contain no state-carrying case")
+	}
+}
+
+func testInvalid(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	good := fx.Cases[0].Input()
+	L, H := fx.Layers, fx.Hidden
+	tests := []struct {
+		name string
+		in   runtime.Input
+	}{
+		{"zero batch", runtime.Input{Batch: 0, Seq: 1}},
+		{"ids short", runtime.Input{IDs: []int64{1}, Lengths: []int64{2}, Batch: 1, Seq: 2}},
+		{"length zero", runtime.Input{IDs: []int64{1, 2}, Lengths: []int64{0}, Batch: 1, Seq: 2}},
+		{"length past seq", runtime.Input{IDs: []int64{1, 2}, Lengths: []int64{3}, Batch: 1, Seq: 2}},
+		{"h0 wrong size", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, H0: make([]float32, 1), C0: make([]float32, 1)}},
+		{"only h0", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, H0: make([]float32, L*good.Batch*H)}},
+	}
+	for _, tt := range tests {
+		if _, err := be.Run(context.Background(), tt.in); err == nil {
+			t.Errorf("%s: Run accepted invalid input", tt.name)
+		}
+	}
+}
+
+func testConcurrent(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	want := make([]runtime.Output, len(fx.Cases))
+	for i, c := range fx.Cases {
+		out, err := be.Run(context.Background(), c.Input())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = out
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*len(fx.Cases))
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for k := range fx.Cases {
+				i := (k + g*7) % len(fx.Cases)
+				out, err := be.Run(context.Background(), fx.Cases[i].Input())
+				if err != nil {
+					errs <- err
+					return
+				}
+				if d := MaxAbs(out.Probs, want[i].Probs); d != 0 {
+					errs <- fmt.Errorf("%s: concurrent result differs from sequential by %.3g", fx.Cases[i].Name, d)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,7 @@
+package ort
+
+// Test hooks.
+var (
+	ProbeForTest          = probeLibrary
+	VersionAtLeastForTest = versionAtLeast
+)

@@ -1,0 +1,361 @@
+// Package ort runs the exported LSTM graph on onnxruntime through
+// github.com/yalue/onnxruntime_go.
+package ort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/callwatch/callwatch/runtime"
+)
+
+// MinVersion is the oldest onnxruntime release whose C API (version 24)
+// onnxruntime_go v1.27 can use.
+const MinVersion = "1.24"
+
+// InstallHint is the fix offered whenever the library cannot be used.
+const InstallHint = "run `make ort` (scripts/setup-ort.sh installs onnxruntime 1.24.3 into .ort/), " +
+	"or set CALLWATCH_ORT_LIBRARY / ort.library to a libonnxruntime.so >= " + MinVersion +
+	", or use --backend native"
+
+var (
+	// ErrLibraryNotFound means no candidate path held a loadable library.
+	ErrLibraryNotFound = errors.New("onnxruntime library not found")
+	// ErrLibraryVersion means a library loaded but is too old (or not onnxruntime).
+	ErrLibraryVersion = errors.New("unusable onnxruntime library")
+)
+
+// LibraryError explains which paths were tried and why each failed.
+type LibraryError struct {
+	Kind  error // ErrLibraryNotFound or ErrLibraryVersion
+	Tried []string
+	Cause string
+}
+
+func (e *LibraryError) Error() string {
+	msg := e.Kind.Error()
+	if e.Cause != "" {
+		msg += ": " + e.Cause
+	}
+	if len(e.Tried) > 0 {
+		msg += fmt.Sprintf(" (tried %d locations: %v)", len(e.Tried), e.Tried)
+	}
+	return msg + "; to fix: " + InstallHint
+}
+
+func (e *LibraryError) Unwrap() error { return e.Kind }
+
+// Candidates lists where the library is looked up, in order (DESIGN.md):
+// the configured path, $CALLWATCH_ORT_LIBRARY, .ort/ in the repository root
+// (found by walking up from the working directory), next to the executable,
+// then the system loader's own search path.
+func Candidates(configured string, getenv func(string) string) []string {
+	var out []string
+	add := func(p string) {
+		if p == "" {
+			return
+		}
+		for _, q := range out {
+			if q == p {
+				return
+			}
+		}
+		out = append(out, p)
+	}
+	add(configured)
+	if getenv != nil {
+		add(getenv("CALLWATCH_ORT_LIBRARY"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, ".ort", "libonnxruntime.so")
+			if _, err := os.Stat(p); err == nil {
+				add(p)
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		for _, name := range []string{"libonnxruntime.so", filepath.Join(".ort", "libonnxruntime.so")} {
+			if p := filepath.Join(dir, name); fileExists(p) {
+				add(p)
+			}
+		}
+	}
+	// Bare names go through the dynamic loader's search path.
+	add("libonnxruntime.so")
+	add("libonnxruntime.so.1")
+	return out
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// env is the process-wide onnxruntime environment. onnxruntime_go keeps the
+// loaded library and its environment in package globals, so one process can
+// hold exactly one library; this guards that single initialisation.
+var env struct {
+	sync.Mutex
+	path    string
+	version string
+}
+
+// Init loads the first usable library among candidates and initialises the
+// environment. Calling it again is a no-op if the same library is requested;
+// asking for a different one after the first succeeded is an error, since
+// onnxruntime cannot be swapped inside a process.
+func Init(candidates []string) (path, version string, err error) {
+	env.Lock()
+	defer env.Unlock()
+	if env.path != "" {
+		return env.path, env.version, nil
+	}
+	var reasons []string
+	for _, c := range candidates {
+		v, perr := probeLibrary(c)
+		if perr != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", c, perr))
+			continue
+		}
+		ok, verr := versionAtLeast(v, 1, 24)
+		if verr != nil || !ok {
+			return "", "", &LibraryError{Kind: ErrLibraryVersion,
+				Cause: fmt.Sprintf("%s is onnxruntime %s, but callwatch needs >= %s (C API 24)", c, v, MinVersion)}
+		}
+		ortgo.SetSharedLibraryPath(c)
+		if ierr := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); ierr != nil {
+			return "", "", &LibraryError{Kind: ErrLibraryVersion, Cause: fmt.Sprintf("%s (onnxruntime %s): %v", c, v, ierr)}
+		}
+		env.path, env.version = c, v
+		return c, v, nil
+	}
+	cause := "no candidate could be loaded"
+	if len(reasons) > 0 {
+		cause = reasons[0]
+	}
+	return "", "", &LibraryError{Kind: ErrLibraryNotFound, Tried: candidates, Cause: cause}
+}
+
+// Options configure a Backend.
+type Options struct {
+	// Library is the configured library path (may be empty).
+	Library string
+	// Getenv is used for CALLWATCH_ORT_LIBRARY; nil means os.Getenv.
+	Getenv func(string) string
+	// IntraOpThreads per session; 0 means 1, which measured best on 2 cores
+	// because onnxruntime's spinning threads double CPU time (DESIGN.md).
+	IntraOpThreads int
+}
+
+// Backend is an onnxruntime session over one model. DynamicAdvancedSession
+// is safe for concurrent Run calls, so one Backend serves many goroutines.
+type Backend struct {
+	sess    *ortgo.DynamicAdvancedSession
+	shape   runtime.Shape
+	lib     string
+	version string
+}
+
+var (
+	inputNames  = []string{"input_ids", "lengths", "h0", "c0"}
+	outputNames = []string{"probs", "hn", "cn"}
+)
+
+// Open loads the library (once per process) and creates a session for the
+// model file at modelPath.
+func Open(modelPath string, opts Options) (*Backend, error) {
+	data, err := os.ReadFile(modelPath)
+	if err != nil {
+		return nil, fmt.Errorf("ort: read model: %w", err)
+	}
+	return New(data, opts)
+}
+
+// New is Open on model bytes already in memory.
+func New(model []byte, opts Options) (*Backend, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	lib, version, err := Init(Candidates(opts.Library, getenv))
+	if err != nil {
+		return nil, err
+	}
+	ins, outs, err := ortgo.GetInputOutputInfoWithONNXData(model)
+	if err != nil {
+		return nil, fmt.Errorf("ort: model is not a valid ONNX file for onnxruntime %s: %w", version, err)
+	}
+	shape, err := checkSignature(ins, outs)
+	if err != nil {
+		return nil, err
+	}
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("ort: session options: %w", err)
+	}
+	defer so.Destroy()
+	threads := opts.IntraOpThreads
+	if threads <= 0 {
+		threads = 1
+	}
+	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		return nil, fmt.Errorf("ort: set intra-op threads: %w", err)
+	}
+	if err := so.SetInterOpNumThreads(1); err != nil {
+		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
+	}
+	sess, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputNames, outputNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("ort: create session: %w", err)
+	}
+	return &Backend{sess: sess, shape: shape, lib: lib, version: version}, nil
+}
+
+// checkSignature verifies the ONNX signature of DESIGN.md and reads the state
+// shape from h0's static dimensions.
+func checkSignature(ins, outs []ortgo.InputOutputInfo) (runtime.Shape, error) {
+	want := map[string]ortgo.TensorElementDataType{
+		"input_ids": ortgo.TensorElementDataTypeInt64,
+		"lengths":   ortgo.TensorElementDataTypeInt64,
+		"h0":        ortgo.TensorElementDataTypeFloat,
+		"c0":        ortgo.TensorElementDataTypeFloat,
+	}
+	var shape runtime.Shape
+	got := map[string]bool{}
+	for _, in := range ins {
+		got[in.Name] = true
+		if dt, ok := want[in.Name]; ok && in.DataType != dt {
+			return shape, fmt.Errorf("ort: model input %q has type %s, want %s", in.Name, in.DataType, ortgo.TensorElementDataType(dt))
+		}
+		if in.Name == "h0" {
+			d := in.Dimensions
+			if len(d) != 3 || d[0] <= 0 || d[2] <= 0 {
+				return shape, fmt.Errorf("ort: model input h0 has shape %s, want [layers, batch, hidden] with static layers and hidden", d)
+			}
+			shape = runtime.Shape{Layers: int(d[0]), Hidden: int(d[2])}
+		}
+	}
+	for _, n := range inputNames {
+		if !got[n] {
+			return shape, fmt.Errorf("ort: model has no input %q; callwatch models take input_ids, lengths, h0, c0 (see DESIGN.md)", n)
+		}
+	}
+	gotOut := map[string]bool{}
+	for _, o := range outs {
+		gotOut[o.Name] = true
+	}
+	for _, n := range outputNames {
+		if !gotOut[n] {
+			return shape, fmt.Errorf("ort: model has no output %q; callwatch models produce probs, hn, cn (see DESIGN.md)", n)
+		}
+	}
+	return shape, nil
+}
+
+// Name implements runtime.Backend.
+func (b *Backend) Name() string { return "ort" }
+
+// StateShape implements runtime.Backend.
+func (b *Backend) StateShape() runtime.Shape { return b.shape }
+
+// Library reports the loaded library path and version.
+func (b *Backend) Library() (path, version string) { return b.lib, b.version }
+
+// Run implements runtime.Backend.
+func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, error) {
+	var out runtime.Output
+	if err := in.Validate(b.shape); err != nil {
+		return out, err
+	}
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	B, S := int64(in.Batch), int64(in.Seq)
+	L, H := int64(b.shape.Layers), int64(b.shape.Hidden)
+	n := int(L * B * H)
+	h0, c0 := in.H0, in.C0
+	if h0 == nil {
+		h0, c0 = make([]float32, n), make([]float32, n)
+	}
+	out = runtime.Output{Probs: make([]float32, 2*in.Batch), HN: make([]float32, n), CN: make([]float32, n)}
+
+	var vals []ortgo.Value
+	defer func() {
+		for _, v := range vals {
+			v.Destroy()
+		}
+	}()
+	mk := func(v ortgo.Value, err error) error {
+		if err != nil {
+			return fmt.Errorf("ort: tensor: %w", err)
+		}
+		vals = append(vals, v)
+		return nil
+	}
+	if err := errors.Join(
+		mk(tensor(ortgo.NewShape(B, S), in.IDs)),
+		mk(tensor(ortgo.NewShape(B), in.Lengths)),
+		mk(tensor(ortgo.NewShape(L, B, H), h0)),
+		mk(tensor(ortgo.NewShape(L, B, H), c0)),
+		mk(tensor(ortgo.NewShape(B, 2), out.Probs)),
+		mk(tensor(ortgo.NewShape(L, B, H), out.HN)),
+		mk(tensor(ortgo.NewShape(L, B, H), out.CN)),
+	); err != nil {
+		return runtime.Output{}, err
+	}
+
+	ro, err := ortgo.NewRunOptions()
+	if err != nil {
+		return runtime.Output{}, fmt.Errorf("ort: run options: %w", err)
+	}
+	defer ro.Destroy()
+	// Terminate the run if the caller gives up; onnxruntime checks the flag
+	// between kernels.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			ro.Terminate()
+		case <-done:
+		}
+	}()
+	if err := b.sess.RunWithOptions(vals[:4], vals[4:], ro); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return runtime.Output{}, cerr
+		}
+		return runtime.Output{}, fmt.Errorf("ort: run: %w", err)
+	}
+	return out, nil
+}
+
+func tensor[T ortgo.TensorData](s ortgo.Shape, data []T) (ortgo.Value, error) {
+	t, err := ortgo.NewTensor(s, data)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Close implements runtime.Backend. The process-wide environment stays up:
+// other backends may still use it, and re-initialising is not supported.
+func (b *Backend) Close() error {
+	if b.sess == nil {
+		return nil
+	}
+	err := b.sess.Destroy()
+	b.sess = nil
+	return err
+}

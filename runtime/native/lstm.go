@@ -1,0 +1,172 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/callwatch/callwatch/runtime/onnxpb"
+)
+
+// buildLSTM implements the ONNX LSTM operator for what PyTorch exports: one
+// forward direction, layout 0, default activations (sigmoid, tanh, tanh),
+// no peepholes, clip or coupled input-forget gate. Anything else is refused
+// at load rather than computed differently.
+//
+// Inputs: X [seq,batch,E], W [1,4H,E], R [1,4H,H], B [1,8H] (Wb|Rb),
+// sequence_lens [batch] (int32), initial_h, initial_c [1,batch,H], P.
+// Gate order in W, R and B is i, o, f, c.
+// Outputs: Y [seq,1,batch,H] (zero past each row's length), Y_h and Y_c
+// [1,batch,H] at each row's last valid step.
+func buildLSTM(n *onnxpb.NodeProto, _ int64) (kernel, error) {
+	if err := onlyAttrs(n, "hidden_size", "direction", "activations", "clip",
+		"input_forget", "layout", "activation_alpha", "activation_beta"); err != nil {
+		return nil, err
+	}
+	if d := attrString(n, "direction", "forward"); d != "forward" {
+		return nil, fmt.Errorf("direction=%q is not supported (only forward)", d)
+	}
+	if a := attr(n, "clip"); a != nil {
+		return nil, fmt.Errorf("clip=%g is not supported", a.GetF())
+	}
+	if attrInt(n, "input_forget", 0) != 0 {
+		return nil, errors.New("input_forget=1 is not supported")
+	}
+	if attrInt(n, "layout", 0) != 0 {
+		return nil, errors.New("layout=1 is not supported (only layout 0: [seq, batch, ...])")
+	}
+	if attr(n, "activation_alpha") != nil || attr(n, "activation_beta") != nil {
+		return nil, errors.New("activation_alpha/activation_beta are not supported")
+	}
+	if a := attr(n, "activations"); a != nil {
+		want := []string{"Sigmoid", "Tanh", "Tanh"}
+		got := a.GetStrings()
+		ok := len(got) == 3
+		for k := 0; ok && k < 3; k++ {
+			ok = string(got[k]) == want[k]
+		}
+		if !ok {
+			return nil, fmt.Errorf("activations %q are not supported (only Sigmoid, Tanh, Tanh)", got)
+		}
+	}
+	h := int(attrInt(n, "hidden_size", 0))
+	if h <= 0 {
+		return nil, errors.New("missing or invalid hidden_size")
+	}
+	if len(n.GetInput()) > 7 && n.GetInput()[7] != "" {
+		return nil, errors.New("peephole weights (input P) are not supported")
+	}
+	return func(ctx context.Context, in []*tensor) ([]*tensor, error) {
+		return lstm(ctx, h, in)
+	}, nil
+}
+
+func lstm(ctx context.Context, H int, in []*tensor) ([]*tensor, error) {
+	if err := need(in, 3); err != nil {
+		return nil, err
+	}
+	x, w, r := in[0], in[1], in[2]
+	b, lens, h0, c0 := opt(in, 3), opt(in, 4), opt(in, 5), opt(in, 6)
+	if x.dt != float32T || len(x.shape) != 3 {
+		return nil, fmt.Errorf("X is %s %v, want float32 [seq, batch, input]", x.dt, x.shape)
+	}
+	S, B, E := x.shape[0], x.shape[1], x.shape[2]
+	G := 4 * H
+	if !equalShape(w.shape, []int{1, G, E}) || w.dt != float32T {
+		return nil, fmt.Errorf("W is %s %v, want float32 [1, %d, %d]", w.dt, w.shape, G, E)
+	}
+	if !equalShape(r.shape, []int{1, G, H}) || r.dt != float32T {
+		return nil, fmt.Errorf("R is %s %v, want float32 [1, %d, %d]", r.dt, r.shape, G, H)
+	}
+	bias := make([]float32, G)
+	if b != nil {
+		if !equalShape(b.shape, []int{1, 2 * G}) || b.dt != float32T {
+			return nil, fmt.Errorf("B is %s %v, want float32 [1, %d]", b.dt, b.shape, 2*G)
+		}
+		for g := range bias {
+			bias[g] = b.f[g] + b.f[G+g]
+		}
+	}
+	seqLen := make([]int, B)
+	for k := range seqLen {
+		seqLen[k] = S
+	}
+	if lens != nil {
+		if lens.size() != B || !lens.dt.isInt() {
+			return nil, fmt.Errorf("sequence_lens is %s %v, want [%d] integers", lens.dt, lens.shape, B)
+		}
+		for k, v := range lens.i {
+			if v < 0 || v > int64(S) {
+				return nil, fmt.Errorf("sequence_lens[%d] = %d out of range [0, %d]", k, v, S)
+			}
+			seqLen[k] = int(v)
+		}
+	}
+	hs, cs := make([]float32, B*H), make([]float32, B*H)
+	for _, st := range []struct {
+		name string
+		t    *tensor
+		dst  []float32
+	}{{"initial_h", h0, hs}, {"initial_c", c0, cs}} {
+		if st.t == nil {
+			continue
+		}
+		if !equalShape(st.t.shape, []int{1, B, H}) || st.t.dt != float32T {
+			return nil, fmt.Errorf("%s is %s %v, want float32 [1, %d, %d]", st.name, st.t.dt, st.t.shape, B, H)
+		}
+		copy(st.dst, st.t.f)
+	}
+
+	// Input projection for every (step, row) that is inside its row's
+	// length: proj = X·Wᵀ + Wb + Rb, one matrix product up front.
+	wf, rf := w.f, r.f
+	proj := make([]float32, S*B*G)
+	for t := 0; t < S; t++ {
+		if t%16 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		for bb := 0; bb < B; bb++ {
+			if t >= seqLen[bb] {
+				continue
+			}
+			xr := x.f[(t*B+bb)*E : (t*B+bb+1)*E]
+			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
+			for g := 0; g < G; g++ {
+				pr[g] = dot(xr, wf[g*E:(g+1)*E]) + bias[g]
+			}
+		}
+	}
+
+	y := newTensor(float32T, []int{S, 1, B, H})
+	gates := make([]float32, G)
+	for t := 0; t < S; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for bb := 0; bb < B; bb++ {
+			if t >= seqLen[bb] {
+				continue // state frozen, Y stays zero
+			}
+			hr, cr := hs[bb*H:(bb+1)*H], cs[bb*H:(bb+1)*H]
+			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
+			for g := 0; g < G; g++ {
+				gates[g] = pr[g] + dot(rf[g*H:(g+1)*H], hr)
+			}
+			yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
+			// All of h's new values depend on the old h through gates,
+			// which are complete, so h and c can be updated in place.
+			for j := 0; j < H; j++ {
+				i := sigmoid(gates[j])
+				o := sigmoid(gates[H+j])
+				f := sigmoid(gates[2*H+j])
+				c := tanh(gates[3*H+j])
+				cr[j] = f*cr[j] + i*c
+				hr[j] = o * tanh(cr[j])
+				yr[j] = hr[j]
+			}
+		}
+	}
+	return []*tensor{y, floatTensor([]int{1, B, H}, hs), floatTensor([]int{1, B, H}, cs)}, nil
+}

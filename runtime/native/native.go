@@ -1,0 +1,204 @@
+// Package native is a pure-Go runtime.Backend: it parses the exported ONNX
+// model with the generated onnxpb types and runs its graph with a small
+// interpreter over the operators the PyTorch exporter emits (Gather,
+// Transpose, LSTM, Gemm, Softmax, shape arithmetic, ...).
+//
+// Nothing here knows the architecture or the initializer names: the graph is
+// walked as written, and only the graph's input and output names
+// (input_ids, lengths, h0, c0 → probs, hn, cn) form the contract.
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/callwatch/callwatch/runtime"
+	"github.com/callwatch/callwatch/runtime/onnxpb"
+)
+
+// ErrInvalidModel is wrapped by every error about a model file that cannot
+// be parsed or run (corrupt bytes, unsupported ops, missing inputs).
+var ErrInvalidModel = errors.New("invalid model")
+
+// UnsupportedOpError reports a graph node whose operator the interpreter
+// does not implement.
+type UnsupportedOpError struct {
+	Op, Domain, Node string
+}
+
+func (e *UnsupportedOpError) Error() string {
+	op := e.Op
+	if e.Domain != "" && e.Domain != "ai.onnx" {
+		op = e.Domain + "." + op
+	}
+	return fmt.Sprintf("native: unsupported ONNX op %q (node %q); supported: %s", op, e.Node, supportedList())
+}
+
+// Is makes errors.Is(err, ErrInvalidModel) hold for unsupported ops too.
+func (e *UnsupportedOpError) Is(target error) bool { return target == ErrInvalidModel }
+
+// Graph input and output names fixed by the export contract (DESIGN.md).
+const (
+	inIDs     = "input_ids"
+	inLengths = "lengths"
+	inH0      = "h0"
+	inC0      = "c0"
+	outProbs  = "probs"
+	outHN     = "hn"
+	outCN     = "cn"
+)
+
+// Backend runs one loaded model. It holds no mutable state after New
+// returns, so Run is safe for concurrent use.
+type Backend struct {
+	g     *graph
+	shape runtime.Shape
+}
+
+var _ runtime.Backend = (*Backend)(nil)
+
+// Open reads and loads the ONNX model at path.
+func Open(path string) (*Backend, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("native: read model: %w", err)
+	}
+	return load(filepath.Base(path), b)
+}
+
+// New loads an ONNX model from its serialized bytes.
+func New(model []byte) (*Backend, error) {
+	return load("model", model)
+}
+
+func load(name string, data []byte) (*Backend, error) {
+	invalid := func(err error) error {
+		return fmt.Errorf("native: %s is not a valid ONNX model: %w: %w", name, ErrInvalidModel, err)
+	}
+	if len(data) == 0 {
+		return nil, invalid(errors.New("empty file"))
+	}
+	m, err := parseModel(data)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if m.GetGraph() == nil || len(m.GetGraph().GetNode()) == 0 {
+		return nil, invalid(errors.New("no graph nodes"))
+	}
+	opset := int64(0)
+	for _, o := range m.GetOpsetImport() {
+		if d := o.GetDomain(); d == "" || d == "ai.onnx" {
+			opset = o.GetVersion()
+		}
+	}
+	if opset == 0 {
+		return nil, invalid(errors.New("no default-domain opset import"))
+	}
+	g, err := compile(m.GetGraph(), opset,
+		[]string{inIDs, inLengths, inH0, inC0}, []string{outProbs, outHN, outCN})
+	if err != nil {
+		var uo *UnsupportedOpError
+		if errors.As(err, &uo) {
+			return nil, err
+		}
+		if errors.Is(err, ErrInvalidModel) {
+			return nil, fmt.Errorf("native: %s: %w", name, err)
+		}
+		return nil, invalid(err)
+	}
+	shape, err := stateShape(m.GetGraph())
+	if err != nil {
+		return nil, fmt.Errorf("native: %s: %w: %w", name, ErrInvalidModel, err)
+	}
+	return &Backend{g: g, shape: shape}, nil
+}
+
+func parseModel(data []byte) (*onnxpb.ModelProto, error) {
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// stateShape reads [layers, batch, hidden] from h0's declared type, falling
+// back to the LSTM nodes (their count and hidden_size) when h0's dims are
+// symbolic.
+func stateShape(g *onnxpb.GraphProto) (runtime.Shape, error) {
+	var s runtime.Shape
+	for _, vi := range g.GetInput() {
+		if vi.GetName() != inH0 {
+			continue
+		}
+		dims := vi.GetType().GetTensorType().GetShape().GetDim()
+		if len(dims) != 3 {
+			return s, fmt.Errorf("input %q has rank %d, want 3 [layers, batch, hidden]", inH0, len(dims))
+		}
+		s.Layers = int(dims[0].GetDimValue())
+		s.Hidden = int(dims[2].GetDimValue())
+	}
+	lstms, hidden := 0, 0
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "LSTM" {
+			lstms++
+			hidden = int(attrInt(n, "hidden_size", 0))
+		}
+	}
+	if s.Layers <= 0 {
+		s.Layers = lstms
+	}
+	if s.Hidden <= 0 {
+		s.Hidden = hidden
+	}
+	if s.Layers <= 0 || s.Hidden <= 0 {
+		return s, fmt.Errorf("cannot tell the state shape: %q has no static layers/hidden dims and the graph has no LSTM node", inH0)
+	}
+	return s, nil
+}
+
+// Name reports "native".
+func (b *Backend) Name() string { return "native" }
+
+// StateShape reports the layer count and hidden size read from the model.
+func (b *Backend) StateShape() runtime.Shape { return b.shape }
+
+// Close releases nothing: the model lives on the Go heap.
+func (b *Backend) Close() error { return nil }
+
+// Run executes the graph on one batch.
+func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, error) {
+	if err := in.Validate(b.shape); err != nil {
+		return runtime.Output{}, err
+	}
+	n := b.shape.Layers * in.Batch * b.shape.Hidden
+	h0, c0 := in.H0, in.C0
+	if h0 == nil {
+		h0, c0 = make([]float32, n), make([]float32, n)
+	}
+	st := []int{b.shape.Layers, in.Batch, b.shape.Hidden}
+	outs, err := b.g.run(ctx, []*tensor{
+		intTensor([]int{in.Batch, in.Seq}, in.IDs),
+		intTensor([]int{in.Batch}, in.Lengths),
+		floatTensor(st, h0),
+		floatTensor(st, c0),
+	})
+	if err != nil {
+		return runtime.Output{}, err
+	}
+	want := []int{in.Batch * 2, n, n}
+	res := make([][]float32, 3)
+	for k, t := range outs {
+		if t.dt != float32T || t.size() != want[k] {
+			return runtime.Output{}, fmt.Errorf("native: output %q is %s %v, want %d float32 values",
+				b.g.outNames[k], t.dt, t.shape, want[k])
+		}
+		// Copy: an output may alias a weight or another output.
+		res[k] = append([]float32(nil), t.f...)
+	}
+	return runtime.Output{Probs: res[0], HN: res[1], CN: res[2]}, nil
+}

@@ -1,0 +1,71 @@
+package tokenize
+
+import (
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Clean normalises STT output before tokenization:
+//
+//  1. invalid UTF-8 bytes become a space (sugarme panics on them);
+//  2. every Unicode space (tab, CR, LF, NBSP, U+3000, ...) becomes ' ';
+//  3. control (Cc) and format (Cf) characters are dropped: NUL, BOM, zero-width
+//     space/joiner/non-joiner, bidi marks. Dropping ZWJ splits emoji ZWJ
+//     sequences into their parts, which is fine for a text classifier;
+//  4. NFC, so decomposed Hangul (NFD jamo) becomes syllables; sugarme's own
+//     NFC normalizer does not recompose such input;
+//  5. runs of spaces collapse to one, and the ends are trimmed.
+//
+// Steps 2–3 run before NFC so that removing a character can never create a
+// new composable pair afterwards; this keeps Clean idempotent
+// (Clean(Clean(s)) == Clean(s)), which the fuzz test checks.
+func Clean(s string) string {
+	s = strings.ToValidUTF8(s, " ")
+	s = strings.Map(cleanRune, s)
+	if !norm.NFC.IsNormalString(s) {
+		s = norm.NFC.String(s)
+		// NFC maps some spaces to other spaces (U+2000 → U+2002) and could in
+		// principle surface other characters we remove; map again.
+		s = strings.Map(cleanRune, s)
+	}
+	return collapseSpaces(s)
+}
+
+// cleanRune maps a rune for Clean: spaces to ' ', Cc/Cf dropped (-1).
+func cleanRune(r rune) rune {
+	switch {
+	case r == ' ':
+		return r
+	case unicode.IsSpace(r):
+		return ' '
+	case unicode.In(r, unicode.Cc, unicode.Cf):
+		return -1
+	}
+	return r
+}
+
+// collapseSpaces collapses runs of ' ' into one and trims both ends.
+func collapseSpaces(s string) string {
+	s = strings.Trim(s, " ")
+	if !strings.Contains(s, "  ") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	prevSpace := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' {
+			if prevSpace {
+				continue
+			}
+			prevSpace = true
+		} else {
+			prevSpace = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,445 @@
+package tokenize
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	sugar "github.com/sugarme/tokenizer"
+	"github.com/sugarme/tokenizer/pretrained"
+)
+
+// Errors callers branch on. Wrapped errors carry the details.
+var (
+	// ErrEmpty: the text is empty after cleaning.
+	ErrEmpty = errors.New("tokenize: empty text after cleaning")
+	// ErrTooLong: the cleaned text exceeds the configured byte cap.
+	ErrTooLong = errors.New("tokenize: text too long")
+	// ErrTokenizer: the underlying tokenizer failed or panicked.
+	ErrTokenizer = errors.New("tokenize: tokenizer failure")
+	// ErrUnsupported: a tokenizer.json uses a component this package refuses.
+	ErrUnsupported = errors.New("tokenize: unsupported tokenizer configuration")
+)
+
+const (
+	// DefaultMaxBytes caps cleaned text per Encode call.
+	DefaultMaxBytes = 8 << 20
+	// defaultChunkBytes bounds what one sugarme call sees: sugarme keeps
+	// per-character alignments (~3 KB per character), so a whole call
+	// transcript in one piece would cost hundreds of MB.
+	defaultChunkBytes = 2000
+)
+
+// Option configures a Tokenizer.
+type Option func(*options)
+
+type options struct {
+	maxBytes   int
+	chunkBytes int
+}
+
+// WithMaxBytes sets the cap on cleaned text per Encode call (default
+// DefaultMaxBytes). Longer text fails with ErrTooLong. n <= 0 keeps the default.
+func WithMaxBytes(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxBytes = n
+		}
+	}
+}
+
+// withChunkBytes sets the chunk size; tests use tiny chunks to exercise every
+// split point.
+func withChunkBytes(n int) Option {
+	return func(o *options) {
+		if n >= utf8.UTFMax {
+			o.chunkBytes = n
+		}
+	}
+}
+
+// PreTokenizerKind says which of the two supported pre-tokenizers a file uses.
+type PreTokenizerKind int
+
+const (
+	// PreTokBert is BertPreTokenizer: split on whitespace and punctuation.
+	PreTokBert PreTokenizerKind = iota + 1
+	// PreTokSequence is Sequence[WhitespaceSplit, Digits(individual_digits),
+	// Punctuation(Isolated)], what WriteTokenizerJSON writes.
+	PreTokSequence
+)
+
+// Tokenizer encodes cleaned text into WordPiece ids. It is safe for
+// concurrent use.
+type Tokenizer struct {
+	tk       *sugar.Tokenizer
+	opts     options
+	vocab    map[string]int64
+	inverse  []string
+	unkID    int64
+	maxChars int
+	pretok   PreTokenizerKind
+}
+
+// Load reads and validates an HF tokenizer.json file.
+func Load(path string, opts ...Option) (*Tokenizer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: load: %w", err)
+	}
+	t, err := LoadBytes(b, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// hfConfig is the subset of tokenizer.json that is validated before sugarme
+// sees it. Fields left as RawMessage are checked for null.
+type hfConfig struct {
+	Truncation    json.RawMessage `json:"truncation"`
+	Padding       json.RawMessage `json:"padding"`
+	AddedTokens   json.RawMessage `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Model         json.RawMessage `json:"model"`
+}
+
+type hfModel struct {
+	Type                    string          `json:"type"`
+	UnkToken                *string         `json:"unk_token"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
+	Vocab                   map[string]int  `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
+}
+
+type hfComponent struct {
+	Type             string        `json:"type"`
+	Behavior         string        `json:"behavior"`
+	IndividualDigits *bool         `json:"individual_digits"`
+	PreTokenizers    []hfComponent `json:"pretokenizers"`
+}
+
+func isNull(m json.RawMessage) bool {
+	m = bytes.TrimSpace(m)
+	return len(m) == 0 || bytes.Equal(m, []byte("null"))
+}
+
+func unsupported(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnsupported, fmt.Sprintf(format, args...))
+}
+
+// LoadBytes parses an HF tokenizer.json. It accepts only what DESIGN.md lists
+// as safe with sugarme: a WordPiece model with "##" continuation, normalizer
+// NFC or null, pre-tokenizer BertPreTokenizer or Sequence[WhitespaceSplit,
+// Digits(individual_digits=true), Punctuation(Isolated)], and no added tokens,
+// post-processor, padding or truncation. Anything else fails with an error
+// wrapping ErrUnsupported that names the component.
+func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
+	var cfg hfConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("tokenize: parse tokenizer.json: %w", err)
+	}
+	t = &Tokenizer{opts: options{maxBytes: DefaultMaxBytes, chunkBytes: defaultChunkBytes}}
+	for _, o := range opts {
+		o(&t.opts)
+	}
+
+	// Components that change ids in ways this package does not model.
+	if !isNull(cfg.Truncation) {
+		return nil, unsupported("truncation must be null (ids are never truncated here)")
+	}
+	if !isNull(cfg.Padding) {
+		return nil, unsupported("padding must be null (sugarme panics on left padding; pad in the caller)")
+	}
+	if !isNull(cfg.AddedTokens) && !bytes.Equal(bytes.TrimSpace(cfg.AddedTokens), []byte("[]")) {
+		return nil, unsupported("added_tokens must be empty (special-token matching in raw text is not verified against HF)")
+	}
+	if !isNull(cfg.PostProcessor) {
+		return nil, unsupported("post_processor must be null (no special tokens are added)")
+	}
+
+	// Normalizer: NFC is a no-op after Clean; anything else is unsafe.
+	if !isNull(cfg.Normalizer) {
+		var n hfComponent
+		if err := json.Unmarshal(cfg.Normalizer, &n); err != nil {
+			return nil, fmt.Errorf("tokenize: parse normalizer: %w", err)
+		}
+		if n.Type != "NFC" {
+			return nil, unsupported("normalizer %q (only NFC or null; BertNormalizer/NFKC/NFKD/Lowercase break Korean or panic in sugarme)", n.Type)
+		}
+	}
+
+	if isNull(cfg.PreTokenizer) {
+		return nil, unsupported("pre_tokenizer null (need BertPreTokenizer or Sequence[WhitespaceSplit, Digits, Punctuation])")
+	}
+	var p hfComponent
+	if err := json.Unmarshal(cfg.PreTokenizer, &p); err != nil {
+		return nil, fmt.Errorf("tokenize: parse pre_tokenizer: %w", err)
+	}
+	if t.pretok, err = checkPreTokenizer(p); err != nil {
+		return nil, err
+	}
+
+	if isNull(cfg.Model) {
+		return nil, unsupported("model missing")
+	}
+	var m hfModel
+	if err := json.Unmarshal(cfg.Model, &m); err != nil {
+		return nil, fmt.Errorf("tokenize: parse model: %w", err)
+	}
+	if err := t.setModel(m); err != nil {
+		return nil, err
+	}
+
+	// sugarme asserts JSON types without checking; turn its panics into errors.
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("%w: sugarme panicked while loading: %v", ErrTokenizer, r)
+		}
+	}()
+	tk, err := pretrained.FromReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sugarme load: %w", ErrTokenizer, err)
+	}
+	t.tk = tk
+	return t, nil
+}
+
+func checkPreTokenizer(p hfComponent) (PreTokenizerKind, error) {
+	switch p.Type {
+	case "BertPreTokenizer":
+		return PreTokBert, nil
+	case "Sequence":
+		want := "Sequence[WhitespaceSplit, Digits(individual_digits=true), Punctuation(behavior=Isolated)]"
+		ps := p.PreTokenizers
+		if len(ps) != 3 {
+			return 0, unsupported("pre_tokenizer Sequence of %d parts (only %s)", len(ps), want)
+		}
+		if ps[0].Type != "WhitespaceSplit" {
+			return 0, unsupported("pre_tokenizer Sequence part 1 %q (only %s)", ps[0].Type, want)
+		}
+		if ps[1].Type != "Digits" || ps[1].IndividualDigits == nil || !*ps[1].IndividualDigits {
+			return 0, unsupported("pre_tokenizer Sequence part 2 %q without individual_digits=true (only %s)", ps[1].Type, want)
+		}
+		if ps[2].Type != "Punctuation" || ps[2].Behavior != "Isolated" {
+			return 0, unsupported("pre_tokenizer Sequence part 3 %q behavior %q (only %s)", ps[2].Type, ps[2].Behavior, want)
+		}
+		return PreTokSequence, nil
+	default:
+		return 0, unsupported("pre_tokenizer %q (only BertPreTokenizer or Sequence[WhitespaceSplit, Digits, Punctuation])", p.Type)
+	}
+}
+
+func (t *Tokenizer) setModel(m hfModel) error {
+	if m.Type != "WordPiece" {
+		return unsupported("model type %q (only WordPiece; sugarme's Unigram and prefixed BPE disagree with HF)", m.Type)
+	}
+	// sugarme ignores continuing_subword_prefix and always uses "##".
+	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "##" {
+		return unsupported("WordPiece continuing_subword_prefix %q (sugarme only honours \"##\")", *m.ContinuingSubwordPrefix)
+	}
+	if m.UnkToken == nil {
+		return unsupported("WordPiece without unk_token")
+	}
+	if len(m.Vocab) == 0 {
+		return unsupported("WordPiece with empty vocab")
+	}
+	t.maxChars = 100 // HF's default
+	if m.MaxInputCharsPerWord != nil {
+		if *m.MaxInputCharsPerWord <= 0 {
+			return unsupported("WordPiece max_input_chars_per_word %d", *m.MaxInputCharsPerWord)
+		}
+		t.maxChars = *m.MaxInputCharsPerWord
+	}
+	t.vocab = make(map[string]int64, len(m.Vocab))
+	t.inverse = make([]string, len(m.Vocab))
+	for tok, id := range m.Vocab {
+		if id < 0 || id >= len(m.Vocab) || t.inverse[id] != "" {
+			return unsupported("WordPiece vocab ids must be a permutation of 0..%d (token %q has id %d)", len(m.Vocab)-1, tok, id)
+		}
+		if tok == "" {
+			return unsupported("WordPiece vocab has an empty token")
+		}
+		t.inverse[id] = tok
+		t.vocab[tok] = int64(id)
+	}
+	unk, ok := t.vocab[*m.UnkToken]
+	if !ok {
+		return unsupported("unk_token %q is not in the vocab", *m.UnkToken)
+	}
+	t.unkID = unk
+	return nil
+}
+
+// VocabSize is the number of tokens in the vocabulary.
+func (t *Tokenizer) VocabSize() int { return len(t.inverse) }
+
+// UnkID is the id of the unknown token.
+func (t *Tokenizer) UnkID() int64 { return t.unkID }
+
+// IDToToken returns the token for id.
+func (t *Tokenizer) IDToToken(id int64) (string, bool) {
+	if id < 0 || id >= int64(len(t.inverse)) {
+		return "", false
+	}
+	return t.inverse[id], true
+}
+
+// TokenToID returns the id of a vocabulary token.
+func (t *Tokenizer) TokenToID(tok string) (int64, bool) {
+	id, ok := t.vocab[tok]
+	return id, ok
+}
+
+// PreTokenizer reports which supported pre-tokenizer the file uses.
+func (t *Tokenizer) PreTokenizer() PreTokenizerKind { return t.pretok }
+
+// Encode cleans text and returns its token ids, without special tokens.
+// It fails with ErrEmpty, ErrTooLong or ErrTokenizer (all wrapped).
+func (t *Tokenizer) Encode(text string) ([]int64, error) {
+	c := Clean(text)
+	if c == "" {
+		return nil, ErrEmpty
+	}
+	if len(c) > t.opts.maxBytes {
+		return nil, fmt.Errorf("%w: %d bytes after cleaning, limit %d", ErrTooLong, len(c), t.opts.maxBytes)
+	}
+	ids := make([]int64, 0, len(c)/3+1)
+	err := t.chunks(c, func(piece string, single bool) error {
+		if single && utf8.RuneCountInString(piece) > t.maxChars {
+			// One over-long word is one [UNK]; no need to hand sugarme
+			// megabytes of it.
+			ids = append(ids, t.unkID)
+			return nil
+		}
+		got, err := t.encodeRaw(piece)
+		if err != nil {
+			return err
+		}
+		for _, id := range got {
+			ids = append(ids, int64(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// EncodeBatch encodes texts in parallel. ids[i] and errs[i] belong to
+// texts[i]; errs[i] is nil on success.
+func (t *Tokenizer) EncodeBatch(texts []string) ([][]int64, []error) {
+	ids := make([][]int64, len(texts))
+	errs := make([]error, len(texts))
+	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				ids[i], errs[i] = t.Encode(texts[i])
+			}
+		})
+	}
+	for i := range texts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return ids, errs
+}
+
+// encodeRaw runs sugarme on already cleaned text, turning panics into errors.
+func (t *Tokenizer) encodeRaw(s string) (ids []int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ids, err = nil, fmt.Errorf("%w: sugarme panicked: %v", ErrTokenizer, r)
+		}
+	}()
+	enc, err := t.tk.EncodeSingle(s, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
+	}
+	return enc.Ids, nil
+}
+
+// isBoundary reports whether r is always a pre-token of its own, so that text
+// can be cut right before or after it without changing the ids.
+func (t *Tokenizer) isBoundary(r rune) bool {
+	return isPunct(r) || (t.pretok == PreTokSequence && isDigit(r))
+}
+
+// chunks cuts cleaned text into pieces of at most chunkBytes at pre-token
+// boundaries (spaces first, then around punctuation or digits), so that
+// encoding the pieces one by one and concatenating gives the ids of the whole
+// text. A piece longer than chunkBytes is a single pre-token (single=true).
+func (t *Tokenizer) chunks(s string, fn func(piece string, single bool) error) error {
+	limit := t.opts.chunkBytes
+	for len(s) > limit {
+		if i := strings.LastIndexByte(s[:limit+1], ' '); i > 0 {
+			if err := fn(s[:i], false); err != nil {
+				return err
+			}
+			s = s[i+1:]
+			continue
+		}
+		if p := t.lastCut(s, limit); p > 0 {
+			if err := fn(s[:p], false); err != nil {
+				return err
+			}
+			s = s[p:]
+			continue
+		}
+		end := t.wordEnd(s)
+		if err := fn(s[:end], true); err != nil {
+			return err
+		}
+		s = strings.TrimPrefix(s[end:], " ")
+	}
+	if s == "" {
+		return nil
+	}
+	return fn(s, false)
+}
+
+// lastCut returns the last position p in (0, limit] where s can be cut
+// between two runes one of which is a boundary rune, or 0. len(s) > limit.
+func (t *Tokenizer) lastCut(s string, limit int) int {
+	p := limit
+	for p > 0 && !utf8.RuneStart(s[p]) {
+		p--
+	}
+	for p > 0 {
+		r, _ := utf8.DecodeRuneInString(s[p:])
+		prev, n := utf8.DecodeLastRuneInString(s[:p])
+		if t.isBoundary(r) || t.isBoundary(prev) {
+			return p
+		}
+		p -= n
+	}
+	return 0
+}
+
+// wordEnd returns the end of the pre-token that starts s: the first space or
+// boundary rune after the first rune.
+func (t *Tokenizer) wordEnd(s string) int {
+	_, n := utf8.DecodeRuneInString(s)
+	for i := n; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if r == ' ' || t.isBoundary(r) {
+			return i
+		}
+		i += w
+	}
+	return len(s)
+}

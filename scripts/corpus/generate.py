@@ -161,9 +161,9 @@ def generate(dialogues: list[Dialogue], lists: SlotLists, seed: int, variants: i
     """All calls, in base order; returns (calls, duplicates that survived redraws)."""
     width = max(2, len(str(variants - 1)))
     calls: list[Call] = []
-    seen: set[str] = set()
     dups = 0
     for d in sorted(dialogues, key=lambda x: (x.label, x.family, x.id)):
+        seen: set[str] = set()  # per base dialogue, so adding a dialogue never changes another's calls
         for v in range(variants):
             for attempt in range(MAX_ATTEMPTS):
                 c = make_call(d, v, seed, lists, attempt, width)

@@ -131,9 +131,12 @@ def skewed_tokens(train: Iterable[Example], k: int = 30, min_groups: int = 3) ->
 
 
 def shortcut_checks(examples: list[Example]) -> dict[str, object]:
-    labels = {lab for _, lab, _ in examples}
-    if labels != {"phishing", "normal"}:
-        return {"error": f"need both classes, have {sorted(labels)}"}
+    groups: dict[str, set[str]] = defaultdict(set)
+    for g, lab, _ in examples:
+        groups[lab].add(g)
+    if set(groups) != {"phishing", "normal"} or min(len(v) for v in groups.values()) < 5:
+        return {"error": "need at least 5 base dialogues of each class, have "
+                + ", ".join(f"{k}={len(v)}" for k, v in sorted(groups.items()))}
     test_groups = split_groups(examples)
     train = [e for e in examples if e[0] not in test_groups]
     test = [e for e in examples if e[0] in test_groups]

@@ -1,0 +1,68 @@
+# callwatch — see README.md. `make run` and `make test` set up what they need.
+SHELL := /bin/bash
+GO ?= go
+PY := /usr/bin/python3
+BIN := bin/callwatch
+MODEL := models/ko-vishing-lstm
+SAMPLES := corpus/samples/calls.jsonl
+export CGO_ENABLED := 1
+
+.PHONY: all run test test-short ort torch build model corpus parity fuzz bench clean
+
+all: build
+
+## ort: install libonnxruntime 1.24.3 into .ort/ (from the npm package onnxruntime-node)
+ort:
+	@bash scripts/setup-ort.sh
+
+## torch: install Debian's python3-torch and python3-onnx (training, export, export round-trip test)
+torch:
+	@if ! $(PY) -c 'import torch, onnx' 2>/dev/null; then \
+	  echo "installing python3-torch python3-onnx (Debian packages, ~660 MB)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-onnx >/dev/null; \
+	fi
+	@$(PY) -c 'import torch, onnx; print("torch", torch.__version__, "onnx", onnx.__version__)'
+
+build:
+	@mkdir -p bin
+	$(GO) build -o $(BIN) ./cmd/callwatch
+
+## run: classify the bundled sample calls with the shipped model on onnxruntime
+run: ort build
+	./$(BIN) classify --backend ort --model $(MODEL) --input $(SAMPLES)
+
+## test: everything — unit, golden, parity, CLI, export round trip, short fuzz, race
+test: ort torch
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	$(MAKE) --no-print-directory parity
+
+## parity: onnxruntime vs pure-Go backend on the shipped model over the parity calls
+parity: ort build
+	./$(BIN) parity --model $(MODEL) --input testdata/parity_calls.jsonl --tolerance 1e-5
+
+FUZZTIME ?= 30s
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg | tail -30; exit 1; }; \
+	  done; \
+	done
+
+## corpus: generate the training corpus from corpus/base into corpus/build
+corpus:
+	$(PY) scripts/corpus/gen.py --out corpus/build --seed 1
+
+## model: rebuild models/ko-vishing-lstm from the repository (corpus → vocab → tokenize → train → export → bundle)
+model: ort torch build
+	bash scripts/make-model.sh
+
+bench: ort
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin corpus/build

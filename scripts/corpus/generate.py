@@ -43,9 +43,10 @@ def _is_rieul(ch: str) -> bool:
     return ch in "178"
 
 
-_PARTICLE_RE = re.compile(r"^(을|를|은|는|이|가|과|와|으로|로)(?=$|[\s.,?!~])")
+_PARTICLE_RE = re.compile(r"^(을|를|은|는|이에요|예요|이|가|과|와|으로|로)(?=$|[\s.,?!~])")
 _PAIRS = {"을": ("을", "를"), "를": ("을", "를"), "은": ("은", "는"), "는": ("은", "는"), "이": ("이", "가"),
-          "가": ("이", "가"), "과": ("과", "와"), "와": ("과", "와")}
+          "가": ("이", "가"), "과": ("과", "와"), "와": ("과", "와"), "이에요": ("이에요", "예요"),
+          "예요": ("이에요", "예요")}
 
 
 def fix_particle(value: str, following: str) -> str:
@@ -86,7 +87,11 @@ def render_turn(parts: tuple[Any, ...], values: dict[str, str], lists: SlotLists
             prev_value = values[p.name]
             out.append(prev_value)
         else:
-            out.append(fix_particle(prev_value, p) if prev_value is not None else p)
+            if prev_value is not None:
+                if prev_value.endswith("구") and p.startswith("구청"):
+                    p = p[1:]  # {DISTRICT}구청 with 강남구 -> 강남구청
+                p = fix_particle(prev_value, p)
+            out.append(p)
             prev_value = None
     return re.sub(r"\s+", " ", "".join(out)).strip()
 

@@ -192,6 +192,15 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 	if isNull(cfg.Model) {
 		return nil, unsupported("model missing")
 	}
+	var mt struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(cfg.Model, &mt); err != nil {
+		return nil, fmt.Errorf("tokenize: parse model: %w", err)
+	}
+	if mt.Type != "WordPiece" {
+		return nil, unsupported("model type %q (only WordPiece; sugarme's Unigram and prefixed BPE disagree with HF)", mt.Type)
+	}
 	var m hfModel
 	if err := json.Unmarshal(cfg.Model, &m); err != nil {
 		return nil, fmt.Errorf("tokenize: parse model: %w", err)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slots", type=Path, default=REPO / "corpus" / "slots")
     ap.add_argument("--out", type=Path, help="output directory for calls.jsonl and stats.json")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--variants", type=int, default=0, help="variants per base dialogue (0: enough for >= --min-calls)")
+    ap.add_argument("--variants", type=int, default=0, help="variants per base dialogue (0: per class, enough for >= --min-calls/2 calls in each class)")
     ap.add_argument("--min-calls", type=int, default=4000)
     args = ap.parse_args(argv)
     if args.check:

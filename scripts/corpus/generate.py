@@ -162,14 +162,22 @@ def make_call(d: Dialogue, v: int, seed: int, lists: SlotLists, attempt: int = 0
                 segments=segments, cut=cut, noise=p)
 
 
-def generate(dialogues: list[Dialogue], lists: SlotLists, seed: int, variants: int) -> tuple[list[Call], int]:
+def variants_per_class(dialogues: list[Dialogue], min_calls: int) -> dict[str, int]:
+    """Enough variants per base that each class has at least min_calls/2 calls (balanced classes)."""
+    n = Counter(d.label for d in dialogues)
+    return {lab: max(1, math.ceil(min_calls / 2 / k)) for lab, k in sorted(n.items())}
+
+
+def generate(dialogues: list[Dialogue], lists: SlotLists, seed: int,
+             variants: int | dict[str, int]) -> tuple[list[Call], int]:
     """All calls, in base order; returns (calls, duplicates that survived redraws)."""
-    width = max(2, len(str(variants - 1)))
+    per = variants if isinstance(variants, dict) else {d.label: variants for d in dialogues}
+    width = max(2, len(str(max(per.values(), default=1) - 1)))
     calls: list[Call] = []
     dups = 0
     for d in sorted(dialogues, key=lambda x: (x.label, x.family, x.id)):
         seen: set[str] = set()  # per base dialogue, so adding a dialogue never changes another's calls
-        for v in range(variants):
+        for v in range(per[d.label]):
             for attempt in range(MAX_ATTEMPTS):
                 c = make_call(d, v, seed, lists, attempt, width)
                 if c.text not in seen:
@@ -189,7 +197,8 @@ def _quartiles(xs: list[float]) -> dict[str, float]:
             "median": q[1], "q3": q[2], "max": max(xs)}
 
 
-def build_stats(calls: list[Call], dialogues: list[Dialogue], seed: int, variants: int, dups: int) -> dict[str, Any]:
+def build_stats(calls: list[Call], dialogues: list[Dialogue], seed: int, variants: int | dict[str, int],
+                dups: int) -> dict[str, Any]:
     from shortcut import shortcut_checks
     per_class: dict[str, int] = Counter(c.label for c in calls)
     per_family: dict[str, dict[str, int]] = defaultdict(dict)
@@ -229,7 +238,8 @@ def format_report(st: dict[str, Any]) -> str:
     L.append(f"shortcut checks (held-out by base dialogue: train {sc['train_groups']} / test {sc['test_groups']} groups, "
              f"{sc['train_calls']} / {sc['test_calls']} calls):")
     ln = sc["length"]
-    L.append(f"  (a) length only: ROC-AUC {ln['auc']:.3f}  accuracy {ln['accuracy']:.3f}  (rule: {ln['rule']})")
+    L.append(f"  (a) length only (score = chars, longer = phishing): test ROC-AUC {ln['auc']:.3f} "
+             f"(all calls {ln['auc_all_calls']:.3f}); accuracy {ln['accuracy']:.3f} with rule: {ln['rule']}")
     for key, name in (("nb_words", "NB whitespace tokens"), ("nb_bigrams", "NB char bigrams")):
         b = sc[key]
         L.append(f"  (b) {name}: ROC-AUC {b['auc']:.3f}  F1 {b['f1']:.3f}  accuracy {b['accuracy']:.3f}")
@@ -237,9 +247,9 @@ def format_report(st: dict[str, Any]) -> str:
     for side in ("phishing", "normal"):
         L.append(f"    {side}: " + "  ".join(f"{t['token']}({t['log_odds']:+.2f},{t['n_phishing']}/{t['n_normal']})"
                                               for t in sc["top_tokens"][side]))
-    if ln["auc"] > 0.7:
+    if ln["auc_either_way"] > 0.7 or max(ln["auc_all_calls"], 1 - ln["auc_all_calls"]) > 0.7:
         L.append("!" * 78)
-        L.append(f"!!! WARNING: length alone separates the classes (ROC-AUC {ln['auc']:.3f} > 0.7).")
+        L.append(f"!!! WARNING: length alone separates the classes (ROC-AUC {ln['auc']:.3f}, either way > 0.7).")
         L.append("!!! The corpus teaches a length shortcut: rebalance dialogue lengths per family.")
         L.append("!" * 78)
     return "\n".join(L)
@@ -256,14 +266,13 @@ def run_generate(base: Path, slots_dir: Path, out: Path, seed: int, variants: in
         print(f"no base dialogues under {base}")
         return 1
     lists = SlotLists.load(slots_dir)
-    if variants <= 0:
-        variants = max(1, math.ceil(min_calls / len(dialogues)))
-    calls, dups = generate(dialogues, lists, seed, variants)
+    per: int | dict[str, int] = variants if variants > 0 else variants_per_class(dialogues, min_calls)
+    calls, dups = generate(dialogues, lists, seed, per)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "calls.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for c in calls:
             f.write(c.json_line() + "\n")
-    st = build_stats(calls, dialogues, seed, variants, dups)
+    st = build_stats(calls, dialogues, seed, per, dups)
     with open(out / "stats.json", "w", encoding="utf-8", newline="\n") as f:
         json.dump(st, f, ensure_ascii=False, indent=1)
         f.write("\n")

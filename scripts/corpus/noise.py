@@ -51,7 +51,7 @@ _HANGUL = re.compile(r"[가-힣]")
 @dataclass(frozen=True)
 class NoiseParams:
     strength: float
-    punct_mode: str      # strip | sparse | keep | turn_end
+    punct_mode: str      # strip | sparse | restore | turn_end
     num_switch: float    # P(re-render a number in another surface form)
     spoken_digits: float  # P(read a digit string digit by digit)
     mask_mode: str       # none | star | zero
@@ -73,7 +73,7 @@ def draw_params(rng: random.Random) -> NoiseParams:
     s = rng.random()
     return NoiseParams(
         strength=round(s, 4),
-        punct_mode=rng.choices(("strip", "sparse", "keep", "turn_end"), (0.45, 0.15, 0.25, 0.15))[0],
+        punct_mode=rng.choices(("strip", "sparse", "restore", "turn_end"), (0.45, 0.15, 0.25, 0.15))[0],
         num_switch=0.3 + 0.5 * rng.random(),
         spoken_digits=0.2 * rng.random(),
         mask_mode=rng.choices(("none", "star", "zero"), (0.6, 0.25, 0.15))[0],
@@ -216,15 +216,31 @@ def mishear(text: str, p: NoiseParams, rng: random.Random) -> str:
     return _HOMO_RE.sub(sub, text)
 
 
+_QUESTION_END = re.compile(r"(까|까요|나요|가요|죠|냐|니)$")
+_STATEMENT_END = re.compile(r"(다|요|죠|네요|어|아|지)$")
+_CLAUSE_END = re.compile(r"(고|서|는데|데요|면|니까)$")
+
+
 def punctuate(text: str, p: NoiseParams, rng: random.Random) -> str:
-    if p.punct_mode == "keep":
-        return _PUNCT_RE.sub(lambda m: m.group(0) if rng.random() < 0.5 else "", text)
+    """The writers' own punctuation is always removed first: its density differs by writer, hence
+    by class. Marks are then re-added by rules that look only at word endings."""
     text = _PUNCT_RE.sub(" ", text)
     if p.punct_mode == "strip":
         return text
     words = text.split()
     if p.punct_mode == "sparse":
         words = [w + rng.choice((".", ",", "?", ",")) if rng.random() < 0.08 else w for w in words]
+    elif p.punct_mode == "restore":
+        out = []
+        for w in words:
+            if _QUESTION_END.search(w) and rng.random() < 0.8:
+                w += "?" if rng.random() < 0.6 else "."
+            elif _STATEMENT_END.search(w) and rng.random() < 0.7:
+                w += "."
+            elif _CLAUSE_END.search(w) and rng.random() < 0.2:
+                w += ","
+            out.append(w)
+        words = out
     elif words and rng.random() < 0.6:
         words[-1] += rng.choice((".", ".", "?", ","))
     return " ".join(words)

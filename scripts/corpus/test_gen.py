@@ -214,6 +214,13 @@ class NoiseTest(unittest.TestCase):
             self.assertAlmostEqual(modes["strip"] / len(cs), 0.45, delta=0.08, msg=lab)
             self.assertAlmostEqual(sum(c.cut for c in cs) / len(cs), 0.25, delta=0.07, msg=lab)
 
+    def test_writers_punctuation_never_leaks(self) -> None:
+        # Writers punctuate at different rates (hence by class); the output must not depend on it.
+        for i in range(300):
+            a = noisy_turn("네. 그럼 계좌는요? 알겠습니다! 그런데…", draw_params(random.Random(i)), random.Random(i))
+            b = noisy_turn("네 그럼 계좌는요 알겠습니다 그런데", draw_params(random.Random(i)), random.Random(i))
+            self.assertEqual(a, b)
+
     def test_noise_changes_text_and_strips_markup(self) -> None:
         text = "네. 금융감독원 수사관입니다, 계좌 이체 3,000,000원 6월 15일 오후 3시요?"
         rng = random.Random(3)

@@ -93,9 +93,13 @@ def draw_params(rng: random.Random) -> NoiseParams:
 _KNUM = "일이삼사오육칠팔구십백천만억"
 _MONEY_RE = re.compile(
     r"(?<![가-힣\d,.])((?:(?:\d[\d,]*|[" + _KNUM + r"]+)\s?(?:억|만|천)?\s?)+?)\s?원(?![가-힣])")
-_DATE_RE = re.compile(r"(?<![가-힣\d])(\d{1,2}|[일이삼사오육칠팔구십유시]{1,3})월(?:\s?(\d{1,2}|[일이삼사오육칠팔구십]{1,4}?)일)?(?![가-힣])")
-_HOUR_RE = re.compile(r"(?<![\d.])(\d{1,2})\s?시(?![간작장청민스키])")
-_NHOUR_RE = re.compile(r"(오전|오후|저녁|아침|새벽|밤)\s?(열한|열두|한|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s?시")
+# Month alone only before a particle or a break, so that 이월(되다) or 시월드 are left alone.
+_DATE_RE = re.compile(r"(?<![가-힣\d])(\d{1,2}|[일이삼사오육칠팔구십유시]{1,3})월"
+                      r"(?:\s?(\d{1,2}|[일이삼사오육칠팔구십]{1,4}?)일|(?=$|[\s.,?!]|에|까지|부터|말|초|중))")
+# One pass for both directions, so an hour is never flipped twice. Native hours (세 시) only after
+# 오전/오후/..., because 네 is also "yes".
+_HOUR_RE = re.compile(r"(?:(오전|오후|저녁|아침|새벽|밤)\s?)?(?:(?<![\d.])(\d{1,2})\s?시(?![간작장청민스키])"
+                      r"|(열한|열두|한|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s?시(?![간작장청민스키]))")
 _PCT_RE = re.compile(r"(?<![\d.])(\d{1,2})(?:\.(\d))?\s?(퍼센트|프로|%)")
 _KPCT_RE = re.compile(r"(?<![가-힣])([일이삼사오육칠팔구십]{1,3})(?:\s?점\s?([영일이삼사오육칠팔구]))?\s?(퍼센트|프로)")
 _DIGITRUN_RE = re.compile(r"\d[\d\- ]{2,}\d")
@@ -147,16 +151,15 @@ def switch_numbers(text: str, p: NoiseParams, rng: random.Random) -> str:
         return out
 
     def hour(m: re.Match[str]) -> str:
-        h = int(m.group(1))
-        w = native_hour(h)
-        if w is None or rng.random() >= p.num_switch:
+        prefix = f"{m.group(1)} " if m.group(1) else ""
+        if m.group(2):
+            w = native_hour(int(m.group(2)))
+            if w is None or rng.random() >= p.num_switch:
+                return m.group(0)
+            return f"{prefix}{w} 시"
+        if not prefix or rng.random() >= p.num_switch:
             return m.group(0)
-        return f"{w} 시"
-
-    def nhour(m: re.Match[str]) -> str:
-        if rng.random() >= p.num_switch:
-            return m.group(0)
-        return f"{m.group(1)} {_NATIVE_VAL[m.group(2)]}시"
+        return f"{prefix}{_NATIVE_VAL[m.group(3)]}시"
 
     def pct(m: re.Match[str]) -> str:
         if rng.random() >= p.num_switch:
@@ -186,7 +189,6 @@ def switch_numbers(text: str, p: NoiseParams, rng: random.Random) -> str:
 
     text = _MONEY_RE.sub(money, text)
     text = _DATE_RE.sub(date, text)
-    text = _NHOUR_RE.sub(nhour, text)
     text = _HOUR_RE.sub(hour, text)
     text = _PCT_RE.sub(pct, text)
     text = _KPCT_RE.sub(kpct, text)

@@ -406,9 +406,10 @@ func softmaxBuilder(logOut bool) builder {
 
 // ---- linear algebra ----
 
-// dot is a float32 inner product with four accumulators; the split order
-// is like a SIMD kernel's and stays within float32 rounding of a serial sum.
-func dot(a, b []float32) float32 {
+// dotGeneric is a float32 inner product with four accumulators; the split
+// order is like a SIMD kernel's and stays within float32 rounding of a
+// serial sum.
+func dotGeneric(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3 float32

@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package native
+
+// dot is a float32 inner product of a and b[:len(a)].
+func dot(a, b []float32) float32 { return dotGeneric(a, b) }

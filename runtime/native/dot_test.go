@@ -1,0 +1,42 @@
+package native
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDot checks dot (the AVX2 kernel where the CPU has it) and dotGeneric
+// against a float64 sum on lengths around the kernel's block sizes.
+func TestDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 300; n++ {
+		a, b := randFloats(r, n, 1), randFloats(r, n+5, 1) // b may be longer
+		var want, mag float64
+		for k := 0; k < n; k++ {
+			want += float64(a[k]) * float64(b[k])
+			mag += math.Abs(float64(a[k]) * float64(b[k]))
+		}
+		tol := 1e-6 * (mag + 1)
+		for name, f := range map[string]func(a, b []float32) float32{"dot": dot, "dotGeneric": dotGeneric} {
+			if got := float64(f(a, b)); math.Abs(got-want) > tol {
+				t.Errorf("%s n=%d: %v, want %v (±%g)", name, n, got, want, tol)
+			}
+		}
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	m, v := randFloats(r, 512*128, 1), randFloats(r, 128, 1)
+	out := make([]float32, 512)
+	for name, f := range map[string]func(a, b []float32) float32{"dot": dot, "dotGeneric": dotGeneric} {
+		b.Run(name+"/matvec512x128", func(b *testing.B) {
+			for b.Loop() {
+				for g := range out {
+					out[g] = f(m[g*128:(g+1)*128], v)
+				}
+			}
+		})
+	}
+}

@@ -66,17 +66,17 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 	for _, name := range inputs {
 		vi, ok := declared[name]
 		if !ok {
-			return nil, fmt.Errorf("%w: graph has no input %q (want inputs %v)", ErrInvalidModel, name, inputs)
+			return nil, fmt.Errorf("graph has no input %q (want inputs %v)", name, inputs)
 		}
 		if et := onnxpb.TensorProto_DataType(vi.GetType().GetTensorType().GetElemType()); et != wantType[name] {
-			return nil, fmt.Errorf("%w: graph input %q is %s, want %s", ErrInvalidModel, name, et, wantType[name])
+			return nil, fmt.Errorf("graph input %q is %s, want %s", name, et, wantType[name])
 		}
 		g.inSlots = append(g.inSlots, get(name))
 	}
 	for _, vi := range gp.GetInput() {
 		s := get(vi.GetName())
 		if consts[s] == nil && !contains(inputs, vi.GetName()) {
-			return nil, fmt.Errorf("%w: graph input %q is not one of %v", ErrInvalidModel, vi.GetName(), inputs)
+			return nil, fmt.Errorf("graph input %q is not one of %v", vi.GetName(), inputs)
 		}
 	}
 	declaredOut := map[string]bool{}
@@ -85,7 +85,7 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 	}
 	for _, name := range outputs {
 		if !declaredOut[name] {
-			return nil, fmt.Errorf("%w: graph has no output %q (want outputs %v)", ErrInvalidModel, name, outputs)
+			return nil, fmt.Errorf("graph has no output %q (want outputs %v)", name, outputs)
 		}
 	}
 
@@ -107,7 +107,7 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 		}
 		kern, err := build(n, opset)
 		if err != nil {
-			return nil, fmt.Errorf("%w: node %q (%s): %w", ErrInvalidModel, name, n.GetOpType(), err)
+			return nil, fmt.Errorf("node %q (%s): %w", name, n.GetOpType(), err)
 		}
 		steps[k] = step{name: name, op: n.GetOpType(), k: kern}
 	}

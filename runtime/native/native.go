@@ -76,9 +76,16 @@ func New(model []byte) (*Backend, error) {
 	return load("model", model)
 }
 
+// modelError carries a complete message and wraps ErrInvalidModel without
+// repeating its text.
+type modelError struct{ err error }
+
+func (e *modelError) Error() string   { return e.err.Error() }
+func (e *modelError) Unwrap() []error { return []error{ErrInvalidModel, e.err} }
+
 func load(name string, data []byte) (*Backend, error) {
 	invalid := func(err error) error {
-		return fmt.Errorf("native: %s is not a valid ONNX model: %w: %w", name, ErrInvalidModel, err)
+		return &modelError{fmt.Errorf("native: %s is not a valid ONNX model: %w", name, err)}
 	}
 	if len(data) == 0 {
 		return nil, invalid(errors.New("empty file"))
@@ -106,14 +113,11 @@ func load(name string, data []byte) (*Backend, error) {
 		if errors.As(err, &uo) {
 			return nil, err
 		}
-		if errors.Is(err, ErrInvalidModel) {
-			return nil, fmt.Errorf("native: %s: %w", name, err)
-		}
-		return nil, invalid(err)
+		return nil, &modelError{fmt.Errorf("native: %s: %w", name, err)}
 	}
 	shape, err := stateShape(m.GetGraph())
 	if err != nil {
-		return nil, fmt.Errorf("native: %s: %w: %w", name, ErrInvalidModel, err)
+		return nil, &modelError{fmt.Errorf("native: %s: %w", name, err)}
 	}
 	return &Backend{g: g, shape: shape}, nil
 }

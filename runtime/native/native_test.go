@@ -484,3 +484,32 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+// TestErrorMessages pins the wording users see for the common failures.
+func TestErrorMessages(t *testing.T) {
+	good, err := os.ReadFile("../testdata/tiny.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := exportLikeGraph(make([]float32, 4), 2, 2, 1, []lstmWeights{{make([]float32, 8), make([]float32, 4), make([]float32, 8)}}, []float32{1, 1}, []float32{0, 0})
+	g.Input = append(g.Input[:1], g.Input[2:]...)
+	noLengths := marshalModel(t, g)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"corrupt", []byte{0xff, 0xff, 0xff, 0xff}, "native: model is not a valid ONNX model: proto:"},
+		{"truncated", good[:len(good)-7], "native: model is not a valid ONNX model: "},
+		{"missing input", noLengths, `native: model: graph has no input "lengths" (want inputs [input_ids lengths h0 c0])`},
+	} {
+		_, err := New(tc.data)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want prefix %q", tc.name, err, tc.want)
+		}
+		if !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("%s: %v does not wrap ErrInvalidModel", tc.name, err)
+		}
+		t.Logf("%s: %v", tc.name, err)
+	}
+}

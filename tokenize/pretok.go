@@ -30,11 +30,17 @@ func isDigit(r rune) bool { return unicode.IsNumber(r) }
 // Punctuation(Isolated)]. Every digit and every punctuation character is a
 // word of its own. Text must already be cleaned (only ' ' as space).
 func preTokenize(text string, emit func(word string)) {
-	for _, field := range strings.Split(text, " ") {
+	splitWords(text, func(r rune) bool { return isDigit(r) || isPunct(r) }, emit)
+}
+
+// splitWords splits cleaned text at spaces (removed) and around every rune
+// for which isolated reports true (kept as a word of its own).
+func splitWords(text string, isolated func(rune) bool, emit func(word string)) {
+	for field := range strings.SplitSeq(text, " ") {
 		start := 0
 		for i := 0; i < len(field); {
 			r, n := utf8.DecodeRuneInString(field[i:])
-			if isDigit(r) || isPunct(r) {
+			if isolated(r) {
 				if i > start {
 					emit(field[start:i])
 				}

@@ -89,11 +89,22 @@ func TestGoldenIDs(t *testing.T) {
 	if p := os.Getenv("CALLWATCH_GOLDEN_TOKENIZER"); p != "" {
 		tokPath, idsPath = p, os.Getenv("CALLWATCH_GOLDEN_IDS")
 	}
-	tk, err := Load(tokPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	golden := readGolden(t, idsPath)
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{{"fast", nil}, {"pipeline", []Option{WithSugarmePipeline()}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			tk, err := Load(tokPath, mode.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, tk, golden)
+		})
+	}
+}
+
+func checkGolden(t *testing.T, tk *Tokenizer, golden []goldenRecord) {
 	if len(golden) < 500 {
 		t.Fatalf("only %d golden lines", len(golden))
 	}
@@ -300,7 +311,8 @@ func TestEncodeBasics(t *testing.T) {
 
 // TestChunkedEqualsWhole proves that cutting text into chunks (spaces first,
 // then around punctuation and digits, one [UNK] for an over-long word) gives
-// the ids of encoding the whole text in one sugarme call.
+// the ids of encoding the whole text in one sugarme call, and that the fast
+// path (Go pre-tokenization + sugarme's model) gives them too.
 func TestChunkedEqualsWhole(t *testing.T) {
 	whole := loadTest(t)
 	var texts []string
@@ -330,28 +342,39 @@ func TestChunkedEqualsWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bert := range []bool{false, true} {
-		for _, chunk := range []int{4, 7, 16, 61, 500, defaultChunkBytes} {
-			tk := loadTest(t, withChunkBytes(chunk))
-			whole := whole
+		ref := whole
+		if bert {
+			ref = wholeBert // BertPreTokenizer keeps digit runs together: fewer cuts
+		}
+		wants := make([][]int64, len(texts))
+		for i, s := range texts {
+			ids, err := ref.encodeRaw(Clean(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wants[i] = toInt64(ids)
+		}
+		// chunk 0 is the fast path, which must agree too.
+		for _, chunk := range []int{0, 4, 7, 16, 61, defaultChunkBytes} {
+			opts := []Option{withChunkBytes(chunk), WithSugarmePipeline()}
+			if chunk == 0 {
+				opts = nil
+			}
+			var tk *Tokenizer
 			if bert {
-				// BertPreTokenizer keeps digit runs together, so fewer cuts.
-				if tk, err = LoadBytes(bertCfg, withChunkBytes(chunk)); err != nil {
+				if tk, err = LoadBytes(bertCfg, opts...); err != nil {
 					t.Fatal(err)
 				}
-				whole = wholeBert
+			} else {
+				tk = loadTest(t, opts...)
 			}
 			for i, s := range texts {
-				c := Clean(s)
-				want, err := whole.encodeRaw(c)
-				if err != nil {
-					t.Fatal(err)
-				}
 				got, err := tk.Encode(s)
 				if err != nil {
 					t.Fatalf("chunk %d, text %d: %v", chunk, i, err)
 				}
-				if !slices.Equal(got, toInt64(want)) {
-					t.Fatalf("chunk %d (bert cuts %v), text %d (%.60q...): chunked ids differ from whole\n got  %v\n want %v", chunk, bert, i, c, head(got), head(toInt64(want)))
+				if !slices.Equal(got, wants[i]) {
+					t.Fatalf("chunk %d (bert %v), text %d (%.60q...): chunked ids differ from whole\n got  %v\n want %v", chunk, bert, i, Clean(s), head(got), head(wants[i]))
 				}
 			}
 		}
@@ -413,11 +436,16 @@ func TestEncodeBatch(t *testing.T) {
 
 // TestConcurrentEncode runs many goroutines on one Tokenizer; run with -race.
 func TestConcurrentEncode(t *testing.T) {
-	tk := loadTest(t, withChunkBytes(64))
+	fast := loadTest(t)
+	pipe := loadTest(t, withChunkBytes(64), WithSugarmePipeline())
 	golden := readGolden(t, "testdata/golden_ids.jsonl")
 	var wg sync.WaitGroup
 	errc := make(chan error, 32)
 	for g := range 32 {
+		tk := fast
+		if g%2 == 1 {
+			tk = pipe
+		}
 		wg.Go(func() {
 			for k := range 40 {
 				rec := golden[(g*40+k)%len(golden)]
@@ -448,9 +476,14 @@ func FuzzEncode(f *testing.F) {
 		f.Add(s)
 	}
 	whole := loadTest(f)
-	small := loadTest(f, withChunkBytes(5), WithMaxBytes(1<<16))
+	fast := loadTest(f, WithMaxBytes(1<<16))
+	small := loadTest(f, withChunkBytes(5), WithMaxBytes(1<<16), WithSugarmePipeline())
 	f.Fuzz(func(t *testing.T, in string) {
+		fastIDs, fastErr := fast.Encode(in)
 		ids, err := small.Encode(in)
+		if !slices.Equal(fastIDs, ids) || !errors.Is(fastErr, err) && fastErr != err {
+			t.Fatalf("Encode(%q): fast %v %v, pipeline %v %v", in, fastIDs, fastErr, ids, err)
+		}
 		c := Clean(in)
 		switch {
 		case c == "":
@@ -520,6 +553,20 @@ func BenchmarkEncodeCall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEncodePipeline is BenchmarkEncode through sugarme's full pipeline.
+func BenchmarkEncodePipeline(b *testing.B) {
+	tk := loadTest(b, WithSugarmePipeline())
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if _, err := tk.Encode(benchSentences[n%len(benchSentences)]); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "sentences/s")
 }
 
 func BenchmarkEncodeParallel(b *testing.B) {

@@ -1,0 +1,245 @@
+// Package callwatch detects Korean voice phishing in speech-to-text call
+// transcripts. A Detector joins a model bundle (models), the Go tokenizer
+// (tokenize) and an inference backend (runtime/ort or runtime/native).
+package callwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/callwatch/callwatch/models"
+	"github.com/callwatch/callwatch/runtime"
+	"github.com/callwatch/callwatch/tokenize"
+)
+
+// Labels and levels as they appear in output records.
+const (
+	LabelPhishing = "phishing"
+	LabelNormal   = "normal"
+
+	LevelNone       = "none"
+	LevelSuspicious = "suspicious"
+	LevelDangerous  = "dangerous"
+)
+
+// Verdict is the outcome for one text.
+type Verdict struct {
+	Label string  `json:"label"`
+	Score float64 `json:"score"` // P(phishing)
+	Level string  `json:"level"`
+}
+
+// Result pairs a verdict with the error that prevented it, if any.
+type Result struct {
+	Verdict
+	Tokens int
+	Err    error
+}
+
+// State is one row's LSTM state, [layer][unit] flattened, for carrying a
+// call across windows or segments.
+type State struct {
+	H, C []float32
+}
+
+// Detector scores transcripts. It is safe for concurrent use.
+type Detector struct {
+	bundle *models.Bundle
+	tok    *tokenize.Tokenizer
+	be     runtime.Backend
+	batch  int
+	window int
+}
+
+// Option configures a Detector.
+type Option func(*Detector)
+
+// WithBatchSize sets how many texts go to the backend at once.
+func WithBatchSize(n int) Option {
+	return func(d *Detector) {
+		if n > 0 {
+			d.batch = n
+		}
+	}
+}
+
+// New builds a Detector over a loaded bundle and an open backend. The
+// Detector owns the backend and closes it in Close.
+func New(b *models.Bundle, be runtime.Backend, opts ...Option) (*Detector, error) {
+	var topts []tokenize.Option
+	if b.Card.MaxTextBytes > 0 {
+		topts = append(topts, tokenize.WithMaxBytes(b.Card.MaxTextBytes))
+	}
+	tok, err := tokenize.LoadBytes(b.Tokenizer, topts...)
+	if err != nil {
+		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile, Problem: "cannot be loaded", Fix: "restore the bundle or rebuild it with `make model`", Err: err}
+	}
+	if want := b.Card.Architecture.VocabSize; want > 0 && tok.VocabSize() != want {
+		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile,
+			Problem: fmt.Sprintf("vocabulary has %d tokens but the model's embedding has %d", tok.VocabSize(), want),
+			Fix:     "the tokenizer belongs to another model; restore the bundle's own tokenizer.json or rebuild with `make model`"}
+	}
+	d := &Detector{bundle: b, tok: tok, be: be, batch: 32, window: b.Card.MaxSeqLen}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
+}
+
+// Bundle returns the loaded model bundle.
+func (d *Detector) Bundle() *models.Bundle { return d.bundle }
+
+// Backend returns the inference backend.
+func (d *Detector) Backend() runtime.Backend { return d.be }
+
+// Tokenizer returns the bundle's tokenizer.
+func (d *Detector) Tokenizer() *tokenize.Tokenizer { return d.tok }
+
+// Close releases the backend.
+func (d *Detector) Close() error { return d.be.Close() }
+
+// Verdict maps a score to label and level with the card's thresholds. A text
+// is labelled phishing once it reaches the suspicious level.
+func (d *Detector) Verdict(score float64) Verdict {
+	t := d.bundle.Card.Thresholds
+	v := Verdict{Label: LabelNormal, Score: score, Level: LevelNone}
+	switch {
+	case score >= t.Dangerous:
+		v.Level = LevelDangerous
+	case score >= t.Suspicious:
+		v.Level = LevelSuspicious
+	}
+	if v.Level != LevelNone {
+		v.Label = LabelPhishing
+	}
+	return v
+}
+
+// Classify scores each text. It returns exactly one Result per text, in
+// order; a text that cannot be scored carries its error and the others go
+// on. The returned error is only for failures that concern the whole batch
+// (a cancelled context or a broken backend).
+func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, error) {
+	res := make([]Result, len(texts))
+	ids := make([][]int64, len(texts))
+	for i, t := range texts {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		ids[i], res[i].Err = d.tok.Encode(t)
+		res[i].Tokens = len(ids[i])
+	}
+	scores, _, err := d.ScoreIDs(ctx, ids, nil)
+	if err != nil {
+		return res, err
+	}
+	for i := range res {
+		if res[i].Err == nil {
+			res[i].Verdict = d.Verdict(float64(scores[i]))
+		}
+	}
+	return res, nil
+}
+
+// ErrNoTokens marks a row with no token ids.
+var ErrNoTokens = errors.New("no tokens to score")
+
+// ScoreIDs runs token id rows through the backend and returns P(phishing)
+// and the final state of every row. Rows that are empty get score 0 and a
+// nil state (callers report them as errors before this point). Rows are
+// grouped by length so padding stays small, cut into windows of the card's
+// max_seq_len, and carried across windows through the LSTM state, so texts
+// of any length are scored exactly as one pass would score them.
+// init, when non-nil, gives each row's starting state (nil entries = zeros).
+func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) ([]float32, []State, error) {
+	scores := make([]float32, len(rows))
+	states := make([]State, len(rows))
+	order := make([]int, 0, len(rows))
+	for i, r := range rows {
+		if len(r) > 0 {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(rows[order[a]]) < len(rows[order[b]]) })
+	for start := 0; start < len(order); start += d.batch {
+		end := min(start+d.batch, len(order))
+		idx := order[start:end]
+		batchRows := make([][]int64, len(idx))
+		var batchInit []State
+		if init != nil {
+			batchInit = make([]State, len(idx))
+		}
+		for j, i := range idx {
+			batchRows[j] = rows[i]
+			if init != nil {
+				batchInit[j] = init[i]
+			}
+		}
+		s, st, err := d.runWindows(ctx, batchRows, batchInit)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, i := range idx {
+			scores[i], states[i] = s[j], st[j]
+		}
+	}
+	return scores, states, nil
+}
+
+// runWindows runs one batch of non-empty rows window by window; rows that
+// have ended drop out of later windows.
+func (d *Detector) runWindows(ctx context.Context, rows [][]int64, init []State) ([]float32, []State, error) {
+	shape := d.be.StateShape()
+	L, H := shape.Layers, shape.Hidden
+	scores := make([]float32, len(rows))
+	states := make([]State, len(rows))
+	for j := range rows {
+		states[j] = State{H: make([]float32, L*H), C: make([]float32, L*H)}
+		if init != nil && init[j].H != nil {
+			copy(states[j].H, init[j].H)
+			copy(states[j].C, init[j].C)
+		}
+	}
+	w := d.window
+	for off := 0; ; off += w {
+		var active []int
+		seq := 0
+		for j, r := range rows {
+			if len(r) > off {
+				active = append(active, j)
+				seq = max(seq, min(len(r)-off, w))
+			}
+		}
+		if len(active) == 0 {
+			break
+		}
+		B := len(active)
+		in := runtime.Input{
+			IDs: make([]int64, B*seq), Lengths: make([]int64, B), Batch: B, Seq: seq,
+			H0: make([]float32, L*B*H), C0: make([]float32, L*B*H),
+		}
+		for b, j := range active {
+			part := rows[j][off:min(len(rows[j]), off+w)]
+			copy(in.IDs[b*seq:], part)
+			in.Lengths[b] = int64(len(part))
+			for l := 0; l < L; l++ {
+				copy(in.H0[(l*B+b)*H:(l*B+b+1)*H], states[j].H[l*H:(l+1)*H])
+				copy(in.C0[(l*B+b)*H:(l*B+b+1)*H], states[j].C[l*H:(l+1)*H])
+			}
+		}
+		out, err := d.be.Run(ctx, in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s backend: %w", d.be.Name(), err)
+		}
+		for b, j := range active {
+			scores[j] = out.Probs[2*b+1]
+			for l := 0; l < L; l++ {
+				copy(states[j].H[l*H:(l+1)*H], out.HN[(l*B+b)*H:(l*B+b+1)*H])
+				copy(states[j].C[l*H:(l+1)*H], out.CN[(l*B+b)*H:(l*B+b+1)*H])
+			}
+		}
+	}
+	return scores, states, nil
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/internal/records"
+)
+
+// verdictRecord and errorRecord are the two output shapes of classify.
+type verdictRecord struct {
+	ID    string  `json:"id"`
+	Label string  `json:"label"`
+	Score float64 `json:"score"`
+	Level string  `json:"level"`
+}
+
+type errorRecord struct {
+	ID    string `json:"id"`
+	Line  int    `json:"line,omitempty"`
+	Error string `json:"error"`
+}
+
+// inputFlags adds the record-input flags shared by classify and tokenize.
+func addInputFlags(fsName string, e *env, synopsis string) (*inputOpts, *flagSet) {
+	fs := &flagSet{newFlags(fsName, synopsis, e.stderr)}
+	o := &inputOpts{}
+	fs.StringVar(&o.input, "input", "", "read records from FILE ('-' for stdin) instead of TEXT arguments")
+	fs.StringVar(&o.format, "format", "", "input format: text (one transcript per line), jsonl ({\"id\",\"text\"} per line), csv (header with id,text); default from the file extension, else text")
+	return o, fs
+}
+
+type inputOpts struct {
+	input, format string
+}
+
+// openRecords returns a reader over the TEXT arguments or the --input file.
+func (e *env) openRecords(o *inputOpts, args []string) (records.Reader, func(), error) {
+	noop := func() {}
+	if o.input != "" && len(args) > 0 {
+		return nil, noop, usagef("give either TEXT arguments or --input, not both")
+	}
+	if o.input == "" {
+		if len(args) == 0 {
+			return nil, noop, usagef("nothing to read: give TEXT arguments or --input FILE (or --input - for stdin)")
+		}
+		return &argReader{texts: args}, noop, nil
+	}
+	format := o.format
+	if format == "" {
+		switch {
+		case strings.HasSuffix(o.input, ".jsonl"), strings.HasSuffix(o.input, ".ndjson"), strings.HasSuffix(o.input, ".json"):
+			format = records.FormatJSONL
+		case strings.HasSuffix(o.input, ".csv"):
+			format = records.FormatCSV
+		default:
+			format = records.FormatText
+		}
+	}
+	var r io.Reader = e.stdin
+	closer := noop
+	if o.input != "-" {
+		f, err := os.Open(o.input)
+		if err != nil {
+			return nil, noop, usagef("cannot open input: %v", err)
+		}
+		r, closer = f, func() { f.Close() }
+	}
+	rr, err := records.NewReader(r, format, 0)
+	if err != nil {
+		closer()
+		return nil, noop, usagef("%v", err)
+	}
+	return rr, closer, nil
+}
+
+// argReader turns TEXT arguments into records with ids 1..n.
+type argReader struct {
+	texts []string
+	i     int
+}
+
+func (a *argReader) Next() (records.Record, error) {
+	if a.i >= len(a.texts) {
+		return records.Record{}, io.EOF
+	}
+	a.i++
+	return records.Record{ID: strconv.Itoa(a.i), Text: a.texts[a.i-1]}, nil
+}
+
+// chunkSize is how many records are read before scoring them: large enough
+// for length-sorted batching, small enough that output streams.
+const chunkSize = 512
+
+func (e *env) classify(args []string) error {
+	o, fs := addInputFlags("classify", e, "classify [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [flags]")
+	addModelFlags(fs.FlagSet)
+	if err := parseFlags(fs.FlagSet, args); err != nil {
+		return err
+	}
+	c, err := e.loadConfig(fs.FlagSet)
+	if err != nil {
+		return err
+	}
+	rr, closeIn, err := e.openRecords(o, fs.Args())
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	d, err := e.openDetector(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	out := newJSONLWriter(e.stdout)
+	prog := newProgress(e.stderr)
+	failed, total := 0, 0
+	for {
+		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+		if len(chunk) > 0 {
+			texts := make([]string, len(chunk))
+			for i, r := range chunk {
+				texts[i] = r.Text
+			}
+			res, err := d.Classify(e.ctx, texts)
+			if err != nil {
+				out.Flush()
+				return err
+			}
+			for i, r := range chunk {
+				total++
+				var werr error
+				switch {
+				case r.Err != nil:
+					failed++
+					werr = out.Write(errorRecord{ID: r.ID, Line: r.Line, Error: r.Err.Error()})
+				case res[i].Err != nil:
+					failed++
+					werr = out.Write(errorRecord{ID: r.ID, Line: r.Line, Error: recordError(res[i].Err)})
+				default:
+					v := res[i].Verdict
+					werr = out.Write(verdictRecord{ID: r.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level})
+				}
+				if werr != nil {
+					return werr
+				}
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			prog.update(total, failed)
+		}
+		if rerr != nil {
+			prog.done(total, failed)
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			return rerr
+		}
+	}
+	if failed > 0 {
+		return &errRecords{failed: failed, total: total}
+	}
+	return nil
+}
+
+// readChunk reads up to n records; it returns io.EOF (with the last records)
+// at the end of input, or the context's error when interrupted.
+func readChunk(ctx context.Context, rr records.Reader, n int) ([]records.Record, error) {
+	var chunk []records.Record
+	for len(chunk) < n {
+		if err := ctx.Err(); err != nil {
+			return chunk, err
+		}
+		r, err := rr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return chunk, io.EOF
+			}
+			return chunk, fmt.Errorf("reading input: %w", err)
+		}
+		if r.Err == nil && r.Text == "" {
+			r.Err = fmt.Errorf("empty text")
+		}
+		chunk = append(chunk, r)
+	}
+	return chunk, nil
+}
+
+// recordError phrases a per-record failure for the "error" field.
+func recordError(err error) string {
+	return err.Error()
+}
+
+func round6(f float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', 6, 64), 64)
+	return v
+}
+
+// jsonlWriter writes one JSON object per line; each record is encoded in
+// full before any byte of it is written, so output stays valid JSONL even
+// when the run stops early.
+type jsonlWriter struct {
+	w *bufio.Writer
+}
+
+func newJSONLWriter(w io.Writer) *jsonlWriter {
+	return &jsonlWriter{w: bufio.NewWriterSize(w, 64<<10)}
+}
+
+func (j *jsonlWriter) Write(v any) error {
+	b, err := marshalLine(v)
+	if err != nil {
+		return err
+	}
+	if _, err := j.w.Write(b); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+func (j *jsonlWriter) Flush() error {
+	if err := j.w.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+func marshalLine(v any) ([]byte, error) {
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return []byte(sb.String()), nil
+}
+
+// progress prints a counter on stderr, only when stderr is a terminal.
+type progress struct {
+	w     io.Writer
+	on    bool
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.on = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(total, failed int) {
+	if !p.on || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(total) / time.Since(p.start).Seconds()
+	fmt.Fprintf(p.w, "\rcallwatch: %d records (%d failed), %.0f/s ", total, failed, rate)
+}
+
+func (p *progress) done(total, failed int) {
+	if !p.on || p.last.IsZero() {
+		return
+	}
+	fmt.Fprintf(p.w, "\rcallwatch: %d records (%d failed) in %s\n", total, failed, time.Since(p.start).Round(time.Millisecond))
+}
+
+var _ = callwatch.LabelPhishing

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/models"
+	cwruntime "github.com/callwatch/callwatch/runtime"
+	"github.com/callwatch/callwatch/runtime/ort"
+)
+
+const usageText = `callwatch — Korean voice-phishing (보이스피싱) detection on call transcripts
+
+Usage:
+  callwatch <command> [flags]
+
+Commands:
+  classify   score transcripts; one JSONL verdict per input record
+  tokenize   print token ids for each input record
+  parity     compare the onnxruntime and pure-Go backends on the same inputs
+  vocab      build a WordPiece tokenizer.json from a corpus (training)
+  version    print program, model and onnxruntime versions as JSON
+  help       show this text; "callwatch <command> --help" shows a command's flags
+
+Configuration (highest first): flags > CALLWATCH_* environment variables >
+callwatch.yaml (in ., then $XDG_CONFIG_HOME/callwatch) > defaults.
+Keys: model, backend, batch, threads, ort.library (env CALLWATCH_ORT_LIBRARY).
+
+Exit codes: 0 ok; 1 some records failed or parity above tolerance;
+2 usage, configuration, model or library error; 130 interrupted.
+`
+
+type env struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run is the whole program; main only wires the process to it so tests can
+// drive every command in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	defer func() {
+		// The libraries below are known to panic on odd input; no panic may
+		// reach a user as a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v (please report this with the input that caused it)", r)
+		}
+		if err != nil && !errors.Is(err, errHelp) {
+			fmt.Fprintf(stderr, "callwatch: %v\n", err)
+		}
+	}()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "classify":
+		return e.classify(rest)
+	case "tokenize":
+		return e.tokenizeCmd(rest)
+	case "parity":
+		return e.parity(rest)
+	case "vocab":
+		return e.vocab(rest)
+	case "version", "--version":
+		return e.version(rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return errHelp
+	default:
+		fmt.Fprint(stderr, usageText)
+		return usagef("unknown command %q", cmd)
+	}
+}
+
+// config holds every setting, gathered in one place.
+type config struct {
+	Model      string
+	Backend    string
+	Batch      int
+	Threads    int
+	ORTLibrary string
+}
+
+// keys maps config keys to their flag names.
+var configKeys = []struct{ key, flag string }{
+	{"model", "model"}, {"backend", "backend"}, {"batch", "batch"},
+	{"threads", "threads"}, {"ort.library", "ort-library"},
+}
+
+// newFlags returns a flag set with the common model/backend flags.
+func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "config file (default: ./callwatch.yaml, then $XDG_CONFIG_HOME/callwatch/callwatch.yaml)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: callwatch %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+	}
+	return fs
+}
+
+func addModelFlags(fs *pflag.FlagSet) {
+	fs.String("model", "", "model bundle directory (default: the shipped models/"+models.DefaultName+")")
+	fs.String("backend", "auto", "inference backend: auto (onnxruntime if its library loads, else native), ort, native")
+	fs.Int("batch", 32, "texts per backend call")
+	fs.Int("threads", 1, "onnxruntime intra-op threads per session")
+	fs.String("ort-library", "", "path to libonnxruntime.so (>= "+ort.MinVersion+")")
+}
+
+// parseFlags parses args; --help returns errHelp after printing usage.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return &errUsage{err}
+	}
+	return nil
+}
+
+// loadConfig layers defaults < config file < environment < flags.
+func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
+	v := viper.New()
+	v.SetDefault("backend", "auto")
+	v.SetDefault("batch", 32)
+	v.SetDefault("threads", 1)
+	v.SetConfigType("yaml")
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path = e.getenv("CALLWATCH_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return config{}, usagef("cannot read config file %s: %v; fix or remove it, or point --config elsewhere", path, err)
+		}
+	} else {
+		v.SetConfigName("callwatch")
+		v.AddConfigPath(".")
+		if x := e.getenv("XDG_CONFIG_HOME"); x != "" {
+			v.AddConfigPath(filepath.Join(x, "callwatch"))
+		} else if h := e.getenv("HOME"); h != "" {
+			v.AddConfigPath(filepath.Join(h, ".config", "callwatch"))
+		}
+		if err := v.ReadInConfig(); err != nil {
+			var nf viper.ConfigFileNotFoundError
+			if !errors.As(err, &nf) {
+				return config{}, usagef("cannot read config file %s: %v; fix or remove it", v.ConfigFileUsed(), err)
+			}
+		}
+	}
+	// viper's own env layer reads the process environment; going through
+	// getenv keeps the precedence testable in-process.
+	for _, k := range configKeys {
+		name := "CALLWATCH_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(k.key))
+		if val := e.getenv(name); val != "" {
+			v.Set(k.key, val)
+		}
+	}
+	for _, k := range configKeys {
+		if f := fs.Lookup(k.flag); f != nil && f.Changed {
+			v.Set(k.key, f.Value.String())
+		}
+	}
+	c := config{
+		Model:      v.GetString("model"),
+		Backend:    v.GetString("backend"),
+		Batch:      v.GetInt("batch"),
+		Threads:    v.GetInt("threads"),
+		ORTLibrary: v.GetString("ort.library"),
+	}
+	switch c.Backend {
+	case callwatch.BackendAuto, callwatch.BackendORT, callwatch.BackendNative:
+	default:
+		return c, usagef("unknown backend %q: use auto, ort or native", c.Backend)
+	}
+	if c.Batch <= 0 || c.Batch > 4096 {
+		return c, usagef("batch must be between 1 and 4096, got %d", c.Batch)
+	}
+	if c.Threads <= 0 || c.Threads > 256 {
+		return c, usagef("threads must be between 1 and 256, got %d", c.Threads)
+	}
+	return c, nil
+}
+
+// findDefaultModel looks for models/<default> above the working directory,
+// then beside the executable.
+func findDefaultModel() (string, error) {
+	rel := filepath.Join("models", models.DefaultName)
+	var tried []string
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, rel)
+			tried = append(tried, p)
+			if _, err := os.Stat(filepath.Join(p, models.CardFile)); err == nil {
+				return p, nil
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		for _, p := range []string{filepath.Join(filepath.Dir(exe), rel), filepath.Join(filepath.Dir(exe), "..", rel)} {
+			tried = append(tried, p)
+			if _, err := os.Stat(filepath.Join(p, models.CardFile)); err == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", usagef("default model bundle not found (looked in %s); pass --model DIR or set CALLWATCH_MODEL", strings.Join(tried, ", "))
+}
+
+// loadBundle resolves and verifies the model bundle.
+func (e *env) loadBundle(c config) (*models.Bundle, error) {
+	dir := c.Model
+	if dir == "" {
+		d, err := findDefaultModel()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	b, err := models.Load(dir)
+	if err != nil {
+		return nil, &errUsage{err}
+	}
+	return b, nil
+}
+
+// openDetector loads the bundle and the configured backend.
+func (e *env) openDetector(c config) (*callwatch.Detector, error) {
+	b, err := e.loadBundle(c)
+	if err != nil {
+		return nil, err
+	}
+	be, err := e.openBackend(c, c.Backend, b)
+	if err != nil {
+		return nil, err
+	}
+	d, err := callwatch.New(b, be, callwatch.WithBatchSize(c.Batch))
+	if err != nil {
+		be.Close()
+		return nil, &errUsage{err}
+	}
+	return d, nil
+}
+
+func (e *env) openBackend(c config, kind string, b *models.Bundle) (cwruntime.Backend, error) {
+	be, err := callwatch.OpenBackend(kind, b.Model, ort.Options{Library: c.ORTLibrary, Getenv: e.getenv, IntraOpThreads: c.Threads},
+		func(msg string) { fmt.Fprintf(e.stderr, "callwatch: %s\n", msg) })
+	if err != nil {
+		return nil, &errUsage{fmt.Errorf("%s backend for %s: %w", kind, b.Dir, err)}
+	}
+	return be, nil
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Assemble a model bundle (model.onnx, tokenizer.json, card.json) from a
+training work directory. The card pins both files by sha256 and carries the
+thresholds and validation metrics from train_report.json.
+
+  /usr/bin/python3 scripts/make_bundle.py --work build/model --out models/ko-vishing-lstm
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from typing import Any, Dict
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--corpus", default="")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--name", default="ko-vishing-lstm")
+    ap.add_argument("--version", default="0.2.0")
+    ap.add_argument("--max-seq-len", type=int, default=512)
+    args = ap.parse_args()
+
+    with open(os.path.join(args.work, "train_report.json"), encoding="utf-8") as f:
+        report: Dict[str, Any] = json.load(f)
+    os.makedirs(args.out, exist_ok=True)
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copyfile(os.path.join(args.work, name), os.path.join(args.out, name))
+    corpus: Dict[str, Any] = {}
+    if args.corpus and os.path.exists(args.corpus):
+        with open(args.corpus, encoding="utf-8") as f:
+            corpus = json.load(f)
+    hp = report.get("hyperparameters", {})
+    card_path = os.path.join(args.out, "card.json")
+    card = {
+        "name": args.name,
+        "version": args.version,
+        "description": "Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
+                       "P(phishing) at the last token, streamable through its (h, c) state.",
+        "labels": ["normal", "phishing"],
+        "thresholds": report["thresholds"],
+        "max_seq_len": args.max_seq_len,
+        "max_text_bytes": 8 << 20,
+        "files": {
+            "model.onnx": {"sha256": sha256(os.path.join(args.out, "model.onnx")),
+                           "bytes": os.path.getsize(os.path.join(args.out, "model.onnx"))},
+            "tokenizer.json": {"sha256": sha256(os.path.join(args.out, "tokenizer.json")),
+                               "bytes": os.path.getsize(os.path.join(args.out, "tokenizer.json"))},
+        },
+        "architecture": {
+            "type": "embedding-lstm-linear-softmax",
+            "vocab_size": hp.get("vocab_size"),
+            "embed": hp.get("embed"),
+            "hidden": hp.get("hidden"),
+            "layers": hp.get("layers"),
+            "opset": report.get("opset", 17),
+        },
+        "training": {
+            "corpus": "corpus/base (project-written dialogues) → scripts/corpus/gen.py",
+            "corpus_stats": {k: corpus.get(k) for k in ("calls", "by_class", "base_dialogues", "families") if k in corpus},
+            "seed": args.seed,
+            "commit": git_commit(),
+            "command": "make model",
+            "report": report,
+        },
+        "metrics": {
+            "validation": report.get("validation", {}),
+        },
+    }
+    with open(card_path, "w", encoding="utf-8") as f:
+        json.dump(card, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+    print(f"wrote {card_path}: thresholds {card['thresholds']}")
+
+
+if __name__ == "__main__":
+    main()

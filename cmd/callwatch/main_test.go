@@ -21,7 +21,7 @@ type result struct {
 }
 
 // callwatch drives run in-process, as main does.
-func callwatch(t *testing.T, stdin string, env map[string]string, args ...string) result {
+func runCLI(t *testing.T, stdin string, env map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	getenv := func(k string) string { return env[k] }
@@ -50,7 +50,7 @@ func jsonl(t *testing.T, s string) []map[string]any {
 func TestClassifyVerdicts(t *testing.T) {
 	for _, backend := range []string{"native", "ort"} {
 		t.Run(backend, func(t *testing.T) {
-			r := callwatch(t, "", nil, "classify", "--model", modelDir, "--backend", backend,
+			r := runCLI(t, "", nil, "classify", "--model", modelDir, "--backend", backend,
 				"지금 바로 안전계좌로 이체하셔야 합니다 검찰청 수사관입니다 명의가 도용돼서요",
 				"적금 만기 안내드리려고 연락드렸습니다 앱에서 확인하시거나 영업점 방문하시면 됩니다")
 			if r.err != nil {
@@ -93,7 +93,7 @@ func TestClassifyBadRecords(t *testing.T) {
 		`{"id":"ok2","text":"엄마 나야 폰이 고장나서 그러는데 상품권 좀 사서 보내줘"}`,
 	}
 	in := strings.Join(lines, "\n") + "\n"
-	r := callwatch(t, in, nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-", "--format", "jsonl")
+	r := runCLI(t, in, nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-", "--format", "jsonl")
 	if r.code != exitFailed {
 		t.Fatalf("exit code %d, want %d (some records failed); err %v\n%s", r.code, exitFailed, r.err, r.stderr)
 	}
@@ -142,7 +142,7 @@ func TestClassifyBadRecords(t *testing.T) {
 
 func TestClassifyCSVAndText(t *testing.T) {
 	csvIn := "id,text\r\na,\"여보세요 여기 은행인데요\r\n적금 만기 안내드립니다\"\r\nb,검찰청입니다 안전계좌로 옮기세요\r\n"
-	r := callwatch(t, csvIn, nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-", "--format", "csv")
+	r := runCLI(t, csvIn, nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-", "--format", "csv")
 	if r.err != nil {
 		t.Fatalf("csv: %v\n%s", r.err, r.stderr)
 	}
@@ -150,7 +150,7 @@ func TestClassifyCSVAndText(t *testing.T) {
 	if len(recs) != 2 || recs[0]["id"] != "a" || recs[1]["id"] != "b" {
 		t.Fatalf("csv records: %s", r.stdout)
 	}
-	r = callwatch(t, "\xef\xbb\xbf첫 줄입니다\r\n\r\n둘째 줄 계좌 이체\r\n", nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-")
+	r = runCLI(t, "\xef\xbb\xbf첫 줄입니다\r\n\r\n둘째 줄 계좌 이체\r\n", nil, "classify", "--model", modelDir, "--backend", "native", "--input", "-")
 	if r.err != nil {
 		t.Fatalf("text: %v\n%s", r.err, r.stderr)
 	}
@@ -167,7 +167,7 @@ func TestBackendsAgreeThroughCLI(t *testing.T) {
 	}
 	scores := map[string][]any{}
 	for _, be := range []string{"ort", "native"} {
-		r := callwatch(t, string(in), nil, "classify", "--model", modelDir, "--backend", be, "--input", "-", "--format", "jsonl")
+		r := runCLI(t, string(in), nil, "classify", "--model", modelDir, "--backend", be, "--input", "-", "--format", "jsonl")
 		if r.err != nil {
 			t.Fatalf("%s: %v\n%s", be, r.err, r.stderr)
 		}
@@ -187,7 +187,7 @@ func TestBackendsAgreeThroughCLI(t *testing.T) {
 }
 
 func TestParityCommand(t *testing.T) {
-	r := callwatch(t, "", nil, "parity", "--model", modelDir, "--input", filepath.Join("..", "..", "testdata", "parity_calls.jsonl"), "--batch", "16")
+	r := runCLI(t, "", nil, "parity", "--model", modelDir, "--input", filepath.Join("..", "..", "testdata", "parity_calls.jsonl"), "--batch", "16")
 	if r.err != nil {
 		t.Fatalf("parity: %v\n%s\n%s", r.err, r.stdout, r.stderr)
 	}
@@ -202,7 +202,7 @@ func TestParityCommand(t *testing.T) {
 }
 
 func TestTokenizeCommand(t *testing.T) {
-	r := callwatch(t, `{"id":"x","text":"안전계좌 이체","label":"phishing","group":"g1"}`+"\n", nil, "tokenize", "--model", modelDir, "--input", "-", "--format", "jsonl")
+	r := runCLI(t, `{"id":"x","text":"안전계좌 이체","label":"phishing","group":"g1"}`+"\n", nil, "tokenize", "--model", modelDir, "--input", "-", "--format", "jsonl")
 	if r.err != nil {
 		t.Fatalf("tokenize: %v\n%s", r.err, r.stderr)
 	}
@@ -216,7 +216,7 @@ func TestTokenizeCommand(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	r := callwatch(t, "", nil, "version", "--model", modelDir)
+	r := runCLI(t, "", nil, "version", "--model", modelDir)
 	if r.err != nil {
 		t.Fatalf("version: %v", r.err)
 	}
@@ -250,7 +250,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := callwatch(t, "", nil, tt.args...)
+			r := runCLI(t, "", nil, tt.args...)
 			if r.code != tt.code {
 				t.Fatalf("exit %d, want %d (err %v)", r.code, tt.code, r.err)
 			}
@@ -301,7 +301,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("backend: [unclosed\n"), 0o644)
-	r := callwatch(t, "", nil, "classify", "--config", bad, "x")
+	r := runCLI(t, "", nil, "classify", "--config", bad, "x")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "cannot read config file") {
 		t.Fatalf("bad config: exit %d, stderr %q", r.code, r.stderr)
 	}

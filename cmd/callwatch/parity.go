@@ -11,18 +11,18 @@ import (
 )
 
 type parityReport struct {
-	Backends     [2]string `json:"backends"`
-	Records      int       `json:"records"`
-	Scored       int       `json:"scored"`
-	Skipped      int       `json:"skipped"`
-	Tokens       int       `json:"tokens"`
-	Batch        int       `json:"batch"`
-	MaxAbsProbs  float64   `json:"max_abs_diff_probs"`
-	MaxAbsState  float64   `json:"max_diff_state_scaled"`
-	MaxAbsDiff   float64   `json:"max_abs_diff"`
-	Tolerance    float64   `json:"tolerance"`
-	OK           bool      `json:"ok"`
-	WorstRecord  string    `json:"worst_record,omitempty"`
+	Backends    [2]string `json:"backends"`
+	Records     int       `json:"records"`
+	Scored      int       `json:"scored"`
+	Skipped     int       `json:"skipped"`
+	Tokens      int       `json:"tokens"`
+	Batch       int       `json:"batch"`
+	MaxAbsProbs float64   `json:"max_abs_diff_probs"`
+	MaxAbsState float64   `json:"max_diff_state_scaled"`
+	MaxAbsDiff  float64   `json:"max_abs_diff"`
+	Tolerance   float64   `json:"tolerance"`
+	OK          bool      `json:"ok"`
+	WorstRecord string    `json:"worst_record,omitempty"`
 }
 
 // parity runs the same token ids through onnxruntime and the pure-Go

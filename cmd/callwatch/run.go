@@ -27,6 +27,7 @@ Commands:
   classify   score transcripts; one JSONL verdict per input record
   tokenize   print token ids for each input record
   parity     compare the onnxruntime and pure-Go backends on the same inputs
+  eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
   vocab      build a WordPiece tokenizer.json from a corpus (training)
   version    print program, model and onnxruntime versions as JSON
   help       show this text; "callwatch <command> --help" shows a command's flags
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.parity(rest)
 	case "vocab":
 		return e.vocab(rest)
+	case "eval":
+		return e.eval(rest)
 	case "version", "--version":
 		return e.version(rest)
 	case "help", "-h", "--help":

@@ -67,9 +67,9 @@ func NewReader(r io.Reader, format string, maxLine int) (Reader, error) {
 
 // lines splits on '\n' with a hard cap per line.
 type lines struct {
-	br      *bufio.Reader
-	max     int
-	line    int
+	br   *bufio.Reader
+	max  int
+	line int
 }
 
 func newLineReader(r io.Reader, max int) *lines {

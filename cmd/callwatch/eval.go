@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/internal/metrics"
+	"github.com/callwatch/callwatch/internal/records"
+)
+
+type evalReport struct {
+	Data       string                         `json:"data"`
+	Model      string                         `json:"model"`
+	ModelSHA   string                         `json:"model_sha256"`
+	Backend    string                         `json:"backend"`
+	Records    int                            `json:"records"`
+	Scored     int                            `json:"scored"`
+	Failed     int                            `json:"failed"`
+	Unlabeled  int                            `json:"unlabeled"`
+	Phishing   int                            `json:"phishing"`
+	Normal     int                            `json:"normal"`
+	ROCAUC     float64                        `json:"roc_auc"`
+	Thresholds map[string]float64             `json:"thresholds"`
+	At         map[string]metrics.AtThreshold `json:"at"`
+	Tokens     tokenStats                     `json:"tokens"`
+	Errors     []errorRecord                  `json:"errors,omitempty"`
+}
+
+type tokenStats struct {
+	Total   int     `json:"total"`
+	Unknown int     `json:"unknown"`
+	UnkRate float64 `json:"unk_rate"`
+	Median  int     `json:"median_per_call"`
+}
+
+// eval scores a labelled JSONL file ({"id","text","label"}) call by call and
+// reports metrics at the card's thresholds and at 0.5.
+func (e *env) eval(args []string) error {
+	fs := newFlags("eval", "eval --data FILE [flags]", e.stderr)
+	addModelFlags(fs)
+	data := fs.String("data", "", "labelled JSONL: {\"id\",\"text\",\"label\":\"phishing\"|\"normal\"} per line (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return usagef("--data FILE is required")
+	}
+	c, err := e.loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	rr, closeIn, err := e.openRecords(&inputOpts{input: *data, format: records.FormatJSONL}, nil)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	d, err := e.openDetector(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	b := d.Bundle()
+	rep := evalReport{Data: *data, Model: b.Card.Name, ModelSHA: b.ModelSHA256, Backend: d.Backend().Name(),
+		Thresholds: map[string]float64{"suspicious": b.Card.Thresholds.Suspicious, "dangerous": b.Card.Thresholds.Dangerous}}
+	var labels []bool
+	var scores []float64
+	var perCall []int
+	unk := d.Tokenizer().UnkID()
+	prog := newProgress(e.stderr)
+	for {
+		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+		var texts []string
+		var keep []records.Record
+		for _, r := range chunk {
+			rep.Records++
+			if r.Err != nil {
+				rep.Failed++
+				rep.Errors = append(rep.Errors, errorRecord{ID: r.ID, Line: r.Line, Error: r.Err.Error()})
+				continue
+			}
+			if r.Label != callwatch.LabelPhishing && r.Label != callwatch.LabelNormal {
+				rep.Unlabeled++
+				continue
+			}
+			texts = append(texts, r.Text)
+			keep = append(keep, r)
+		}
+		if len(texts) > 0 {
+			res, err := d.Classify(e.ctx, texts)
+			if err != nil {
+				return err
+			}
+			for i, r := range res {
+				if r.Err != nil {
+					rep.Failed++
+					rep.Errors = append(rep.Errors, errorRecord{ID: keep[i].ID, Line: keep[i].Line, Error: r.Err.Error()})
+					continue
+				}
+				rep.Scored++
+				labels = append(labels, keep[i].Label == callwatch.LabelPhishing)
+				scores = append(scores, r.Score)
+				perCall = append(perCall, r.Tokens)
+				rep.Tokens.Total += r.Tokens
+			}
+			// [UNK] rate needs the ids; re-encode only for counting.
+			for _, t := range texts {
+				if ids, err := d.Tokenizer().Encode(t); err == nil {
+					for _, id := range ids {
+						if id == unk {
+							rep.Tokens.Unknown++
+						}
+					}
+				}
+			}
+		}
+		prog.update(rep.Records, rep.Failed)
+		if rerr != nil {
+			prog.done(rep.Records, rep.Failed)
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			return rerr
+		}
+	}
+	if rep.Scored == 0 {
+		return usagef("%s: no labelled record could be scored", *data)
+	}
+	for _, y := range labels {
+		if y {
+			rep.Phishing++
+		} else {
+			rep.Normal++
+		}
+	}
+	rep.ROCAUC = metrics.ROCAUC(labels, scores)
+	if math.IsNaN(rep.ROCAUC) {
+		rep.ROCAUC = -1 // one class only; JSON has no NaN
+	}
+	rep.At = map[string]metrics.AtThreshold{
+		"suspicious": metrics.At(labels, scores, b.Card.Thresholds.Suspicious),
+		"dangerous":  metrics.At(labels, scores, b.Card.Thresholds.Dangerous),
+		"0.5":        metrics.At(labels, scores, 0.5),
+	}
+	if rep.Tokens.Total > 0 {
+		rep.Tokens.UnkRate = float64(rep.Tokens.Unknown) / float64(rep.Tokens.Total)
+	}
+	sort.Ints(perCall)
+	rep.Tokens.Median = perCall[len(perCall)/2]
+	if len(rep.Errors) > 20 {
+		rep.Errors = rep.Errors[:20]
+	}
+	out, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+	return err
+}

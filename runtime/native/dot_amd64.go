@@ -46,3 +46,28 @@ func dot(a, b []float32) float32 {
 	}
 	return s
 }
+
+//go:noescape
+func gemvTAVX2(out, x, m *float32, k, cols, stride int)
+
+// gemvT adds xᵀ·m to out, where m is row-major [len(x), len(out)].
+func gemvT(out, x, m []float32) {
+	n, k := len(out), len(x)
+	if len(m) < k*n {
+		panic("native: gemvT: matrix too small")
+	}
+	cols := n &^ 7
+	if !hasAVX2FMA || cols == 0 || k == 0 {
+		gemvTGeneric(out, x, m)
+		return
+	}
+	gemvTAVX2(&out[0], &x[0], &m[0], k, cols, n)
+	if cols < n {
+		for i, xv := range x {
+			row := m[i*n+cols : (i+1)*n]
+			for j, v := range row {
+				out[cols+j] += xv * v
+			}
+		}
+	}
+}

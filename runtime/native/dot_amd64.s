@@ -69,3 +69,94 @@ done:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func gemvTAVX2(out, x, m *float32, k, cols, stride int)
+// out[j] += Σ_i x[i]·m[i*stride+j] for j < cols; cols must be a multiple
+// of 8. Columns go in blocks of 64 (eight accumulators, so the FMA chains
+// overlap), then 8; each output accumulates over i in order.
+TEXT ·gemvTAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ k+24(FP), R8
+	MOVQ cols+32(FP), R9
+	MOVQ stride+40(FP), R10
+	SHLQ $2, R10
+	XORQ R11, R11
+
+block64:
+	MOVQ R9, AX
+	SUBQ R11, AX
+	CMPQ AX, $64
+	JLT  block8
+	LEAQ (DI)(R11*4), BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	VMOVUPS 64(BX), Y2
+	VMOVUPS 96(BX), Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	LEAQ (DX)(R11*4), CX
+	MOVQ SI, R12
+	MOVQ R8, R13
+
+loop64:
+	TESTQ R13, R13
+	JEQ   store64
+	VBROADCASTSS (R12), Y15
+	VFMADD231PS (CX), Y15, Y0
+	VFMADD231PS 32(CX), Y15, Y1
+	VFMADD231PS 64(CX), Y15, Y2
+	VFMADD231PS 96(CX), Y15, Y3
+	VFMADD231PS 128(CX), Y15, Y4
+	VFMADD231PS 160(CX), Y15, Y5
+	VFMADD231PS 192(CX), Y15, Y6
+	VFMADD231PS 224(CX), Y15, Y7
+	ADDQ $4, R12
+	ADDQ R10, CX
+	DECQ R13
+	JMP  loop64
+
+store64:
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS Y2, 64(BX)
+	VMOVUPS Y3, 96(BX)
+	VMOVUPS Y4, 128(BX)
+	VMOVUPS Y5, 160(BX)
+	VMOVUPS Y6, 192(BX)
+	VMOVUPS Y7, 224(BX)
+	ADDQ $64, R11
+	JMP  block64
+
+block8:
+	MOVQ R9, AX
+	SUBQ R11, AX
+	CMPQ AX, $8
+	JLT  done
+	LEAQ (DI)(R11*4), BX
+	VMOVUPS (BX), Y0
+	LEAQ (DX)(R11*4), CX
+	MOVQ SI, R12
+	MOVQ R8, R13
+
+loop8:
+	TESTQ R13, R13
+	JEQ   store8
+	VBROADCASTSS (R12), Y15
+	VFMADD231PS (CX), Y15, Y0
+	ADDQ $4, R12
+	ADDQ R10, CX
+	DECQ R13
+	JMP  loop8
+
+store8:
+	VMOVUPS Y0, (BX)
+	ADDQ $8, R11
+	JMP  block8
+
+done:
+	VZEROUPPER
+	RET

@@ -4,3 +4,6 @@ package native
 
 // dot is a float32 inner product of a and b[:len(a)].
 func dot(a, b []float32) float32 { return dotGeneric(a, b) }
+
+// gemvT adds xᵀ·m to out, where m is row-major [len(x), len(out)].
+func gemvT(out, x, m []float32) { gemvTGeneric(out, x, m) }

@@ -40,3 +40,27 @@ func BenchmarkDot(b *testing.B) {
 		})
 	}
 }
+
+func TestGemvT(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, k := range []int{0, 1, 3, 17, 128} {
+		for _, n := range []int{0, 1, 7, 8, 9, 63, 64, 65, 136, 512} {
+			x, m := randFloats(r, k, 1), randFloats(r, k*n, 1)
+			init := randFloats(r, n, 1)
+			for name, f := range map[string]func(out, x, m []float32){"gemvT": gemvT, "gemvTGeneric": gemvTGeneric} {
+				out := append([]float32(nil), init...)
+				f(out, x, m)
+				for j := 0; j < n; j++ {
+					want, mag := float64(init[j]), math.Abs(float64(init[j]))
+					for i := 0; i < k; i++ {
+						want += float64(x[i]) * float64(m[i*n+j])
+						mag += math.Abs(float64(x[i]) * float64(m[i*n+j]))
+					}
+					if d := math.Abs(float64(out[j]) - want); d > 1e-6*(mag+1) {
+						t.Fatalf("%s k=%d n=%d out[%d] = %v, want %v", name, k, n, j, out[j], want)
+					}
+				}
+			}
+		}
+	}
+}

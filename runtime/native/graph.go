@@ -15,6 +15,7 @@ type kernel func(ctx context.Context, in []*tensor) ([]*tensor, error)
 // step is one compiled node: value slots for its inputs and outputs (-1 for
 // an absent optional one).
 type step struct {
+	node     *onnxpb.NodeProto
 	name, op string
 	k        kernel
 	in, out  []int
@@ -109,7 +110,7 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 		if err != nil {
 			return nil, fmt.Errorf("node %q (%s): %w", name, n.GetOpType(), err)
 		}
-		steps[k] = step{name: name, op: n.GetOpType(), k: kern}
+		steps[k] = step{node: n, name: name, op: n.GetOpType(), k: kern}
 	}
 
 	// Topological order (Kahn): exporters emit nodes sorted, but the spec
@@ -202,6 +203,12 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 			}
 		}
 		if !foldable {
+			if st.op == "LSTM" && len(st.in) > 2 && st.in[1] >= 0 && st.in[2] >= 0 &&
+				g.consts[st.in[1]] != nil && g.consts[st.in[2]] != nil {
+				if k := prepackLSTM(st.node, g.consts[st.in[1]], g.consts[st.in[2]]); k != nil {
+					st.k = k
+				}
+			}
 			g.steps = append(g.steps, st)
 			continue
 		}

@@ -57,11 +57,36 @@ func buildLSTM(n *onnxpb.NodeProto, _ int64) (kernel, error) {
 		return nil, errors.New("peephole weights (input P) are not supported")
 	}
 	return func(ctx context.Context, in []*tensor) ([]*tensor, error) {
-		return lstm(ctx, h, in)
+		return lstm(ctx, h, in, nil)
 	}, nil
 }
 
-func lstm(ctx context.Context, H int, in []*tensor) ([]*tensor, error) {
+// lstmPacked holds W and R transposed to [E, 4H] and [H, 4H], so that each
+// gate vector is one gemvT (a row of inputs times a matrix).
+type lstmPacked struct {
+	wt, rt []float32
+}
+
+func packLSTM(w, r *tensor) *lstmPacked {
+	G := w.shape[1]
+	return &lstmPacked{wt: transpose2(w.f, G, w.shape[2]), rt: transpose2(r.f, G, r.shape[2])}
+}
+
+// prepackLSTM returns a kernel with W and R transposed once at load, for
+// the usual case where they are initializers.
+func prepackLSTM(n *onnxpb.NodeProto, w, r *tensor) kernel {
+	h := int(attrInt(n, "hidden_size", 0))
+	if w.dt != float32T || r.dt != float32T || !equalShape(w.shape, []int{1, 4 * h, w.shape[len(w.shape)-1]}) ||
+		!equalShape(r.shape, []int{1, 4 * h, h}) {
+		return nil // let the plain kernel report the shape error
+	}
+	p := packLSTM(w, r)
+	return func(ctx context.Context, in []*tensor) ([]*tensor, error) {
+		return lstm(ctx, h, in, p)
+	}
+}
+
+func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, error) {
 	if err := need(in, 3); err != nil {
 		return nil, err
 	}
@@ -117,9 +142,11 @@ func lstm(ctx context.Context, H int, in []*tensor) ([]*tensor, error) {
 		copy(st.dst, st.t.f)
 	}
 
+	if pk == nil {
+		pk = packLSTM(w, r)
+	}
 	// Input projection for every (step, row) that is inside its row's
 	// length: proj = X·Wᵀ + Wb + Rb, one matrix product up front.
-	wf, rf := w.f, r.f
 	proj := make([]float32, S*B*G)
 	for t := 0; t < S; t++ {
 		if t%16 == 0 {
@@ -133,9 +160,8 @@ func lstm(ctx context.Context, H int, in []*tensor) ([]*tensor, error) {
 			}
 			xr := x.f[(t*B+bb)*E : (t*B+bb+1)*E]
 			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
-			for g := 0; g < G; g++ {
-				pr[g] = dot(xr, wf[g*E:(g+1)*E]) + bias[g]
-			}
+			copy(pr, bias)
+			gemvT(pr, xr, pk.wt)
 		}
 	}
 
@@ -151,9 +177,8 @@ func lstm(ctx context.Context, H int, in []*tensor) ([]*tensor, error) {
 			}
 			hr, cr := hs[bb*H:(bb+1)*H], cs[bb*H:(bb+1)*H]
 			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
-			for g := 0; g < G; g++ {
-				gates[g] = pr[g] + dot(rf[g*H:(g+1)*H], hr)
-			}
+			copy(gates, pr)
+			gemvT(gates, hr, pk.rt)
 			yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
 			// All of h's new values depend on the old h through gates,
 			// which are complete, so h and c can be updated in place.

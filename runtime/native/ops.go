@@ -784,3 +784,15 @@ func buildTopK(n *onnxpb.NodeProto, _ int64) (kernel, error) {
 		return []*tensor{vals, inds}, nil
 	}, nil
 }
+
+// gemvTGeneric adds xᵀ·m to out, m row-major [len(x), len(out)]; each
+// output accumulates over x in order, like the AVX2 kernel.
+func gemvTGeneric(out, x, m []float32) {
+	n := len(out)
+	for i, xv := range x {
+		row := m[i*n : (i+1)*n]
+		for j, v := range row {
+			out[j] += xv * v
+		}
+	}
+}

@@ -322,6 +322,7 @@ func TestLoadErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalidModel) {
 				t.Errorf("error %v does not wrap ErrInvalidModel", err)
 			}
+			t.Log(err)
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)

@@ -60,6 +60,19 @@ def main() -> None:
             cases.append({"name": name, "batch": b, "seq": s, "input_ids": ids.flatten().tolist(), "lengths": lens,
                           "h0": h0.flatten().tolist() if state else None, "c0": c0.flatten().tolist() if state else None,
                           "probs": p.flatten().tolist(), "hn": hn.flatten().tolist(), "cn": cn.flatten().tolist()})
+        # A call scored in two parts: part2 starts from part1's final state.
+        ids1, ids2 = torch.randint(1, V, (2, 6)), torch.randint(1, V, (2, 5))
+        l1, l2 = [6, 2], [3, 5]
+        z = torch.zeros(L, 2, H)
+        p1, h1, c1 = m(ids1, torch.tensor(l1), z, z)
+        p2, h2, c2 = m(ids2, torch.tensor(l2), h1, c1)
+        cases.append({"name": "carry_part1", "batch": 2, "seq": 6, "input_ids": ids1.flatten().tolist(), "lengths": l1,
+                      "h0": None, "c0": None, "probs": p1.flatten().tolist(), "hn": h1.flatten().tolist(),
+                      "cn": c1.flatten().tolist()})
+        cases.append({"name": "carry_part2", "continues": "carry_part1", "batch": 2, "seq": 5,
+                      "input_ids": ids2.flatten().tolist(), "lengths": l2, "h0": h1.flatten().tolist(),
+                      "c0": c1.flatten().tolist(), "probs": p2.flatten().tolist(), "hn": h2.flatten().tolist(),
+                      "cn": c2.flatten().tolist()})
     with open(os.path.join(HERE, "packed.json"), "w") as f:
         json.dump({"model": "packed.onnx", "layers": L, "hidden": H, "vocab": V, "cases": cases}, f)
 

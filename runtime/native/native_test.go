@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -455,7 +456,7 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// BenchmarkRun measures batch 1, seq 256 on a model of the shipped size
+// BenchmarkRun measures seq 256 at batch 1 and 32 on a model of the shipped size
 // (E=64, H=128, 1 layer, 8000 ids), and on the 2-layer fixture model.
 func BenchmarkRun(b *testing.B) {
 	big, err := New(randomModel(b, 7, 8000, 64, 128, 1))
@@ -471,18 +472,23 @@ func BenchmarkRun(b *testing.B) {
 		be   *Backend
 		v    int
 	}{{"E64H128L1", big, 8000}, {"tiny", tiny, 64}} {
-		b.Run(bc.name+"/batch1_seq256", func(b *testing.B) {
-			in := runtime.Input{IDs: make([]int64, 256), Lengths: []int64{256}, Batch: 1, Seq: 256}
-			for k := range in.IDs {
-				in.IDs[k] = int64(k*7919) % int64(bc.v)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bc.be.Run(context.Background(), in); err != nil {
-					b.Fatal(err)
+		for _, batch := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/batch%d_seq256", bc.name, batch), func(b *testing.B) {
+				in := runtime.Input{IDs: make([]int64, batch*256), Lengths: make([]int64, batch), Batch: batch, Seq: 256}
+				for k := range in.IDs {
+					in.IDs[k] = int64(k*7919) % int64(bc.v)
 				}
-			}
-		})
+				for k := range in.Lengths {
+					in.Lengths[k] = 256
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := bc.be.Run(context.Background(), in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -212,8 +212,11 @@ func buildConcat(n *onnxpb.NodeProto, _ int64) (kernel, error) {
 	}
 	axis := attrInt(n, "axis", 0)
 	return func(_ context.Context, in []*tensor) ([]*tensor, error) {
-		if err := need(in, len(in)); err != nil || len(in) == 0 {
-			return nil, fmt.Errorf("inputs: %v", err)
+		if len(in) == 0 {
+			return nil, errors.New("no inputs")
+		}
+		if err := need(in, len(in)); err != nil {
+			return nil, err
 		}
 		x0 := in[0]
 		a, err := normAxis(axis, len(x0.shape))

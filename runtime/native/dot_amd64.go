@@ -71,3 +71,26 @@ func gemvT(out, x, m []float32) {
 		}
 	}
 }
+
+//go:noescape
+func actAVX2(dst, src *float32, n int, m, a, b float32)
+
+// sigmoidVec sets dst[i] = σ(src[i]); dst may be src.
+func sigmoidVec(dst, src []float32) { act(dst, src, -1, 1, 0, sigmoid) }
+
+// tanhVec sets dst[i] = tanh(src[i]) as 2σ(2x)-1; dst may be src.
+func tanhVec(dst, src []float32) { act(dst, src, -2, 2, -1, tanh) }
+
+func act(dst, src []float32, m, a, b float32, f func(float32) float32) {
+	n := len(src)
+	dst = dst[:n]
+	v := n &^ 7
+	if hasAVX2FMA && v > 0 {
+		actAVX2(&dst[0], &src[0], v, m, a, b)
+	} else {
+		v = 0
+	}
+	for k := v; k < n; k++ {
+		dst[k] = f(src[k])
+	}
+}

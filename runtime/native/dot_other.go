@@ -7,3 +7,17 @@ func dot(a, b []float32) float32 { return dotGeneric(a, b) }
 
 // gemvT adds xᵀ·m to out, where m is row-major [len(x), len(out)].
 func gemvT(out, x, m []float32) { gemvTGeneric(out, x, m) }
+
+// sigmoidVec sets dst[i] = σ(src[i]); dst may be src.
+func sigmoidVec(dst, src []float32) {
+	for k, v := range src {
+		dst[k] = sigmoid(v)
+	}
+}
+
+// tanhVec sets dst[i] = tanh(src[i]); dst may be src.
+func tanhVec(dst, src []float32) {
+	for k, v := range src {
+		dst[k] = tanh(v)
+	}
+}

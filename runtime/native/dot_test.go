@@ -64,3 +64,46 @@ func TestGemvT(t *testing.T) {
 		}
 	}
 }
+
+// TestActivations bounds the vector sigmoid and tanh (the AVX2 Cephes-exp
+// kernel where available) against float64 math over the useful range and
+// at saturation.
+func TestActivations(t *testing.T) {
+	var xs []float32
+	for x := float32(-100); x <= 100; x += 0.000917 {
+		xs = append(xs, x)
+	}
+	xs = append(xs, 0, -1e-30, 1e-30, 1e-8, 200, -200, float32(math.Inf(1)), float32(math.Inf(-1)))
+	s, th := make([]float32, len(xs)), make([]float32, len(xs))
+	sigmoidVec(s, xs)
+	tanhVec(th, xs)
+	var ws, wt float64
+	for k, x := range xs {
+		ws = max(ws, math.Abs(float64(s[k])-1/(1+math.Exp(-float64(x)))))
+		wt = max(wt, math.Abs(float64(th[k])-math.Tanh(float64(x))))
+	}
+	t.Logf("max abs error: sigmoid %.3g, tanh %.3g", ws, wt)
+	if ws > 2e-7 || wt > 3e-7 || math.IsNaN(ws) || math.IsNaN(wt) {
+		t.Errorf("activation error too large: sigmoid %.3g, tanh %.3g", ws, wt)
+	}
+}
+
+func BenchmarkActivations(b *testing.B) {
+	xs := make([]float32, 512)
+	for k := range xs {
+		xs[k] = float32(k-256) / 32
+	}
+	out := make([]float32, len(xs))
+	b.Run("sigmoidVec", func(b *testing.B) {
+		for b.Loop() {
+			sigmoidVec(out, xs)
+		}
+	})
+	b.Run("scalar", func(b *testing.B) {
+		for b.Loop() {
+			for k, x := range xs {
+				out[k] = sigmoid(x)
+			}
+		}
+	})
+}

@@ -166,7 +166,7 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	}
 
 	y := newTensor(float32T, []int{S, 1, B, H})
-	gates := make([]float32, G)
+	gates, tc := make([]float32, G), make([]float32, H)
 	for t := 0; t < S; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -180,15 +180,14 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 			copy(gates, pr)
 			gemvT(gates, hr, pk.rt)
 			yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
-			// All of h's new values depend on the old h through gates,
-			// which are complete, so h and c can be updated in place.
+			sigmoidVec(gates[:3*H], gates[:3*H]) // i, o, f
+			tanhVec(gates[3*H:], gates[3*H:])    // c̃
 			for j := 0; j < H; j++ {
-				i := sigmoid(gates[j])
-				o := sigmoid(gates[H+j])
-				f := sigmoid(gates[2*H+j])
-				c := tanh(gates[3*H+j])
-				cr[j] = f*cr[j] + i*c
-				hr[j] = o * tanh(cr[j])
+				cr[j] = gates[2*H+j]*cr[j] + gates[j]*gates[3*H+j]
+			}
+			tanhVec(tc, cr)
+			for j := 0; j < H; j++ {
+				hr[j] = gates[H+j] * tc[j]
 				yr[j] = hr[j]
 			}
 		}

@@ -94,3 +94,39 @@ func act(dst, src []float32, m, a, b float32, f func(float32) float32) {
 		dst[k] = f(src[k])
 	}
 }
+
+//go:noescape
+func gemmT4AVX2(o0, o1, o2, o3, x0, x1, x2, x3, m *float32, k, cols, stride int)
+
+// gemmT4 does gemvT(out[r], x[r], m) for four rows at once; all outs have
+// one length and all xs another.
+func gemmT4(out, x *[4][]float32, m []float32) {
+	n, k := len(out[0]), len(x[0])
+	for r := 0; r < 4; r++ {
+		if len(out[r]) != n || len(x[r]) != k {
+			panic("native: gemmT4: ragged rows")
+		}
+	}
+	cols := n &^ 15
+	if !hasAVX2FMA || cols == 0 || k == 0 {
+		for r := 0; r < 4; r++ {
+			gemvT(out[r], x[r], m)
+		}
+		return
+	}
+	if len(m) < k*n {
+		panic("native: gemmT4: matrix too small")
+	}
+	gemmT4AVX2(&out[0][0], &out[1][0], &out[2][0], &out[3][0], &x[0][0], &x[1][0], &x[2][0], &x[3][0], &m[0], k, cols, n)
+	if cols < n {
+		for r := 0; r < 4; r++ {
+			for i, xv := range x[r] {
+				row := m[i*n+cols : (i+1)*n]
+				o := out[r][cols:]
+				for j, v := range row {
+					o[j] += xv * v
+				}
+			}
+		}
+	}
+}

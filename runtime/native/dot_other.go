@@ -21,3 +21,10 @@ func tanhVec(dst, src []float32) {
 		dst[k] = tanh(v)
 	}
 }
+
+// gemmT4 does gemvT(out[r], x[r], m) for four rows.
+func gemmT4(out, x *[4][]float32, m []float32) {
+	for r := 0; r < 4; r++ {
+		gemvT(out[r], x[r], m)
+	}
+}

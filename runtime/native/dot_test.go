@@ -107,3 +107,27 @@ func BenchmarkActivations(b *testing.B) {
 		}
 	})
 }
+
+func TestGemmT4(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, k := range []int{0, 1, 5, 64, 128} {
+		for _, n := range []int{0, 1, 8, 15, 16, 17, 40, 64, 512, 520} {
+			m := randFloats(r, k*n, 1)
+			var out, x, want [4][]float32
+			for row := 0; row < 4; row++ {
+				x[row] = randFloats(r, k, 1)
+				out[row] = randFloats(r, n, 1)
+				want[row] = append([]float32(nil), out[row]...)
+				gemvTGeneric(want[row], x[row], m)
+			}
+			gemmT4(&out, &x, m)
+			for row := 0; row < 4; row++ {
+				for j := 0; j < n; j++ {
+					if d := math.Abs(float64(out[row][j] - want[row][j])); d > 1e-5 {
+						t.Fatalf("k=%d n=%d row %d col %d: %v, want %v", k, n, row, j, out[row][j], want[row][j])
+					}
+				}
+			}
+		}
+	}
+}

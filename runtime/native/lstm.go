@@ -148,49 +148,79 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	// Input projection for every (step, row) that is inside its row's
 	// length: proj = X·Wᵀ + Wb + Rb, one matrix product up front.
 	proj := make([]float32, S*B*G)
+	var rows []int // flat (step, row) indices that need a projection
 	for t := 0; t < S; t++ {
-		if t%16 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
 		for bb := 0; bb < B; bb++ {
-			if t >= seqLen[bb] {
-				continue
+			if t < seqLen[bb] {
+				rows = append(rows, t*B+bb)
 			}
-			xr := x.f[(t*B+bb)*E : (t*B+bb+1)*E]
-			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
-			copy(pr, bias)
-			gemvT(pr, xr, pk.wt)
 		}
+	}
+	xrow := func(r int) []float32 { return x.f[r*E : (r+1)*E] }
+	prow := func(r int) []float32 { return proj[r*G : (r+1)*G] }
+	for _, r := range rows {
+		copy(prow(r), bias)
+	}
+	if err := matRows(ctx, rows, prow, xrow, pk.wt); err != nil {
+		return nil, err
 	}
 
 	y := newTensor(float32T, []int{S, 1, B, H})
-	gates, tc := make([]float32, G), make([]float32, H)
+	gates, tc := make([]float32, B*G), make([]float32, H)
+	grow := func(bb int) []float32 { return gates[bb*G : (bb+1)*G] }
+	hrow := func(bb int) []float32 { return hs[bb*H : (bb+1)*H] }
+	active := make([]int, 0, B)
 	for t := 0; t < S; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// Rows past their length keep their state; their Y stays zero.
+		active = active[:0]
 		for bb := 0; bb < B; bb++ {
-			if t >= seqLen[bb] {
-				continue // state frozen, Y stays zero
+			if t < seqLen[bb] {
+				active = append(active, bb)
+				copy(grow(bb), prow(t*B+bb))
 			}
-			hr, cr := hs[bb*H:(bb+1)*H], cs[bb*H:(bb+1)*H]
-			pr := proj[(t*B+bb)*G : (t*B+bb+1)*G]
-			copy(gates, pr)
-			gemvT(gates, hr, pk.rt)
+		}
+		// Every row's gates read the old h before any row updates it.
+		if err := matRows(nil, active, grow, hrow, pk.rt); err != nil {
+			return nil, err
+		}
+		for _, bb := range active {
+			g, hr, cr := grow(bb), hrow(bb), cs[bb*H:(bb+1)*H]
 			yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
-			sigmoidVec(gates[:3*H], gates[:3*H]) // i, o, f
-			tanhVec(gates[3*H:], gates[3*H:])    // c̃
+			sigmoidVec(g[:3*H], g[:3*H]) // i, o, f
+			tanhVec(g[3*H:], g[3*H:])    // c̃
 			for j := 0; j < H; j++ {
-				cr[j] = gates[2*H+j]*cr[j] + gates[j]*gates[3*H+j]
+				cr[j] = g[2*H+j]*cr[j] + g[j]*g[3*H+j]
 			}
 			tanhVec(tc, cr)
 			for j := 0; j < H; j++ {
-				hr[j] = gates[H+j] * tc[j]
+				hr[j] = g[H+j] * tc[j]
 				yr[j] = hr[j]
 			}
 		}
 	}
 	return []*tensor{y, floatTensor([]int{1, B, H}, hs), floatTensor([]int{1, B, H}, cs)}, nil
+}
+
+// matRows adds x(r)ᵀ·m to out(r) for each r in rows, four rows per kernel
+// call so that they share the loads of m. A non-nil ctx is checked between
+// blocks of rows.
+func matRows(ctx context.Context, rows []int, out, x func(int) []float32, m []float32) error {
+	k := 0
+	for ; k+4 <= len(rows); k += 4 {
+		if ctx != nil && k%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		o := [4][]float32{out(rows[k]), out(rows[k+1]), out(rows[k+2]), out(rows[k+3])}
+		xs := [4][]float32{x(rows[k]), x(rows[k+1]), x(rows[k+2]), x(rows[k+3])}
+		gemmT4(&o, &xs, m)
+	}
+	for ; k < len(rows); k++ {
+		gemvT(out(rows[k]), x(rows[k]), m)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	sugar "github.com/sugarme/tokenizer"
@@ -58,9 +59,12 @@ func WithMaxBytes(n int) Option {
 // WithSugarmePipeline makes Encode run sugarme's whole pipeline (normalizer,
 // pre-tokenizer, model) on chunks of the cleaned text, instead of the default
 // fast path that pre-tokenizes in Go and calls only sugarme's WordPiece model.
-// Both give the same ids (tested against each other and against the Rust HF
-// library); the pipeline is about 4x slower and allocates ~3 KB per character.
-// It exists as a cross-check.
+// Both give the ids of the Rust HF library on ordinary text (tested against
+// each other and against HF), but sugarme's pipeline uses Go's Unicode
+// tables and so differs from HF on ~220 rare punctuation and digit code
+// points (hfNotSplit, hfExtraSplit) where the fast path follows HF. The
+// pipeline is about 8x slower and allocates ~3 KB per character; it exists
+// as a cross-check.
 func WithSugarmePipeline() Option {
 	return func(o *options) { o.pipeline = true }
 }
@@ -436,10 +440,16 @@ func (t *Tokenizer) encodeRaw(s string) (ids []int, err error) {
 	return enc.Ids, nil
 }
 
-// isBoundary reports whether r is always a pre-token of its own, so that text
-// can be cut right before or after it without changing the ids.
+// isBoundary reports whether r is always a pre-token of its own in HF, so
+// that text can be cut right before or after it without changing the ids.
 func (t *Tokenizer) isBoundary(r rune) bool {
 	return isPunct(r) || (t.pretok == PreTokSequence && isDigit(r))
+}
+
+// isSugarBoundary is isBoundary as sugarme's pre-tokenizers see it (Go's
+// Unicode tables); the pipeline's chunks must be cut where sugarme splits.
+func (t *Tokenizer) isSugarBoundary(r rune) bool {
+	return isSugarPunct(r) || (t.pretok == PreTokSequence && unicode.IsNumber(r))
 }
 
 // chunks cuts cleaned text into pieces of at most chunkBytes at pre-token
@@ -485,7 +495,7 @@ func (t *Tokenizer) lastCut(s string, limit int) int {
 	for p > 0 {
 		r, _ := utf8.DecodeRuneInString(s[p:])
 		prev, n := utf8.DecodeLastRuneInString(s[:p])
-		if t.isBoundary(r) || t.isBoundary(prev) {
+		if t.isSugarBoundary(r) || t.isSugarBoundary(prev) {
 			return p
 		}
 		p -= n
@@ -499,7 +509,7 @@ func (t *Tokenizer) wordEnd(s string) int {
 	_, n := utf8.DecodeRuneInString(s)
 	for i := n; i < len(s); {
 		r, w := utf8.DecodeRuneInString(s[i:])
-		if r == ' ' || t.isBoundary(r) {
+		if r == ' ' || t.isSugarBoundary(r) {
 			return i
 		}
 		i += w

@@ -15,12 +15,12 @@ all: build
 ort:
 	@bash scripts/setup-ort.sh
 
-## torch: install Debian's python3-torch and python3-onnx (training, export, export round-trip test)
+## torch: install Debian's python3-torch, python3-onnx and OpenBLAS (without it torch falls back to the reference BLAS, ~30x slower)
 torch:
-	@if ! $(PY) -c 'import torch, onnx' 2>/dev/null; then \
+	@if ! $(PY) -c 'import torch, onnx' 2>/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]; then \
 	  echo "installing python3-torch python3-onnx (Debian packages, ~660 MB)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-onnx >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-onnx libopenblas0-pthread >/dev/null; \
 	fi
 	@$(PY) -c 'import torch, onnx; print("torch", torch.__version__, "onnx", onnx.__version__)'
 

@@ -1,0 +1,181 @@
+package callwatch
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/callwatch/callwatch/models"
+	"github.com/callwatch/callwatch/runtime/ort"
+)
+
+var shipped = filepath.Join("models", models.DefaultName)
+
+func openDetector(t testing.TB, backend string, opts ...Option) *Detector {
+	t.Helper()
+	b, err := models.Load(shipped)
+	if err != nil {
+		t.Fatalf("load shipped bundle: %v", err)
+	}
+	be, err := OpenBackend(backend, b.Model, ort.Options{}, nil)
+	if err != nil {
+		t.Fatalf("open %s backend: %v (run `make ort` for onnxruntime)", backend, err)
+	}
+	d, err := New(b, be, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func parityTexts(t testing.TB) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "parity_calls.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r struct{ Text string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, r.Text)
+	}
+	return texts
+}
+
+// TestWindowsCarryState checks that scoring in short windows that carry the
+// LSTM state gives the same score as one long pass, on both backends.
+func TestWindowsCarryState(t *testing.T) {
+	texts := parityTexts(t)[:60]
+	for _, backend := range []string{BackendORT, BackendNative} {
+		t.Run(backend, func(t *testing.T) {
+			whole := openDetector(t, backend)
+			whole.window = 1 << 20
+			windowed := openDetector(t, backend)
+			windowed.window = 37
+			a, err := whole.Classify(context.Background(), texts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := windowed.Classify(context.Background(), texts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for i := range a {
+				if a[i].Err != nil || b[i].Err != nil {
+					t.Fatalf("text %d: %v / %v", i, a[i].Err, b[i].Err)
+				}
+				worst = math.Max(worst, math.Abs(a[i].Score-b[i].Score))
+			}
+			if worst > 1e-5 {
+				t.Fatalf("windowed vs whole: max diff %.3g", worst)
+			}
+			t.Logf("%s: windows of 37 tokens vs one pass over %d texts: max diff %.3g", backend, len(texts), worst)
+		})
+	}
+}
+
+// TestBatchOrderIndependent checks that batch size and grouping never change
+// a text's score beyond float noise, and that results come back in order.
+func TestBatchOrderIndependent(t *testing.T) {
+	texts := parityTexts(t)[:80]
+	ref := openDetector(t, BackendORT, WithBatchSize(1))
+	want, err := ref.Classify(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bs := range []int{3, 16, 64} {
+		d := openDetector(t, BackendORT, WithBatchSize(bs))
+		got, err := d.Classify(context.Background(), texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if d := math.Abs(got[i].Score - want[i].Score); d > 1e-5 {
+				t.Errorf("batch %d text %d: %v vs batch 1 %v", bs, i, got[i].Score, want[i].Score)
+			}
+		}
+	}
+}
+
+func TestConcurrentClassify(t *testing.T) {
+	texts := parityTexts(t)[:40]
+	for _, backend := range []string{BackendORT, BackendNative} {
+		t.Run(backend, func(t *testing.T) {
+			d := openDetector(t, backend)
+			want, err := d.Classify(context.Background(), texts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got, err := d.Classify(context.Background(), texts)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for i := range got {
+						if got[i].Score != want[i].Score {
+							t.Errorf("text %d: concurrent %v vs sequential %v", i, got[i].Score, want[i].Score)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func TestVerdictLevels(t *testing.T) {
+	d := openDetector(t, BackendNative)
+	th := d.Bundle().Card.Thresholds
+	tests := []struct {
+		score        float64
+		label, level string
+	}{
+		{0, LabelNormal, LevelNone},
+		{math.Nextafter(th.Suspicious, 0), LabelNormal, LevelNone},
+		{th.Suspicious, LabelPhishing, LevelSuspicious},
+		{th.Dangerous, LabelPhishing, LevelDangerous},
+		{1, LabelPhishing, LevelDangerous},
+	}
+	for _, tt := range tests {
+		v := d.Verdict(tt.score)
+		if v.Label != tt.label || v.Level != tt.level {
+			t.Errorf("score %v: %+v, want %s/%s", tt.score, v, tt.label, tt.level)
+		}
+	}
+}
+
+// BenchmarkClassifyOne is the one-call latency on a typical transcript
+// (the median-length sample), end to end: clean, tokenize, run, verdict.
+func BenchmarkClassifyOne(b *testing.B) {
+	texts := parityTexts(b)[:230] // the generated calls, not the joined long ones
+	sorted := append([]string(nil), texts...)
+	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) < len(sorted[j]) })
+	typical := sorted[len(sorted)/2]
+	for _, backend := range []string{BackendORT, BackendNative} {
+		b.Run(backend, func(b *testing.B) {
+			d := openDetector(b, backend)
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := d.Classify(ctx, []string{typical}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -30,6 +30,9 @@ class ModelConfig:
     embed: int = 64
     hidden: int = 128
     layers: int = 1
+    # Training-only dropout on embeddings and on the head's input; a no-op in
+    # eval mode, so it never changes the exported graph.
+    dropout: float = 0.0
 
     def to_dict(self) -> Dict[str, int]:
         return asdict(self)
@@ -37,7 +40,8 @@ class ModelConfig:
     @staticmethod
     def from_dict(d: Dict[str, Any]) -> "ModelConfig":
         return ModelConfig(vocab=int(d["vocab"]), embed=int(d["embed"]),
-                           hidden=int(d["hidden"]), layers=int(d["layers"]))
+                           hidden=int(d["hidden"]), layers=int(d["layers"]),
+                           dropout=float(d.get("dropout", 0.0)))
 
 
 class CallWatchLSTM(nn.Module):
@@ -47,6 +51,7 @@ class CallWatchLSTM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab, cfg.embed, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(cfg.embed, cfg.hidden, num_layers=cfg.layers, batch_first=True)
         self.head = nn.Linear(cfg.hidden, 2)
+        self.drop = nn.Dropout(cfg.dropout)
 
     def zero_state(self, batch: int, device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor]:
         shape = (self.cfg.layers, batch, self.cfg.hidden)
@@ -57,13 +62,30 @@ class CallWatchLSTM(nn.Module):
         """Returns (logits [B,2], hn, cn [L,B,H]) at each row's last real token."""
         if h0 is None or c0 is None:
             h0, c0 = self.zero_state(input_ids.shape[0], input_ids.device)
-        x = self.embed(input_ids)
+        x = self.drop(self.embed(input_ids))
         # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False
         # sorts internally and un-sorts hn/cn back to the caller's row order.
         packed = pack_padded_sequence(x, lengths.to("cpu", torch.int64), batch_first=True,
                                       enforce_sorted=False)
         _, (hn, cn) = self.lstm(packed, (h0, c0))
-        return self.head(hn[-1]), hn, cn
+        return self.head(self.drop(hn[-1])), hn, cn
+
+    def logits_at_last(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """Logits [B,2] at each row's last real token, from zero state.
+
+        Same values as encode(...)[0], but runs the plain LSTM over the padded
+        batch and gathers the top layer's output at lengths-1: right padding
+        comes after that position, so it cannot affect it. Used for training
+        because on CPU the backward pass through packed sequences is an order
+        of magnitude slower (it grows quadratically with the sequence length
+        in torch 1.13), while this costs only the padding, which length
+        bucketing keeps small.
+        """
+        x = self.drop(self.embed(input_ids))
+        out, _ = self.lstm(x)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        last = out[rows, lengths.to(out.device) - 1]
+        return self.head(self.drop(last))
 
     def forward(self, input_ids: Tensor, lengths: Tensor, h0: Optional[Tensor] = None,
                 c0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
@@ -85,6 +107,23 @@ class UnpackedForExport(nn.Module):
         self.embed = model.embed
         self.lstm = model.lstm
         self.head = model.head
+
+    def logits_at_last(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """Logits [B,2] at each row's last real token, from zero state.
+
+        Same values as encode(...)[0], but runs the plain LSTM over the padded
+        batch and gathers the top layer's output at lengths-1: right padding
+        comes after that position, so it cannot affect it. Used for training
+        because on CPU the backward pass through packed sequences is an order
+        of magnitude slower (it grows quadratically with the sequence length
+        in torch 1.13), while this costs only the padding, which length
+        bucketing keeps small.
+        """
+        x = self.drop(self.embed(input_ids))
+        out, _ = self.lstm(x)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        last = out[rows, lengths.to(out.device) - 1]
+        return self.head(self.drop(last))
 
     def forward(self, input_ids: Tensor, lengths: Tensor, h0: Tensor,
                 c0: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

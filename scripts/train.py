@@ -1,0 +1,407 @@
+#!/usr/bin/python3
+"""Train the callwatch LSTM on tokenized calls and export the model.
+
+Input: JSONL, one call per line, tokenized by `callwatch tokenize` (the Go
+tokenizer, so training sees exactly the ids served):
+  {"id": "...", "group": "...", "label": "phishing"|"normal", "ids": [int, ...]}
+"group" ties variants of one base dialogue together; the train/validation
+split never puts one group on both sides.
+
+Training:
+- calls are truncated to their first --max-len tokens (streaming starts at 0);
+- each epoch every training call is seen whole and as --prefixes random
+  prefixes (length uniform in [--min-prefix, len-1], same label), so a score
+  taken part-way through a call is meaningful;
+- class-balanced: the loss weights each class by N / (2 * N_class);
+- Adam, gradient clipping, batches of similar lengths; the loss reads the
+  top layer's output at each row's last real token (cwmodel.logits_at_last,
+  equal to the packed forward and much faster to train on CPU);
+- early stopping on validation loss (full calls plus one fixed prefix per
+  call), keeping the best epoch's weights.
+
+Thresholds (chosen on validation full calls, written to train_report.json):
+- suspicious = max(0.5, t05), dangerous = max(suspicious, t01), where tXX is
+  the lowest score threshold whose false-positive rate on normal validation
+  calls (score >= t) is at most XX% (5% and 1%). The 0.5 floor keeps every
+  alerting call labelled phishing.
+
+Outputs in --out: model.onnx (export.py), model.pt (checkpoint),
+train_report.json. Deterministic for a seed on one machine (2 threads).
+
+  /usr/bin/python3 scripts/train.py --data calls.jsonl --vocab-size 8000 --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cwmodel import LABELS, CallWatchLSTM, ModelConfig, save_checkpoint
+from export import OPSET, export_onnx, op_list
+
+LABEL_IDS = {name: i for i, name in enumerate(LABELS)}  # normal 0, phishing 1
+
+
+class DataError(Exception):
+    """The training data is malformed or unusable."""
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    group: str
+    label: int
+    ids: Tuple[int, ...]
+
+
+Example = Tuple[Sequence[int], int]  # (token ids, label)
+
+
+def load_calls(path: str, vocab: int) -> List[Call]:
+    calls: List[Call] = []
+    seen = set()
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                cid, group, label, ids = str(rec["id"]), str(rec["group"]), rec["label"], rec["ids"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{path}:{n}: {e}") from e
+            if label not in LABEL_IDS:
+                raise DataError(f"{path}:{n}: label {label!r}, want one of {list(LABEL_IDS)}")
+            if not ids:
+                continue  # an empty transcript carries no signal
+            if min(ids) < 0 or max(ids) >= vocab:
+                raise DataError(f"{path}:{n}: token id outside [0, {vocab})")
+            if cid in seen:
+                raise DataError(f"{path}:{n}: duplicate id {cid!r}")
+            seen.add(cid)
+            calls.append(Call(cid, group, LABEL_IDS[label], tuple(int(i) for i in ids)))
+    if not calls:
+        raise DataError(f"{path}: no calls")
+    return calls
+
+
+def split_by_group(calls: List[Call], val_frac: float, seed: int) -> Tuple[List[Call], List[Call]]:
+    """Puts about val_frac of each class's groups (by majority label) in validation."""
+    groups: Dict[str, List[Call]] = {}
+    for c in calls:
+        groups.setdefault(c.group, []).append(c)
+    rng = random.Random(seed)
+    val_groups = set()
+    for label in (0, 1):
+        names = sorted(g for g, cs in groups.items()
+                       if round(sum(c.label for c in cs) / len(cs)) == label)
+        rng.shuffle(names)
+        total = sum(len(groups[g]) for g in names)
+        taken = 0
+        for g in names:
+            if taken >= val_frac * total:
+                break
+            val_groups.add(g)
+            taken += len(groups[g])
+    train = [c for c in calls if c.group not in val_groups]
+    val = [c for c in calls if c.group in val_groups]
+    for name, part in (("train", train), ("validation", val)):
+        if len({c.label for c in part}) < 2:
+            raise DataError(f"{name} split lacks a class: need more groups of each label")
+    return train, val
+
+
+def prefix_len(rng: random.Random, n: int, min_prefix: int) -> Optional[int]:
+    if n <= min_prefix:
+        return None
+    return rng.randint(min_prefix, n - 1)
+
+
+def epoch_examples(calls: List[Call], rng: random.Random, max_len: int, prefixes: int,
+                   min_prefix: int) -> List[Example]:
+    ex: List[Example] = []
+    for c in calls:
+        ids = c.ids[:max_len]
+        ex.append((ids, c.label))
+        for _ in range(prefixes):
+            p = prefix_len(rng, len(ids), min_prefix)
+            if p is not None:
+                ex.append((ids[:p], c.label))
+    return ex
+
+
+def batches(ex: List[Example], batch: int, rng: Optional[random.Random]) -> List[List[Example]]:
+    """Batches of similar lengths (less padding); shuffled when rng is given."""
+    if rng is None:
+        order = sorted(range(len(ex)), key=lambda i: len(ex[i][0]))
+        return [[ex[i] for i in order[k:k + batch]] for k in range(0, len(order), batch)]
+    idx = list(range(len(ex)))
+    rng.shuffle(idx)
+    out: List[List[Example]] = []
+    chunk = batch * 32  # sort within chunks: similar lengths, still random
+    for k in range(0, len(idx), chunk):
+        part = sorted(idx[k:k + chunk], key=lambda i: len(ex[i][0]))
+        out.extend([[ex[i] for i in part[j:j + batch]] for j in range(0, len(part), batch)])
+    rng.shuffle(out)
+    return out
+
+
+def tensors(b: List[Example]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = max(len(ids) for ids, _ in b)
+    x = torch.zeros(len(b), s, dtype=torch.int64)
+    for i, (ids, _) in enumerate(b):
+        x[i, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
+    lens = torch.tensor([len(ids) for ids, _ in b], dtype=torch.int64)
+    y = torch.tensor([lab for _, lab in b], dtype=torch.int64)
+    return x, lens, y
+
+
+def predict(model: CallWatchLSTM, ex: List[Example], batch: int,
+            weight: Optional[torch.Tensor] = None) -> Tuple[np.ndarray, float]:
+    """P(phishing) per example (input order) and the mean cross-entropy."""
+    model.eval()
+    scores = np.zeros(len(ex))
+    order = sorted(range(len(ex)), key=lambda i: len(ex[i][0]))
+    loss_sum, weight_sum = 0.0, 0.0
+    with torch.no_grad():
+        for k in range(0, len(order), batch):
+            ids = order[k:k + batch]
+            x, lens, y = tensors([ex[i] for i in ids])
+            logits = model.logits_at_last(x, lens)
+            w = torch.ones(len(ids)) if weight is None else weight[y]
+            loss_sum += float((F.cross_entropy(logits, y, reduction="none") * w).sum())
+            weight_sum += float(w.sum())
+            scores[ids] = torch.softmax(logits, -1)[:, 1].double().numpy()
+    return scores, loss_sum / weight_sum
+
+
+def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney AUC with ties counted half."""
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sv = allv[order]
+    i = 0
+    while i < len(sv):
+        j = i
+        while j + 1 < len(sv) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def metrics_at(y: np.ndarray, s: np.ndarray, t: float) -> Dict[str, float]:
+    pred = s >= t
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    tn = int((~pred & (y == 0)).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"threshold": t, "precision": p, "recall": r,
+            "f1": 2 * p * r / (p + r) if p + r else 0.0,
+            "fpr": fp / (fp + tn) if fp + tn else 0.0,
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def fpr_threshold(normal_scores: np.ndarray, max_fpr: float) -> float:
+    """Lowest t with mean(normal_scores >= t) <= max_fpr."""
+    desc = np.sort(normal_scores)[::-1]
+    k = int(math.floor(max_fpr * len(desc) + 1e-9))  # normals allowed at or above t
+    if k >= len(desc):
+        return 0.0
+    # Just above the (k+1)-th highest normal score, in float32 (what the model emits).
+    return float(np.nextafter(np.float32(desc[k]), np.float32(np.inf)))
+
+
+def choose_thresholds(y: np.ndarray, s: np.ndarray, susp_fpr: float,
+                      dang_fpr: float) -> Dict[str, float]:
+    normals = s[y == 0]
+    susp = max(0.5, fpr_threshold(normals, susp_fpr))
+    dang = max(susp, fpr_threshold(normals, dang_fpr))
+    return {"suspicious": susp, "dangerous": dang}
+
+
+def git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description="train the callwatch LSTM and export model.onnx")
+    ap.add_argument("--data", required=True, help="tokenized JSONL {id, group, label, ids}")
+    ap.add_argument("--vocab-size", type=int, required=True)
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--embed", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--epochs", type=int, default=12, help="maximum epochs")
+    ap.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-len", type=int, default=384, help="truncate calls to this many tokens")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--prefixes", type=int, default=1, help="random prefixes per call per epoch")
+    ap.add_argument("--min-prefix", type=int, default=16)
+    ap.add_argument("--val-frac", type=float, default=0.2)
+    ap.add_argument("--suspicious-fpr", type=float, default=0.05)
+    ap.add_argument("--dangerous-fpr", type=float, default=0.01)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+
+    t0 = time.time()
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(a.out, exist_ok=True)
+    log = lambda msg: print(f"[{time.time() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+
+    calls = load_calls(a.data, a.vocab_size)
+    train, val = split_by_group(calls, a.val_frac, a.seed)
+    log(f"{len(calls)} calls: train {len(train)} ({len({c.group for c in train})} groups), "
+        f"validation {len(val)} ({len({c.group for c in val})} groups)")
+
+    n_pos = sum(c.label for c in train)
+    counts = torch.tensor([len(train) - n_pos, n_pos], dtype=torch.float32)
+    class_weight = counts.sum() / (2 * counts)
+
+    cfg = ModelConfig(vocab=a.vocab_size, embed=a.embed, hidden=a.hidden, layers=a.layers,
+                      dropout=a.dropout)
+    model = CallWatchLSTM(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    rng = random.Random(a.seed + 1)
+
+    # Fixed validation set: every call whole and one seeded prefix.
+    vrng = random.Random(a.seed + 2)
+    val_full: List[Example] = [(c.ids[:a.max_len], c.label) for c in val]
+    val_ex = list(val_full)
+    for c in val:
+        p = prefix_len(vrng, len(c.ids[:a.max_len]), a.min_prefix)
+        if p is not None:
+            val_ex.append((c.ids[:p], c.label))
+
+    best = (math.inf, -1, None)  # (val loss, epoch, state)
+    history = []
+    epochs_run = 0
+    for epoch in range(1, a.epochs + 1):
+        model.train()
+        ex = epoch_examples(train, rng, a.max_len, a.prefixes, a.min_prefix)
+        total, n = 0.0, 0
+        for b in batches(ex, a.batch, rng):
+            x, lens, y = tensors(b)
+            logits = model.logits_at_last(x, lens)
+            loss = F.cross_entropy(logits, y, weight=class_weight)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss) * len(b)
+            n += len(b)
+        epochs_run = epoch
+        vs, vloss = predict(model, val_ex, 64, class_weight)
+        auc = roc_auc(np.array([lab for _, lab in val_ex]), vs)
+        history.append({"epoch": epoch, "train_loss": total / n, "val_loss": vloss, "val_auc": auc})
+        log(f"epoch {epoch}: train loss {total / n:.4f}, val loss {vloss:.4f}, val AUC {auc:.4f}")
+        if vloss < best[0] - 1e-4:
+            best = (vloss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        elif epoch - best[1] >= a.patience:
+            log(f"early stop: no improvement since epoch {best[1]}")
+            break
+    model.load_state_dict(best[2])
+    model.eval()
+
+    y = np.array([lab for _, lab in val_full])
+    s, _ = predict(model, val_full, 64)
+    th = choose_thresholds(y, s, a.suspicious_fpr, a.dangerous_fpr)
+    prefix_auc = {}
+    for plen in (32, 64, 128):
+        pex = [(c.ids[:plen], c.label) for c in val if len(c.ids) > plen]
+        if pex and len({lab for _, lab in pex}) == 2:
+            ps, _ = predict(model, pex, 64)
+            prefix_auc[str(plen)] = roc_auc(np.array([lab for _, lab in pex]), ps)
+    metrics = {
+        "calls": len(val_full), "phishing": int(y.sum()), "normal": int((y == 0).sum()),
+        "roc_auc": roc_auc(y, s),
+        "at_0.5": metrics_at(y, s, 0.5),
+        "at_suspicious": metrics_at(y, s, th["suspicious"]),
+        "at_dangerous": metrics_at(y, s, th["dangerous"]),
+        "prefix_roc_auc": prefix_auc,
+    }
+    log(f"validation: AUC {metrics['roc_auc']:.4f}, F1@0.5 {metrics['at_0.5']['f1']:.4f}, "
+        f"thresholds {th}")
+
+    onnx_path = os.path.join(a.out, "model.onnx")
+    save_checkpoint(model, os.path.join(a.out, "model.pt"), extra={"thresholds": th})
+    om = export_onnx(model, onnx_path, metadata={"callwatch.seed": str(a.seed),
+                                                 "callwatch.max_len": str(a.max_len)})
+    report = {
+        "seed": a.seed,
+        "epochs_run": epochs_run,
+        "best_epoch": best[1],
+        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out")},
+        "architecture": {"type": "lstm", "vocab_size": cfg.vocab, "embed": cfg.embed,
+                         "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET},
+        "labels": list(LABELS),
+        "max_seq_len": a.max_len,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "commit": git_commit(),
+        "data": {"path": os.path.abspath(a.data), "sha256": sha256_file(a.data),
+                 "calls": len(calls), "train_calls": len(train), "validation_calls": len(val),
+                 "train_groups": len({c.group for c in train}),
+                 "validation_groups": len({c.group for c in val}),
+                 "train_phishing": n_pos, "train_normal": len(train) - n_pos},
+        "threshold_rule": (f"suspicious = max(0.5, lowest t with FPR <= {a.suspicious_fpr} on normal "
+                           f"validation calls); dangerous = max(suspicious, lowest t with FPR <= "
+                           f"{a.dangerous_fpr})"),
+        "thresholds": th,
+        "validation": metrics,
+        "history": history,
+        "onnx_ops": op_list(om),
+        "onnx_sha256": sha256_file(onnx_path),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    with open(os.path.join(a.out, "train_report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    log(f"wrote {onnx_path} and train_report.json")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DataError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        sys.exit(2)

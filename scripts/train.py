@@ -343,6 +343,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif epoch - best[1] >= a.patience:
             log(f"early stop: no improvement since epoch {best[1]}")
             break
+    if best[2] is None:
+        raise DataError("validation loss never became finite; check the data and --lr")
     model.load_state_dict(best[2])
     model.eval()
 

@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--name", default="ko-vishing-lstm")
     ap.add_argument("--version", default="0.2.0")
     ap.add_argument("--max-seq-len", type=int, default=512)
+    ap.add_argument("--starter", action="store_true", help="mark the bundle as a starter model in its card")
     args = ap.parse_args()
 
     with open(os.path.join(args.work, "train_report.json"), encoding="utf-8") as f:
@@ -59,6 +60,7 @@ def main() -> None:
         "version": args.version,
         "description": "Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
                        "P(phishing) at the last token, streamable through its (h, c) state.",
+        **({"starter": True} if args.starter else {}),
         "labels": ["normal", "phishing"],
         "thresholds": report["thresholds"],
         "max_seq_len": args.max_seq_len,

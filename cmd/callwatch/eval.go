@@ -29,6 +29,7 @@ type evalReport struct {
 	At         map[string]metrics.AtThreshold `json:"at"`
 	Tokens     tokenStats                     `json:"tokens"`
 	Errors     []errorRecord                  `json:"errors,omitempty"`
+	Stream     *streamReport                  `json:"stream,omitempty"`
 }
 
 type tokenStats struct {
@@ -44,6 +45,8 @@ func (e *env) eval(args []string) error {
 	fs := newFlags("eval", "eval --data FILE [flags]", e.stderr)
 	addModelFlags(fs)
 	data := fs.String("data", "", "labelled JSONL: {\"id\",\"text\",\"label\":\"phishing\"|\"normal\"} per line (required)")
+	streamMode := fs.Bool("stream", false, "also replay each call segment by segment (sentence-sized segments timed at 4.5 syllables/s) and report seconds to the first alert")
+	addPolicyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -67,6 +70,7 @@ func (e *env) eval(args []string) error {
 	b := d.Bundle()
 	rep := evalReport{Data: *data, Model: b.Card.Name, ModelSHA: b.ModelSHA256, Backend: d.Backend().Name(),
 		Thresholds: map[string]float64{"suspicious": b.Card.Thresholds.Suspicious, "dangerous": b.Card.Thresholds.Dangerous}}
+	var streamCalls []streamCall
 	var labels []bool
 	var scores []float64
 	var perCall []int
@@ -89,6 +93,9 @@ func (e *env) eval(args []string) error {
 			}
 			texts = append(texts, r.Text)
 			keep = append(keep, r)
+			if *streamMode {
+				streamCalls = append(streamCalls, streamCall{phishing: r.Label == callwatch.LabelPhishing, segs: callwatch.SplitSegments(r.Text, callwatch.SpeechRate)})
+			}
 		}
 		if len(texts) > 0 {
 			res, err := d.Classify(e.ctx, texts)
@@ -151,6 +158,15 @@ func (e *env) eval(args []string) error {
 	}
 	sort.Ints(perCall)
 	rep.Tokens.Median = perCall[len(perCall)/2]
+	if *streamMode {
+		pol, err := e.policy(fs, d)
+		if err != nil {
+			return err
+		}
+		if rep.Stream, err = evalStream(e, d, pol, streamCalls, 64); err != nil {
+			return err
+		}
+	}
 	if len(rep.Errors) > 20 {
 		rep.Errors = rep.Errors[:20]
 	}

@@ -25,6 +25,7 @@ Usage:
 
 Commands:
   classify   score transcripts; one JSONL verdict per input record
+  stream     score calls segment by segment as they happen (JSONL segments in, events out)
   tokenize   print token ids for each input record
   parity     compare the onnxruntime and pure-Go backends on the same inputs
   eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
@@ -41,6 +42,7 @@ Exit codes: 0 ok; 1 some records failed or parity above tolerance;
 `
 
 type env struct {
+	v      *viper.Viper // set by loadConfig
 	ctx    context.Context
 	getenv func(string) string
 	stdin  io.Reader
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.vocab(rest)
 	case "eval":
 		return e.eval(rest)
+	case "stream":
+		return e.stream(rest)
 	case "version", "--version":
 		return e.version(rest)
 	case "help", "-h", "--help":
@@ -141,10 +145,7 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 	v.SetDefault("batch", 32)
 	v.SetDefault("threads", 1)
 	v.SetConfigType("yaml")
-	path, _ := fs.GetString("config")
-	if path == "" {
-		path = e.getenv("CALLWATCH_CONFIG")
-	}
+	path := e.configPath(fs)
 	if path != "" {
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
@@ -178,6 +179,7 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 			v.Set(k.key, f.Value.String())
 		}
 	}
+	e.v = v
 	c := config{
 		Model:      v.GetString("model"),
 		Backend:    v.GetString("backend"),
@@ -197,6 +199,15 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 		return c, usagef("threads must be between 1 and 256, got %d", c.Threads)
 	}
 	return c, nil
+}
+
+// configPath is --config or $CALLWATCH_CONFIG ("" means search).
+func (e *env) configPath(fs *pflag.FlagSet) string {
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path = e.getenv("CALLWATCH_CONFIG")
+	}
+	return path
 }
 
 // findDefaultModel looks for models/<default> above the working directory,

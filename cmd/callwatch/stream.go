@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/callwatch/callwatch"
+)
+
+// segmentIn is one input line of `stream`.
+type segmentIn struct {
+	CallID *string  `json:"call_id"`
+	Start  *float64 `json:"start"`
+	End    *float64 `json:"end"`
+	Text   *string  `json:"text"`
+}
+
+type scoreEvent struct {
+	CallID string  `json:"call_id"`
+	T      float64 `json:"t"`
+	Score  float64 `json:"score"`
+	Level  string  `json:"level"`
+}
+
+type alertEvent struct {
+	CallID  string             `json:"call_id"`
+	Alert   string             `json:"alert"`
+	T       float64            `json:"t"`
+	Score   float64            `json:"score"`
+	Reasons []callwatch.Reason `json:"reasons"`
+}
+
+type segmentError struct {
+	CallID string `json:"call_id,omitempty"`
+	Line   int    `json:"line"`
+	Error  string `json:"error"`
+}
+
+// addPolicyFlags adds the alert policy flags (config keys stream.*).
+func addPolicyFlags(fs *pflag.FlagSet) {
+	fs.Int("smooth", 2, "segments averaged before comparing with the thresholds")
+	fs.Float64("hysteresis", 0.1, "a suspicious call drops to none only below suspicious-hysteresis")
+	fs.Int("reasons", 3, "segments named in each alert")
+}
+
+// policy reads stream.* settings: flags > CALLWATCH_STREAM_* > file > defaults.
+func (e *env) policy(fs *pflag.FlagSet, d *callwatch.Detector) (callwatch.Policy, error) {
+	p := d.DefaultPolicy()
+	v := e.v // holds the config file, if any, read by loadConfig
+	if v == nil {
+		v = viper.New()
+	}
+	v.SetDefault("stream.smooth", p.Smooth)
+	v.SetDefault("stream.hysteresis", p.Hysteresis)
+	v.SetDefault("stream.reasons", p.Reasons)
+	for _, k := range []struct{ key, flag string }{{"stream.smooth", "smooth"}, {"stream.hysteresis", "hysteresis"}, {"stream.reasons", "reasons"}} {
+		if val := e.getenv("CALLWATCH_STREAM_" + upper(k.flag)); val != "" {
+			v.Set(k.key, val)
+		}
+		if f := fs.Lookup(k.flag); f != nil && f.Changed {
+			v.Set(k.key, f.Value.String())
+		}
+	}
+	p.Smooth = v.GetInt("stream.smooth")
+	p.Hysteresis = v.GetFloat64("stream.hysteresis")
+	p.Reasons = v.GetInt("stream.reasons")
+	if err := p.Validate(); err != nil {
+		return p, usagef("%v", err)
+	}
+	return p, nil
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+// stream scores calls segment by segment. Segments of different calls may
+// interleave; each call's events are exactly those it would get alone.
+func (e *env) stream(args []string) error {
+	fs := newFlags("stream", "stream [--input FILE|-] [flags]\n\nInput: JSONL segments {\"call_id\",\"start\",\"end\",\"text\"} in arrival order.\nOutput: one {\"call_id\",\"t\",\"score\",\"level\"} per segment, plus {\"call_id\",\"alert\",\"t\",\"score\",\"reasons\"}\nwhen a call's level first rises.", e.stderr)
+	addModelFlags(fs)
+	addPolicyFlags(fs)
+	input := fs.String("input", "-", "segments JSONL file, '-' for stdin")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := e.loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	var r io.Reader = e.stdin
+	if *input != "-" {
+		f, err := os.Open(*input)
+		if err != nil {
+			return usagef("cannot open input: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	d, err := e.openDetector(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	pol, err := e.policy(fs, d)
+	if err != nil {
+		return err
+	}
+	out := newJSONLWriter(e.stdout)
+	sessions := map[string]*callwatch.Session{}
+	failed := 0
+
+	lines := make(chan lineItem, 256)
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go readLines(ctx, r, lines)
+
+	type pending struct {
+		line int
+		id   string
+		seg  callwatch.Segment
+	}
+	var held *lineItem // a segment that closed the previous batch
+	next := func(block bool) (lineItem, bool) {
+		if held != nil {
+			it := *held
+			held = nil
+			return it, true
+		}
+		if block {
+			select {
+			case it, ok := <-lines:
+				return it, ok
+			case <-e.ctx.Done():
+				return lineItem{err: e.ctx.Err()}, true
+			}
+		}
+		select {
+		case it, ok := <-lines:
+			return it, ok
+		default:
+			return lineItem{}, false
+		}
+	}
+	for done := false; !done; {
+		// Block for one segment, then take whatever else is already waiting
+		// (up to the batch size, stopping at a call seen twice) so that live
+		// input is answered at once and files are batched across calls.
+		var batch []pending
+		inBatch := map[string]bool{}
+		var stop error
+		for len(batch) < c.Batch {
+			it, ok := next(len(batch) == 0)
+			if !ok {
+				if len(batch) == 0 {
+					stop = io.EOF
+				}
+				break
+			}
+			if it.err != nil {
+				stop = it.err
+				break
+			}
+			id, seg, perr := parseSegment(it.b, it.n)
+			if perr != nil {
+				failed++
+				if err := out.Write(segmentError{CallID: id, Line: it.n, Error: perr.Error()}); err != nil {
+					return err
+				}
+				continue
+			}
+			if inBatch[id] {
+				cp := it
+				held = &cp // keeps order: it starts the next batch
+				break
+			}
+			inBatch[id] = true
+			batch = append(batch, pending{line: it.n, id: id, seg: seg})
+		}
+		if len(batch) > 0 {
+			ss := make([]*callwatch.Session, len(batch))
+			segs := make([]callwatch.Segment, len(batch))
+			for i, p := range batch {
+				s := sessions[p.id]
+				if s == nil {
+					if s, err = d.NewSession(pol); err != nil {
+						return err
+					}
+					sessions[p.id] = s
+				}
+				ss[i], segs[i] = s, p.seg
+			}
+			ups, err := d.FeedBatch(e.ctx, ss, segs)
+			if err != nil {
+				out.Flush()
+				return err
+			}
+			for i, u := range ups {
+				p := batch[i]
+				if u.Err != nil {
+					failed++
+					if err := out.Write(segmentError{CallID: p.id, Line: p.line, Error: u.Err.Error()}); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := out.Write(scoreEvent{CallID: p.id, T: p.seg.End, Score: round6(u.Score), Level: u.Level}); err != nil {
+					return err
+				}
+				if u.Alert != "" {
+					if err := out.Write(alertEvent{CallID: p.id, Alert: u.Alert, T: p.seg.End, Score: round6(u.Score), Reasons: u.Reasons}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		if stop != nil {
+			if !errors.Is(stop, io.EOF) {
+				return stop
+			}
+			done = true
+		}
+	}
+	if failed > 0 {
+		return &errRecords{failed: failed}
+	}
+	return nil
+}
+
+type lineItem struct {
+	b   []byte
+	n   int
+	err error
+}
+
+// readLines sends input lines (without terminators) and finally an item
+// carrying io.EOF or the read error.
+func readLines(ctx context.Context, r io.Reader, ch chan<- lineItem) {
+	defer close(ch)
+	br := bufio.NewReaderSize(r, 64<<10)
+	n := 0
+	for {
+		b, err := br.ReadBytes('\n')
+		if len(b) > 0 {
+			n++
+			b = bytes.TrimRight(b, "\r\n")
+			if n == 1 {
+				b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+			}
+			if len(bytes.TrimSpace(b)) > 0 {
+				select {
+				case ch <- lineItem{b: b, n: n}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if err != nil {
+			select {
+			case ch <- lineItem{err: err, n: n}:
+			case <-ctx.Done():
+			}
+			return
+		}
+	}
+}
+
+func parseSegment(b []byte, line int) (string, callwatch.Segment, error) {
+	var in segmentIn
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&in); err != nil {
+		return "", callwatch.Segment{}, fmt.Errorf("line %d is not a segment object: %v", line, err)
+	}
+	if in.CallID == nil || *in.CallID == "" {
+		return "", callwatch.Segment{}, fmt.Errorf("line %d has no \"call_id\"", line)
+	}
+	if in.Text == nil {
+		return *in.CallID, callwatch.Segment{}, fmt.Errorf("line %d has no \"text\"", line)
+	}
+	seg := callwatch.Segment{Text: *in.Text}
+	if in.Start != nil {
+		seg.Start = *in.Start
+	}
+	if in.End != nil {
+		seg.End = *in.End
+	}
+	if seg.End < seg.Start {
+		return *in.CallID, seg, fmt.Errorf("line %d: end %g is before start %g", line, seg.End, seg.Start)
+	}
+	return *in.CallID, seg, nil
+}

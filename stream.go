@@ -1,0 +1,368 @@
+package callwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/callwatch/callwatch/tokenize"
+)
+
+// Streaming: a call is scored after every STT segment. The LSTM reads left
+// to right, so a Session keeps its (h, c) state and feeding a segment runs
+// only that segment's tokens; the cost per segment does not grow with the
+// call's length.
+//
+// Tokenization is per segment, and a segment boundary is a word boundary:
+// the ids of a call are the concatenation of its segments' ids, which are
+// exactly the ids of the segments joined with spaces (the pre-tokenizer
+// splits on whitespace first). So a call fed as N segments ends at the same
+// score as the joined text scored at once.
+
+// Policy turns per-segment scores into alert levels.
+type Policy struct {
+	Suspicious float64 // thresholds, from the model card
+	Dangerous  float64
+	// Smooth is how many recent segment scores are averaged before comparing
+	// with the thresholds, so one odd segment does not flap the level.
+	Smooth int
+	// Hysteresis: a suspicious call drops back to none only when the
+	// smoothed score falls below Suspicious-Hysteresis. Dangerous never
+	// drops for the rest of the call.
+	Hysteresis float64
+	// Reasons is how many segments an alert names.
+	Reasons int
+}
+
+// DefaultPolicy is the policy for a detector's card thresholds.
+func (d *Detector) DefaultPolicy() Policy {
+	t := d.bundle.Card.Thresholds
+	return Policy{Suspicious: t.Suspicious, Dangerous: t.Dangerous, Smooth: 2, Hysteresis: 0.1, Reasons: 3}
+}
+
+// Validate checks the policy's values.
+func (p Policy) Validate() error {
+	if !(p.Suspicious > 0 && p.Suspicious <= p.Dangerous && p.Dangerous <= 1) {
+		return fmt.Errorf("stream policy: need 0 < suspicious (%g) <= dangerous (%g) <= 1", p.Suspicious, p.Dangerous)
+	}
+	if p.Smooth < 1 || p.Smooth > 100 {
+		return fmt.Errorf("stream policy: smooth must be 1..100 segments, got %d", p.Smooth)
+	}
+	if p.Hysteresis < 0 || p.Hysteresis >= 1 {
+		return fmt.Errorf("stream policy: hysteresis must be in [0, 1), got %g", p.Hysteresis)
+	}
+	if p.Reasons < 0 {
+		return fmt.Errorf("stream policy: reasons must be >= 0, got %d", p.Reasons)
+	}
+	return nil
+}
+
+func levelRank(l string) int {
+	switch l {
+	case LevelDangerous:
+		return 2
+	case LevelSuspicious:
+		return 1
+	}
+	return 0
+}
+
+// Reason is a segment (and the phrase within it) that raised the score.
+type Reason struct {
+	Segment int     `json:"segment"`
+	Text    string  `json:"text"`
+	Phrase  string  `json:"phrase,omitempty"`
+	Delta   float64 `json:"delta"`
+	Start   float64 `json:"start,omitempty"`
+	End     float64 `json:"end,omitempty"`
+}
+
+// Update is the outcome of feeding one segment.
+type Update struct {
+	Segment int     // 0-based index of the segment in the call
+	Score   float64 // P(phishing) after this segment
+	Delta   float64 // change caused by this segment
+	Level   string  // level after the policy
+	// Alert is the new level when the level rose with this segment, else "".
+	Alert   string
+	Reasons []Reason // set with Alert
+	Tokens  int      // tokens in this segment
+	Err     error    // per-segment failure (e.g. invalid text); state unchanged
+}
+
+// Segment is one piece of a call's transcript with its audio times.
+type Segment struct {
+	Text       string
+	Start, End float64
+}
+
+type segRecord struct {
+	Segment
+	ids   []int64
+	delta float64
+}
+
+// Session is one call being scored as it happens. Methods are safe for
+// concurrent use, but segments of one call must be fed in order.
+type Session struct {
+	d      *Detector
+	policy Policy
+
+	mu      sync.Mutex
+	state   State
+	started bool
+	score   float64
+	level   string
+	recent  []float64
+	segs    []segRecord
+	tokens  int
+}
+
+// NewSession starts a call with policy p (use DefaultPolicy for the card's).
+func (d *Detector) NewSession(p Policy) (*Session, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &Session{d: d, policy: p, level: LevelNone}, nil
+}
+
+// Score is the call's current P(phishing); Level its current level.
+func (s *Session) Score() float64 { s.mu.Lock(); defer s.mu.Unlock(); return s.score }
+
+// Level is the call's current alert level.
+func (s *Session) Level() string { s.mu.Lock(); defer s.mu.Unlock(); return s.level }
+
+// State returns a copy of the LSTM state (zero-length before any token).
+func (s *Session) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{H: append([]float32(nil), s.state.H...), C: append([]float32(nil), s.state.C...)}
+}
+
+// Feed scores one segment of this call.
+func (s *Session) Feed(ctx context.Context, seg Segment) (Update, error) {
+	ups, err := s.d.FeedBatch(ctx, []*Session{s}, []Segment{seg})
+	if err != nil {
+		return Update{}, err
+	}
+	return ups[0], ups[0].Err
+}
+
+// FeedBatch feeds one segment to each of several sessions in one backend
+// call (sessions must be distinct). Per-segment problems are reported in
+// each Update's Err; the error return is for whole-batch failures.
+func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Segment) ([]Update, error) {
+	if len(sessions) != len(segs) {
+		return nil, fmt.Errorf("FeedBatch: %d sessions, %d segments", len(sessions), len(segs))
+	}
+	seen := make(map[*Session]bool, len(sessions))
+	for _, s := range sessions {
+		if s.d != d {
+			return nil, errors.New("FeedBatch: session belongs to another detector")
+		}
+		if seen[s] {
+			return nil, errors.New("FeedBatch: a session appears twice; feed its segments in order, one per batch")
+		}
+		seen[s] = true
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	ups := make([]Update, len(sessions))
+	rows := make([][]int64, len(sessions))
+	init := make([]State, len(sessions))
+	for i, s := range sessions {
+		ups[i].Segment = len(s.segs)
+		ids, err := d.tok.Encode(segs[i].Text)
+		if err != nil && !errors.Is(err, tokenize.ErrEmpty) {
+			ups[i].Err = err
+			continue
+		}
+		rows[i] = ids
+		init[i] = s.state
+		ups[i].Tokens = len(ids)
+	}
+	scores, states, err := d.ScoreIDs(ctx, rows, init)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range sessions {
+		if ups[i].Err != nil {
+			ups[i].Score, ups[i].Level = s.score, s.level
+			continue
+		}
+		prev := s.score
+		if len(rows[i]) > 0 {
+			s.state, s.score, s.started = states[i], float64(scores[i]), true
+		}
+		// A segment with no words (silence, fillers removed by STT) leaves the
+		// state and score as they were.
+		s.tokens += len(rows[i])
+		delta := s.score - prev
+		if len(s.segs) == 0 && len(rows[i]) > 0 {
+			delta = s.score - d.prior()
+		}
+		s.segs = append(s.segs, segRecord{Segment: segs[i], ids: rows[i], delta: delta})
+		ups[i].Score, ups[i].Delta = s.score, delta
+		s.applyPolicy(&ups[i])
+	}
+	// Phrase-level reasons need extra backend runs; only alerts pay for them.
+	for i, s := range sessions {
+		if ups[i].Alert != "" && s.policy.Reasons > 0 {
+			ups[i].Reasons = s.reasons(ctx)
+		}
+	}
+	return ups, nil
+}
+
+// prior is the score before any token: the model's output on the zero
+// state is not defined by the graph, so the first segment's delta is taken
+// against an even prior.
+func (d *Detector) prior() float64 { return 0.5 }
+
+func (s *Session) applyPolicy(u *Update) {
+	p := s.policy
+	if s.started {
+		s.recent = append(s.recent, s.score)
+		if len(s.recent) > p.Smooth {
+			s.recent = s.recent[len(s.recent)-p.Smooth:]
+		}
+	}
+	smoothed := 0.0
+	for _, v := range s.recent {
+		smoothed += v
+	}
+	if len(s.recent) > 0 {
+		smoothed /= float64(len(s.recent))
+	}
+	// Until Smooth segments have been seen, the average covers fewer; a
+	// single first segment can still raise the level only if it is that
+	// clear on its own.
+	next := s.level
+	switch {
+	case s.level == LevelDangerous:
+		// stays for the rest of the call
+	case smoothed >= p.Dangerous:
+		next = LevelDangerous
+	case smoothed >= p.Suspicious:
+		next = LevelSuspicious
+	case s.level == LevelSuspicious && smoothed < p.Suspicious-p.Hysteresis:
+		next = LevelNone
+	}
+	if levelRank(next) > levelRank(s.level) {
+		u.Alert = next
+	}
+	s.level = next
+	u.Level = next
+}
+
+// reasons names the segments with the largest positive score deltas and,
+// within each, the phrase whose words raised the score most (found by
+// re-running the segment's prefixes from the state before it).
+func (s *Session) reasons(ctx context.Context) []Reason {
+	idx := make([]int, 0, len(s.segs))
+	for i, sg := range s.segs {
+		if sg.delta > 0 && len(sg.ids) > 0 {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return s.segs[idx[a]].delta > s.segs[idx[b]].delta })
+	if len(idx) > s.policy.Reasons {
+		idx = idx[:s.policy.Reasons]
+	}
+	out := make([]Reason, 0, len(idx))
+	for _, i := range idx {
+		sg := s.segs[i]
+		r := Reason{Segment: i, Text: tokenize.Clean(sg.Text), Delta: round4(sg.delta), Start: sg.Start, End: sg.End}
+		r.Phrase = s.phrase(ctx, i)
+		out = append(out, r)
+	}
+	return out
+}
+
+// phrase finds the run of up to 4 words of segment i across which the score
+// rose most. It replays the call up to segment i from the zero state, so it
+// needs no stored per-segment states.
+func (s *Session) phrase(ctx context.Context, i int) string {
+	words := strings.Fields(tokenize.Clean(s.segs[i].Text))
+	if len(words) <= 1 {
+		return strings.Join(words, " ")
+	}
+	var before []int64
+	for _, sg := range s.segs[:i] {
+		before = append(before, sg.ids...)
+	}
+	// Score after each word: one batch of prefixes, all from the same state.
+	var init State
+	if len(before) > 0 {
+		_, st, err := s.d.ScoreIDs(ctx, [][]int64{before}, nil)
+		if err != nil {
+			return ""
+		}
+		init = st[0]
+	}
+	var prefixes [][]int64
+	var inits []State
+	var cur []int64
+	for _, w := range words {
+		ids, err := s.d.tok.Encode(w)
+		if err != nil {
+			ids = nil
+		}
+		cur = append(cur, ids...)
+		prefixes = append(prefixes, append([]int64(nil), cur...))
+		inits = append(inits, init)
+	}
+	scores, _, err := s.d.ScoreIDs(ctx, prefixes, inits)
+	if err != nil {
+		return ""
+	}
+	base := s.score
+	if i > 0 || len(before) > 0 {
+		// score before the segment: the last segment's running score
+		base = s.scoreBefore(i)
+	} else {
+		base = s.d.prior()
+	}
+	after := func(k int) float64 {
+		if k < 0 {
+			return base
+		}
+		if len(prefixes[k]) == 0 {
+			return base
+		}
+		return float64(scores[k])
+	}
+	bestGain, bestA, bestB := -2.0, 0, 0
+	for a := 0; a < len(words); a++ {
+		for b := a; b < len(words) && b < a+4; b++ {
+			if g := after(b) - after(a-1); g > bestGain {
+				bestGain, bestA, bestB = g, a, b
+			}
+		}
+	}
+	return strings.Join(words[bestA:bestB+1], " ")
+}
+
+// scoreBefore is the call's score just before segment i.
+func (s *Session) scoreBefore(i int) float64 {
+	score := s.d.prior()
+	running := score
+	for k := 0; k < i; k++ {
+		running += s.segs[k].delta
+	}
+	return running
+}
+
+func round4(f float64) float64 {
+	return float64(int64(f*10000+sign(f)*0.5)) / 10000
+}
+
+func sign(f float64) float64 {
+	if f < 0 {
+		return -1
+	}
+	return 1
+}

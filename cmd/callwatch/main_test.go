@@ -267,6 +267,11 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("backend: native\nbatch: 7\nthreads: 3\nort:\n  library: /from/file.so\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	xdg := filepath.Join(dir, "xdg")
+	os.MkdirAll(filepath.Join(xdg, "callwatch"), 0o755)
+	if err := os.WriteFile(filepath.Join(xdg, "callwatch", "callwatch.yaml"), []byte("batch: 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -280,7 +285,8 @@ func TestConfigPrecedence(t *testing.T) {
 		{"file", nil, []string{"--config", cfg}, "native", 7, 3, "/from/file.so"},
 		{"env over file", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_ORT_LIBRARY": "/from/env.so"}, []string{"--config", cfg}, "native", 9, 3, "/from/env.so"},
 		{"flag over env", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_BACKEND": "ort"}, []string{"--config", cfg, "--batch", "11"}, "ort", 11, 3, "/from/file.so"},
-		{"XDG config", map[string]string{"XDG_CONFIG_HOME": filepath.Dir(dir)}, nil, "auto", 32, 1, ""},
+		{"XDG config", map[string]string{"XDG_CONFIG_HOME": xdg}, nil, "auto", 5, 1, ""},
+		{"explicit file beats XDG", map[string]string{"XDG_CONFIG_HOME": xdg}, []string{"--config", cfg}, "native", 7, 3, "/from/file.so"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -152,17 +152,26 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 			return config{}, usagef("cannot read config file %s: %v; fix or remove it, or point --config elsewhere", path, err)
 		}
 	} else {
-		v.SetConfigName("callwatch")
-		v.AddConfigPath(".")
+		// Look for the file by its full name: viper's own search also
+		// matches a bare "callwatch" — the binary itself when run from its
+		// directory.
+		dirs := []string{"."}
 		if x := e.getenv("XDG_CONFIG_HOME"); x != "" {
-			v.AddConfigPath(filepath.Join(x, "callwatch"))
+			dirs = append(dirs, filepath.Join(x, "callwatch"))
 		} else if h := e.getenv("HOME"); h != "" {
-			v.AddConfigPath(filepath.Join(h, ".config", "callwatch"))
+			dirs = append(dirs, filepath.Join(h, ".config", "callwatch"))
 		}
-		if err := v.ReadInConfig(); err != nil {
-			var nf viper.ConfigFileNotFoundError
-			if !errors.As(err, &nf) {
-				return config{}, usagef("cannot read config file %s: %v; fix or remove it", v.ConfigFileUsed(), err)
+	search:
+		for _, dir := range dirs {
+			for _, name := range []string{"callwatch.yaml", "callwatch.yml"} {
+				p := filepath.Join(dir, name)
+				if st, err := os.Stat(p); err == nil && !st.IsDir() {
+					v.SetConfigFile(p)
+					if err := v.ReadInConfig(); err != nil {
+						return config{}, usagef("cannot read config file %s: %v; fix or remove it", p, err)
+					}
+					break search
+				}
 			}
 		}
 	}

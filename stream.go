@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -99,10 +100,15 @@ type Segment struct {
 	Start, End float64
 }
 
+// segRecord is a segment kept as a candidate reason: one of the largest
+// score rises so far, with the state before it so that its phrase can be
+// found without replaying the call.
 type segRecord struct {
 	Segment
-	ids   []int64
-	delta float64
+	Index  int
+	Delta  float64
+	Before State
+	Prior  float64 // score before the segment
 }
 
 // Session is one call being scored as it happens. Methods are safe for
@@ -117,7 +123,8 @@ type Session struct {
 	score   float64
 	level   string
 	recent  []float64
-	segs    []segRecord
+	top     []segRecord // at most policy.Reasons, largest Delta first
+	nseg    int
 	tokens  int
 }
 
@@ -174,7 +181,7 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 	rows := make([][]int64, len(sessions))
 	init := make([]State, len(sessions))
 	for i, s := range sessions {
-		ups[i].Segment = len(s.segs)
+		ups[i].Segment = s.nseg
 		ids, err := d.tok.Encode(segs[i].Text)
 		if err != nil && !errors.Is(err, tokenize.ErrEmpty) {
 			ups[i].Err = err
@@ -194,17 +201,22 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 			continue
 		}
 		prev := s.score
+		if !s.started {
+			prev = d.prior()
+		}
+		before := s.state
 		if len(rows[i]) > 0 {
 			s.state, s.score, s.started = states[i], float64(scores[i]), true
 		}
 		// A segment with no words (silence, fillers removed by STT) leaves the
 		// state and score as they were.
 		s.tokens += len(rows[i])
-		delta := s.score - prev
-		if len(s.segs) == 0 && len(rows[i]) > 0 {
-			delta = s.score - d.prior()
+		delta := 0.0
+		if len(rows[i]) > 0 {
+			delta = s.score - prev
+			s.keep(segRecord{Segment: segs[i], Index: s.nseg, Delta: delta, Before: before, Prior: prev})
 		}
-		s.segs = append(s.segs, segRecord{Segment: segs[i], ids: rows[i], delta: delta})
+		s.nseg++
 		ups[i].Score, ups[i].Delta = s.score, delta
 		s.applyPolicy(&ups[i])
 	}
@@ -258,84 +270,59 @@ func (s *Session) applyPolicy(u *Update) {
 	u.Level = next
 }
 
-// reasons names the segments with the largest positive score deltas and,
-// within each, the phrase whose words raised the score most (found by
-// re-running the segment's prefixes from the state before it).
+// keep records r if it is among the largest positive rises so far.
+func (s *Session) keep(r segRecord) {
+	k := s.policy.Reasons
+	if k == 0 || r.Delta <= 0 {
+		return
+	}
+	s.top = append(s.top, r)
+	sort.SliceStable(s.top, func(a, b int) bool { return s.top[a].Delta > s.top[b].Delta })
+	if len(s.top) > k {
+		s.top = s.top[:k]
+	}
+}
+
+// reasons names the segments with the largest score rises and, within
+// each, the phrase whose words raised the score most.
 func (s *Session) reasons(ctx context.Context) []Reason {
-	idx := make([]int, 0, len(s.segs))
-	for i, sg := range s.segs {
-		if sg.delta > 0 && len(sg.ids) > 0 {
-			idx = append(idx, i)
-		}
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return s.segs[idx[a]].delta > s.segs[idx[b]].delta })
-	if len(idx) > s.policy.Reasons {
-		idx = idx[:s.policy.Reasons]
-	}
-	out := make([]Reason, 0, len(idx))
-	for _, i := range idx {
-		sg := s.segs[i]
-		r := Reason{Segment: i, Text: tokenize.Clean(sg.Text), Delta: round4(sg.delta), Start: sg.Start, End: sg.End}
-		r.Phrase = s.phrase(ctx, i)
-		out = append(out, r)
+	out := make([]Reason, 0, len(s.top))
+	for _, sg := range s.top {
+		out = append(out, Reason{Segment: sg.Index, Text: tokenize.Clean(sg.Text), Phrase: s.phrase(ctx, sg),
+			Delta: round4(sg.Delta), Start: sg.Start, End: sg.End})
 	}
 	return out
 }
 
-// phrase finds the run of up to 4 words of segment i across which the score
-// rose most. It replays the call up to segment i from the zero state, so it
-// needs no stored per-segment states.
-func (s *Session) phrase(ctx context.Context, i int) string {
-	words := strings.Fields(tokenize.Clean(s.segs[i].Text))
+// phrase finds the run of up to 4 words of a segment across which the score
+// rose most, by scoring every word prefix from the state before the segment
+// in one batch.
+func (s *Session) phrase(ctx context.Context, sg segRecord) string {
+	words := strings.Fields(tokenize.Clean(sg.Text))
 	if len(words) <= 1 {
 		return strings.Join(words, " ")
-	}
-	var before []int64
-	for _, sg := range s.segs[:i] {
-		before = append(before, sg.ids...)
-	}
-	// Score after each word: one batch of prefixes, all from the same state.
-	var init State
-	if len(before) > 0 {
-		_, st, err := s.d.ScoreIDs(ctx, [][]int64{before}, nil)
-		if err != nil {
-			return ""
-		}
-		init = st[0]
 	}
 	var prefixes [][]int64
 	var inits []State
 	var cur []int64
 	for _, w := range words {
-		ids, err := s.d.tok.Encode(w)
-		if err != nil {
-			ids = nil
+		if ids, err := s.d.tok.Encode(w); err == nil {
+			cur = append(cur, ids...)
 		}
-		cur = append(cur, ids...)
 		prefixes = append(prefixes, append([]int64(nil), cur...))
-		inits = append(inits, init)
+		inits = append(inits, sg.Before)
 	}
 	scores, _, err := s.d.ScoreIDs(ctx, prefixes, inits)
 	if err != nil {
 		return ""
 	}
-	base := s.score
-	if i > 0 || len(before) > 0 {
-		// score before the segment: the last segment's running score
-		base = s.scoreBefore(i)
-	} else {
-		base = s.d.prior()
-	}
 	after := func(k int) float64 {
-		if k < 0 {
-			return base
-		}
-		if len(prefixes[k]) == 0 {
-			return base
+		if k < 0 || len(prefixes[k]) == 0 {
+			return sg.Prior
 		}
 		return float64(scores[k])
 	}
-	bestGain, bestA, bestB := -2.0, 0, 0
+	bestGain, bestA, bestB := math.Inf(-1), 0, 0
 	for a := 0; a < len(words); a++ {
 		for b := a; b < len(words) && b < a+4; b++ {
 			if g := after(b) - after(a-1); g > bestGain {
@@ -346,14 +333,86 @@ func (s *Session) phrase(ctx context.Context, i int) string {
 	return strings.Join(words[bestA:bestB+1], " ")
 }
 
-// scoreBefore is the call's score just before segment i.
-func (s *Session) scoreBefore(i int) float64 {
-	score := s.d.prior()
-	running := score
-	for k := 0; k < i; k++ {
-		running += s.segs[k].delta
+// SessionState is everything a session carries between segments, so that a
+// call can continue in another process (the server's state token).
+type SessionState struct {
+	ModelSHA256 string       `json:"model_sha256"`
+	H           []float32    `json:"h,omitempty"`
+	C           []float32    `json:"c,omitempty"`
+	Started     bool         `json:"started,omitempty"`
+	Score       float64      `json:"score"`
+	Level       string       `json:"level"`
+	Recent      []float64    `json:"recent,omitempty"`
+	Segments    int          `json:"segments"`
+	Tokens      int          `json:"tokens"`
+	Top         []TopSegment `json:"top,omitempty"`
+}
+
+// TopSegment is a kept reason candidate inside SessionState.
+type TopSegment struct {
+	Text  string    `json:"text"`
+	Start float64   `json:"start,omitempty"`
+	End   float64   `json:"end,omitempty"`
+	Index int       `json:"index"`
+	Delta float64   `json:"delta"`
+	Prior float64   `json:"prior"`
+	H     []float32 `json:"h,omitempty"`
+	C     []float32 `json:"c,omitempty"`
+}
+
+// Snapshot returns the session's state.
+func (s *Session) Snapshot() SessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := SessionState{ModelSHA256: s.d.bundle.ModelSHA256, H: clone(s.state.H), C: clone(s.state.C), Started: s.started,
+		Score: s.score, Level: s.level, Recent: append([]float64(nil), s.recent...), Segments: s.nseg, Tokens: s.tokens}
+	for _, t := range s.top {
+		st.Top = append(st.Top, TopSegment{Text: t.Text, Start: t.Start, End: t.End, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
+			H: clone(t.Before.H), C: clone(t.Before.C)})
 	}
-	return running
+	return st
+}
+
+// ErrStateMismatch means a SessionState does not fit this detector.
+var ErrStateMismatch = errors.New("session state does not match this model")
+
+// Resume continues a call from a snapshot taken on a detector with the same
+// model.
+func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
+	s, err := d.NewSession(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.ModelSHA256 != d.bundle.ModelSHA256 {
+		return nil, fmt.Errorf("%w: state is for model %.12s, this is %.12s", ErrStateMismatch, st.ModelSHA256, d.bundle.ModelSHA256)
+	}
+	sh := d.be.StateShape()
+	n := sh.Layers * sh.Hidden
+	okState := func(h, c []float32) bool { return (len(h) == 0 && len(c) == 0) || (len(h) == n && len(c) == n) }
+	if !okState(st.H, st.C) {
+		return nil, fmt.Errorf("%w: state has %d/%d values, want %d", ErrStateMismatch, len(st.H), len(st.C), n)
+	}
+	if levelRank(st.Level) == 0 && st.Level != LevelNone {
+		return nil, fmt.Errorf("%w: unknown level %q", ErrStateMismatch, st.Level)
+	}
+	s.state = State{H: clone(st.H), C: clone(st.C)}
+	s.started, s.score, s.level, s.nseg, s.tokens = st.Started, st.Score, st.Level, st.Segments, st.Tokens
+	s.recent = append([]float64(nil), st.Recent...)
+	for _, t := range st.Top {
+		if !okState(t.H, t.C) {
+			return nil, fmt.Errorf("%w: reason state has %d values, want %d", ErrStateMismatch, len(t.H), n)
+		}
+		s.top = append(s.top, segRecord{Segment: Segment{Text: t.Text, Start: t.Start, End: t.End}, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
+			Before: State{H: clone(t.H), C: clone(t.C)}})
+	}
+	return s, nil
+}
+
+func clone(x []float32) []float32 {
+	if x == nil {
+		return nil
+	}
+	return append([]float32(nil), x...)
 }
 
 func round4(f float64) float64 {

@@ -76,14 +76,20 @@ func newLineReader(r io.Reader, max int) *lines {
 	return &lines{br: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
-// next returns the next line without its terminator; tooLong reports a line
-// over the cap (its content is discarded).
+// next returns the next line without its terminator ("\n" or "\r\n", and
+// a UTF-8 BOM on the first line); tooLong reports a line whose content is
+// over the cap (the content is discarded, never held).
 func (l *lines) next() (text []byte, n int, tooLong bool, err error) {
+	// Hold a little more than the cap so the terminator and BOM, which do not
+	// count, can be stripped before the length is judged.
+	hold := l.max + len("\xef\xbb\xbf\r\n")
 	var buf []byte
+	seen := false
 	for {
 		chunk, err := l.br.ReadSlice('\n')
+		seen = seen || len(chunk) > 0
 		if !tooLong {
-			if len(buf)+len(chunk) > l.max+1 {
+			if len(buf)+len(chunk) > hold {
 				tooLong, buf = true, nil
 			} else {
 				buf = append(buf, chunk...)
@@ -95,7 +101,7 @@ func (l *lines) next() (text []byte, n int, tooLong bool, err error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, 0, false, err
 		}
-		if errors.Is(err, io.EOF) && len(buf) == 0 && !tooLong && len(chunk) == 0 {
+		if errors.Is(err, io.EOF) && !seen {
 			return nil, 0, false, io.EOF
 		}
 		l.line++
@@ -103,6 +109,9 @@ func (l *lines) next() (text []byte, n int, tooLong bool, err error) {
 		buf = bytes.TrimSuffix(buf, []byte("\r"))
 		if l.line == 1 {
 			buf = bytes.TrimPrefix(buf, []byte("\xef\xbb\xbf")) // UTF-8 BOM
+		}
+		if len(buf) > l.max {
+			tooLong, buf = true, nil
 		}
 		return buf, l.line, tooLong, nil
 	}
@@ -156,7 +165,9 @@ func parseJSONL(b []byte, line int) Record {
 			rec.Err = fmt.Errorf("%w: line %d: \"id\" must be a string or number: %v", ErrMalformed, line, err)
 			return rec
 		}
-		rec.ID = id
+		if id != "" {
+			rec.ID = id // an empty id keeps the line number, so output ids are never blank
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -240,12 +251,11 @@ func newCSVReader(r io.Reader) (*csvReader, error) {
 
 func (r *csvReader) Next() (Record, error) {
 	fields, err := r.cr.Read()
-	r.rowNum++
-	line, _ := r.cr.FieldPos(0)
 	if errors.Is(err, io.EOF) {
 		return Record{}, io.EOF
 	}
-	rec := Record{ID: strconv.Itoa(r.rowNum), Line: line}
+	r.rowNum++
+	rec := Record{ID: strconv.Itoa(r.rowNum)}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		rec.Line = pe.StartLine
@@ -255,6 +265,9 @@ func (r *csvReader) Next() (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	// FieldPos is only valid after a successful Read (it panics otherwise).
+	line, _ := r.cr.FieldPos(0)
+	rec.Line = line
 	get := func(name string) (string, bool) {
 		i, ok := r.cols[name]
 		if !ok || i >= len(fields) {

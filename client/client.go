@@ -1,0 +1,200 @@
+// Package client is a typed Go client for the callwatch HTTP service
+// (package server). The CLI's `classify --server URL`, the server's tests
+// and the load test use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callwatch/callwatch/server"
+)
+
+// Client talks to one callwatch server (or a load balancer in front of
+// several: calls carry their state token, so any replica will do).
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient replaces http.DefaultClient.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// New returns a client for baseURL, e.g. "http://127.0.0.1:8080".
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http://host:port", baseURL)
+	}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: http.DefaultClient}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Error is a non-2xx answer from the server.
+type Error struct {
+	Status     int
+	Code       server.Code // stable code; branch on this
+	Message    string
+	RetryAfter time.Duration // from Retry-After, when the server sent one
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("callwatch server: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Classify scores texts; one result per text, in order (ids "1".."n").
+func (c *Client) Classify(ctx context.Context, texts ...string) ([]server.ClassifyResult, error) {
+	var out server.ClassifyResponse
+	err := c.do(ctx, http.MethodPost, "/v1/classify", server.ClassifyRequest{Texts: texts}, &out)
+	return out.Results, err
+}
+
+// ClassifyRecords scores records with their own ids.
+func (c *Client) ClassifyRecords(ctx context.Context, recs []server.Record) ([]server.ClassifyResult, error) {
+	var out server.ClassifyResponse
+	err := c.do(ctx, http.MethodPost, "/v1/classify", server.ClassifyRequest{Records: recs}, &out)
+	return out.Results, err
+}
+
+// Segment sends one segment of a call. Pass the previous response's State
+// in seg.State to continue the call on any replica.
+func (c *Client) Segment(ctx context.Context, callID string, seg server.SegmentRequest) (server.SegmentResponse, error) {
+	var out server.SegmentResponse
+	err := c.do(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(callID)+"/segments", seg, &out)
+	return out, err
+}
+
+// Call streams one call, carrying its state token between segments.
+type Call struct {
+	c     *Client
+	id    string
+	state string
+}
+
+// NewCall starts following call id.
+func (c *Client) NewCall(id string) *Call { return &Call{c: c, id: id} }
+
+// Feed sends the call's next segment.
+func (k *Call) Feed(ctx context.Context, text string, start, end float64) (server.SegmentResponse, error) {
+	r, err := k.c.Segment(ctx, k.id, server.SegmentRequest{Text: text, Start: start, End: end, State: k.state})
+	if err == nil {
+		k.state = r.State
+	}
+	return r, err
+}
+
+// EndCall drops a call from the server's session store.
+func (c *Client) EndCall(ctx context.Context, callID string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/calls/"+url.PathEscape(callID), nil, nil)
+}
+
+// Infer calls the Open Inference Protocol v2 endpoint of model.
+func (c *Client) Infer(ctx context.Context, model string, req server.V2InferRequest) (server.V2InferResponse, error) {
+	var out server.V2InferResponse
+	err := c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(model)+"/infer", req, &out)
+	return out, err
+}
+
+// Ready reports whether /v2/health/ready answers 200.
+func (c *Client) Ready(ctx context.Context) (bool, error) {
+	err := c.do(ctx, http.MethodGet, "/v2/health/ready", nil, nil)
+	if e, ok := err.(*Error); ok && e.Status == http.StatusServiceUnavailable {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// WaitReady polls readiness until it succeeds or ctx ends.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		if ok, _ := c.Ready(ctx); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server %s not ready: %w", c.base, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp, data)
+	}
+	if out == nil || len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("callwatch server: decoding %s %s response: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError reads both error shapes: /v1 {"error":{"code","message"}}
+// and v2 {"error":"code: message"}.
+func decodeError(resp *http.Response, data []byte) error {
+	e := &Error{Status: resp.StatusCode, Code: server.Code(resp.Header.Get("X-Error-Code"))}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	var v1 struct {
+		Error struct {
+			Code    server.Code `json:"code"`
+			Message string      `json:"message"`
+		} `json:"error"`
+	}
+	var v2 struct {
+		Error string `json:"error"`
+	}
+	switch {
+	case json.Unmarshal(data, &v1) == nil && v1.Error.Code != "":
+		e.Code, e.Message = v1.Error.Code, v1.Error.Message
+	case json.Unmarshal(data, &v2) == nil && v2.Error != "":
+		e.Message = v2.Error
+	default:
+		e.Message = strings.TrimSpace(string(data))
+	}
+	if e.Code == "" {
+		e.Code = server.Code("http_" + strconv.Itoa(resp.StatusCode))
+	}
+	return e
+}

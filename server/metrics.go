@@ -1,0 +1,59 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics lives on its own registry per server (no global state), so tests
+// can run several servers in one process.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	batchSize    *prometheus.HistogramVec
+	queueDepth   *prometheus.GaugeVec
+	tokenizeSecs prometheus.Histogram
+	inferSeconds *prometheus.HistogramVec
+	activeCalls  prometheus.Gauge
+	segments     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	ready        prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	lat := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_http_requests_total",
+			Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callwatch_http_request_duration_seconds",
+			Help: "HTTP request latency by route pattern and status code.", Buckets: lat}, []string{"route", "code"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callwatch_batch_size",
+			Help: "Units (texts or segments) per backend batch.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}, []string{"kind"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "callwatch_queue_depth",
+			Help: "Requests waiting for a batch."}, []string{"kind"}),
+		tokenizeSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "callwatch_tokenize_seconds",
+			Help: "Tokenization time per classify request (all its texts).", Buckets: lat}),
+		inferSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callwatch_inference_seconds",
+			Help: "Backend time per batch (segment batches include their tokenization).", Buckets: lat}, []string{"kind"}),
+		activeCalls: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_active_calls",
+			Help: "Calls held in the server-side session store."}),
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_segments_total",
+			Help: "Segments scored, by where the call state came from (token, store, new)."}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_rejected_total",
+			Help: "Requests refused before scoring, by error code."}, []string{"code"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_ready",
+			Help: "1 once the model is loaded and a warm-up inference passed."}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.batchSize, m.queueDepth, m.tokenizeSecs, m.inferSeconds,
+		m.activeCalls, m.segments, m.rejected, m.ready)
+	// Process metrics include process_resident_memory_bytes, which the load
+	// test reads; a caller-supplied registry may already have them.
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = reg.Register(collectors.NewGoCollector())
+	return m
+}

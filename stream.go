@@ -25,17 +25,17 @@ import (
 
 // Policy turns per-segment scores into alert levels.
 type Policy struct {
-	Suspicious float64 // thresholds, from the model card
-	Dangerous  float64
+	Suspicious float64 `json:"suspicious"` // thresholds, from the model card
+	Dangerous  float64 `json:"dangerous"`
 	// Smooth is how many recent segment scores are averaged before comparing
 	// with the thresholds, so one odd segment does not flap the level.
-	Smooth int
+	Smooth int `json:"smooth"`
 	// Hysteresis: a suspicious call drops back to none only when the
 	// smoothed score falls below Suspicious-Hysteresis. Dangerous never
 	// drops for the rest of the call.
-	Hysteresis float64
+	Hysteresis float64 `json:"hysteresis"`
 	// Reasons is how many segments an alert names.
-	Reasons int
+	Reasons int `json:"reasons"`
 }
 
 // DefaultPolicy is the policy for a detector's card thresholds.

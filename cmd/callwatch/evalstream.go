@@ -119,9 +119,9 @@ func evalStream(e *env, d *callwatch.Detector, pol callwatch.Policy, calls []str
 	rep.Phishing.FirstSuspicous = summarize(suspT, suspFrac, rep.Phishing.N)
 	rep.Phishing.FirstDangerous = summarize(dangT, dangFrac, rep.Phishing.N)
 	if n := float64(rep.Normal.N); n > 0 {
-		rep.Normal.EverSuspicious = float64(everS) / n
-		rep.Normal.EverDangerous = float64(everD) / n
-		rep.Normal.EndedSuspicious = float64(endS) / n
+		rep.Normal.EverSuspicious = math.Round(float64(everS)/n*1e4) / 1e4
+		rep.Normal.EverDangerous = math.Round(float64(everD)/n*1e4) / 1e4
+		rep.Normal.EndedSuspicious = math.Round(float64(endS)/n*1e4) / 1e4
 	}
 	return rep, nil
 }
@@ -139,7 +139,7 @@ func levelIndex(l string) int {
 func summarize(ts, fracs []float64, n int) latency {
 	l := latency{Alerted: len(ts)}
 	if n > 0 {
-		l.NeverShare = 1 - float64(len(ts))/float64(n)
+		l.NeverShare = math.Round((1-float64(len(ts))/float64(n))*1e4) / 1e4
 	}
 	if len(ts) > 0 {
 		sort.Float64s(ts)

@@ -30,7 +30,8 @@ func (s *Server) routes() http.Handler {
 
 	// live call monitor page
 	static, _ := fs.Sub(staticFiles, "static")
-	handle("GET /", http.FileServerFS(static).ServeHTTP)
+	handle("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, static, "index.html") })
+	handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 
 	return s.requestID(mux)
 }

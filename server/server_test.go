@@ -1,0 +1,541 @@
+package server_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/client"
+	"github.com/callwatch/callwatch/server"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := newTestServer(t, testConfig(), false)
+	if st, _, body := do(t, "GET", ts.URL+"/v2/health/live", ""); st != 200 || !strings.Contains(body, `"live":true`) {
+		t.Fatalf("live before load: %d %s", st, body)
+	}
+	st, h, body := do(t, "GET", ts.URL+"/v2/health/ready", "")
+	if st != 503 || h.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"not_ready`) {
+		t.Fatalf("ready before load: %d %q %s", st, h.Get("Retry-After"), body)
+	}
+	if st, _, body := do(t, "POST", ts.URL+"/v1/classify", `{"texts":["안녕하세요"]}`); st != 503 || errCode(t, body) != "not_ready" {
+		t.Fatalf("classify before load: %d %s", st, body)
+	}
+	if err := ts.Load(context.Background(), ts.D); err != nil {
+		t.Fatal(err)
+	}
+	if ts.B.runs.Load() < 1 {
+		t.Fatal("Load reported ready without a warm-up inference")
+	}
+	name := ts.D.Bundle().Card.Name
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/v2/health/ready", 200, `"ready":true`},
+		{"/v2/models/" + name + "/ready", 200, `"ready":true`},
+		{"/v2/models/" + name, 200, `"datatype":"BYTES"`},
+		{"/v2/models/no-such-model", 404, `model_not_found`},
+		{"/v2/models/no-such-model/ready", 404, `model_not_found`},
+	} {
+		st, _, body := do(t, "GET", ts.URL+c.path, "")
+		if st != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %d %s; want %d containing %s", c.path, st, body, c.status, c.want)
+		}
+	}
+}
+
+func TestV2Infer(t *testing.T) {
+	ts := newTestServer(t, testConfig(), true)
+	sm := samples(t)
+	texts := []string{sm["sample-prosecutor"].text(), sm["sample-bank-deposit"].text()}
+	want, err := ts.D.Classify(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ts.D.Bundle().Card.Name
+	resp, err := ts.C.Infer(context.Background(), name, server.V2InferRequest{ID: "req-1", Inputs: []server.V2Tensor{
+		{Name: "text", Datatype: "BYTES", Shape: []int64{2}, Data: []any{texts[0], texts[1]}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ModelName != name || resp.ID != "req-1" || len(resp.Outputs) != 3 {
+		t.Fatalf("response header: %+v", resp)
+	}
+	probs := resp.Outputs[0]
+	if probs.Name != "probabilities" || probs.Datatype != "FP32" || fmt.Sprint(probs.Shape) != "[2 2]" || len(probs.Data) != 4 {
+		t.Fatalf("probabilities tensor: %+v", probs)
+	}
+	for i := range texts {
+		pn, pp := probs.Data[2*i].(float64), probs.Data[2*i+1].(float64)
+		if math.Abs(pn+pp-1) > 1e-6 || math.Abs(pp-want[i].Score) > 1e-6 {
+			t.Errorf("text %d: probs (%g, %g), detector says %g", i, pn, pp, want[i].Score)
+		}
+		if got := resp.Outputs[1].Data[i]; got != want[i].Label {
+			t.Errorf("text %d: label %v, want %s", i, got, want[i].Label)
+		}
+		if got := resp.Outputs[2].Data[i]; got != want[i].Level {
+			t.Errorf("text %d: level %v, want %s", i, got, want[i].Level)
+		}
+	}
+	if want[0].Label != "phishing" || want[1].Label != "normal" {
+		t.Errorf("samples no longer separate: %+v", want)
+	}
+
+	// only the requested outputs, in the requested order
+	resp, err = ts.C.Infer(context.Background(), name, server.V2InferRequest{
+		Inputs:  []server.V2Tensor{{Name: "text", Datatype: "BYTES", Shape: []int64{1, 1}, Data: []any{texts[1]}}},
+		Outputs: []server.V2OutputWanted{{Name: "label"}}})
+	if err != nil || len(resp.Outputs) != 1 || resp.Outputs[0].Data[0] != "normal" {
+		t.Fatalf("outputs filter: %+v %v", resp, err)
+	}
+
+	for _, c := range []struct{ name, body, code string }{
+		{"not json", `{`, "bad_request"},
+		{"wrong datatype", `{"inputs":[{"name":"text","datatype":"FP32","shape":[1],"data":[1]}]}`, "bad_request"},
+		{"wrong name", `{"inputs":[{"name":"input_ids","datatype":"BYTES","shape":[1],"data":["x"]}]}`, "bad_request"},
+		{"shape mismatch", `{"inputs":[{"name":"text","datatype":"BYTES","shape":[3],"data":["a","b"]}]}`, "bad_request"},
+		{"non-string", `{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":[7]}]}`, "bad_request"},
+		{"empty text", `{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["네 안녕하세요"," "]}]}`, "invalid_text"},
+		{"unknown output", `{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["네"]}],"outputs":[{"name":"hn"}]}`, "bad_request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, _, body := do(t, "POST", ts.URL+"/v2/models/"+name+"/infer", c.body)
+			var e struct{ Error string }
+			if st != 400 || json.Unmarshal([]byte(body), &e) != nil || !strings.HasPrefix(e.Error, c.code+": ") {
+				t.Fatalf("got %d %s; want 400 with v2 error string starting %q", st, body, c.code)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxTexts = 4
+	cfg.MaxTextBytes = 3000
+	cfg.MaxBodyBytes = 8192
+	ts := newTestServer(t, cfg, true)
+	sm := samples(t)
+	texts := []string{sm["sample-family"].text(), "   ", sm["sample-card-loss"].text()}
+	want, err := ts.D.Classify(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ts.C.Classify(context.Background(), texts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d results for 3 texts", len(got))
+	}
+	for i, g := range got {
+		if g.ID != fmt.Sprint(i+1) {
+			t.Errorf("result %d has id %q", i, g.ID)
+		}
+		if want[i].Err != nil {
+			if g.Error == "" || g.Label != "" {
+				t.Errorf("result %d: want an error record, got %+v", i, g)
+			}
+			continue
+		}
+		if g.Label != want[i].Label || g.Level != want[i].Level || math.Abs(g.Score-want[i].Score) > 1e-6 {
+			t.Errorf("result %d: %+v, detector says %+v", i, g, want[i].Verdict)
+		}
+	}
+	// record shapes are the CLI's
+	st, _, body := do(t, "POST", ts.URL+"/v1/classify", `{"records":[{"id":"a","text":"네 고객님 안전계좌로 옮기세요"},{"id":"b","text":""}]}`)
+	if st != 200 || !strings.Contains(body, `{"id":"a","label":`) || !strings.Contains(body, `{"id":"b","error":"empty text`) {
+		t.Fatalf("records: %d %s", st, body)
+	}
+
+	for _, c := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"not json", `{"texts":`, 400, "bad_request"},
+		{"trailing data", `{"texts":["a"]} x`, 400, "bad_request"},
+		{"nothing", `{}`, 400, "bad_request"},
+		{"both", `{"texts":["a"],"records":[{"id":"1","text":"b"}]}`, 400, "bad_request"},
+		{"body too large", `{"texts":["` + strings.Repeat("가", 3000) + `"]}`, 413, "body_too_large"},
+		{"text too large", `{"texts":["` + strings.Repeat("a", 3001) + `"]}`, 413, "text_too_large"},
+		{"too many texts", `{"texts":["a","b","c","d","e"]}`, 413, "too_many_texts"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, h, body := do(t, "POST", ts.URL+"/v1/classify", c.body)
+			if st != c.status || errCode(t, body) != c.code || h.Get("X-Error-Code") != c.code {
+				t.Fatalf("got %d %s; want %d %s", st, body, c.status, c.code)
+			}
+		})
+	}
+	if st, _, body := do(t, "GET", ts.URL+"/v1/classify", ""); st != http.StatusMethodNotAllowed {
+		t.Errorf("GET /v1/classify: %d %s", st, body)
+	}
+}
+
+// feedLocal streams a call through a Session in-process: the reference for
+// what the service must answer.
+func feedLocal(t testing.TB, d *callwatch.Detector, c sampleCall) []callwatch.Update {
+	s, err := d.NewSession(d.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ups []callwatch.Update
+	for _, sg := range c.Segments {
+		u, err := s.Feed(context.Background(), callwatch.Segment{Text: sg.Text, Start: sg.Start, End: sg.End})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ups = append(ups, u)
+	}
+	return ups
+}
+
+// TestStateTokenAcrossReplicas: a call alternates between two replicas that
+// share only the state key (own detectors, no session store), and gets
+// exactly the updates one in-process session gives.
+func TestStateTokenAcrossReplicas(t *testing.T) {
+	cfg := testConfig()
+	cfg.Sessions = false
+	a := newTestServer(t, cfg, true)
+	b := newTestServer(t, cfg, true)
+	for _, id := range []string{"sample-prosecutor", "sample-bank-deposit"} {
+		t.Run(id, func(t *testing.T) {
+			call := samples(t)[id]
+			want := feedLocal(t, a.D, call)
+			state := ""
+			sawAlert := false
+			for i, sg := range call.Segments {
+				replica := []*testServer{a, b}[i%2]
+				r, err := replica.C.Segment(context.Background(), "call-"+id, server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End, State: state})
+				if err != nil {
+					t.Fatalf("segment %d on replica %d: %v", i, i%2, err)
+				}
+				w := want[i]
+				if r.Segment != i || r.Level != w.Level || r.Alert != w.Alert || math.Abs(r.Score-w.Score) > 1e-6 {
+					t.Fatalf("segment %d: got %d %g %s alert=%q, in-process %d %g %s alert=%q", i, r.Segment, r.Score, r.Level, r.Alert, w.Segment, w.Score, w.Level, w.Alert)
+				}
+				if r.Alert != "" {
+					sawAlert = true
+					if len(r.Reasons) == 0 || fmt.Sprint(r.Reasons) != fmt.Sprint(w.Reasons) {
+						t.Fatalf("segment %d alert reasons %+v, in-process %+v", i, r.Reasons, w.Reasons)
+					}
+				}
+				state = r.State
+			}
+			last := want[len(want)-1]
+			if call.Kind == "phishing" && (last.Level != callwatch.LevelDangerous || !sawAlert) {
+				t.Errorf("phishing sample ends at %s", last.Level)
+			}
+			if call.Kind == "normal" && last.Level != callwatch.LevelNone {
+				t.Errorf("normal sample ends at %s", last.Level)
+			}
+		})
+	}
+	// Without the token and without a store, a call starts afresh.
+	r, err := b.C.Segment(context.Background(), "call-sample-prosecutor", server.SegmentRequest{Text: "네 여보세요"})
+	if err != nil || r.Segment != 0 {
+		t.Fatalf("no token, no store: segment %d, %v", r.Segment, err)
+	}
+}
+
+// resign rewrites a token's payload and signs it with key, the way the
+// README documents the format.
+func resign(t testing.TB, tok string, key []byte, edit func(map[string]any)) string {
+	t.Helper()
+	body, _, _ := strings.Cut(tok, ".")
+	js, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(js, &p); err != nil {
+		t.Fatal(err)
+	}
+	edit(p)
+	js, _ = json.Marshal(p)
+	body = base64.RawURLEncoding.EncodeToString(js)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(body))
+	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func TestStateTokenErrors(t *testing.T) {
+	cfg := testConfig()
+	cfg.Sessions = false
+	ts := newTestServer(t, cfg, true)
+	r, err := ts.C.Segment(context.Background(), "c1", server.SegmentRequest{Text: "안녕하세요 검찰청 수사관입니다"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := r.State
+	body, sig, _ := strings.Cut(good, ".")
+	m := hmac.New(sha256.New, testKey)
+	m.Write([]byte(body))
+	if base64.RawURLEncoding.EncodeToString(m.Sum(nil)) != sig {
+		t.Fatal("token format differs from the documented base64url(JSON).base64url(HMAC-SHA256(key, first part))")
+	}
+	t.Logf("state token after one segment: %d bytes", len(good))
+	flip := []byte(good)
+	flip[10] ^= 1
+	for _, c := range []struct {
+		name, call, token string
+		status            int
+		code              server.Code
+	}{
+		{"tampered payload", "c1", string(flip), 400, server.CodeInvalidState},
+		{"no signature", "c1", strings.Split(good, ".")[0], 400, server.CodeInvalidState},
+		{"score raised, old signature", "c1", strings.Split(resign(t, good, testKey, func(p map[string]any) {
+			p["state"].(map[string]any)["score"] = 0.999
+		}), ".")[0] + "." + strings.Split(good, ".")[1], 400, server.CodeInvalidState},
+		{"other key", "c1", resign(t, good, []byte("another-replica-set-key-32-bytes"), func(map[string]any) {}), 400, server.CodeInvalidState},
+		{"other call", "c2", good, 400, server.CodeStateCallID},
+		{"other model", "c1", resign(t, good, testKey, func(p map[string]any) {
+			p["state"].(map[string]any)["model_sha256"] = strings.Repeat("ab", 32)
+		}), 409, server.CodeStateModel},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ts.C.Segment(context.Background(), c.call, server.SegmentRequest{Text: "계좌로 옮기세요", State: c.token})
+			var e *client.Error
+			if !errors.As(err, &e) || e.Status != c.status || e.Code != c.code {
+				t.Fatalf("got %v; want %d %s", err, c.status, c.code)
+			}
+		})
+	}
+	// the good token still works
+	if r2, err := ts.C.Segment(context.Background(), "c1", server.SegmentRequest{Text: "계좌로 옮기세요", State: good}); err != nil || r2.Segment != 1 {
+		t.Fatalf("good token: %+v %v", r2, err)
+	}
+}
+
+func TestSessionStore(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxSessions = 2
+	ts := newTestServer(t, cfg, true)
+	ctx := context.Background()
+	call := samples(t)["sample-loan"]
+	want := feedLocal(t, ts.D, call)
+	for i, sg := range call.Segments {
+		r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End}) // no token
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Segment != i || math.Abs(r.Score-want[i].Score) > 1e-6 || r.Level != want[i].Level {
+			t.Fatalf("segment %d via store: %d %g %s, want %g %s", i, r.Segment, r.Score, r.Level, want[i].Score, want[i].Level)
+		}
+	}
+	if _, err := ts.C.Segment(ctx, "second", server.SegmentRequest{Text: "네"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ts.C.Segment(ctx, "third", server.SegmentRequest{Text: "네"})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != server.CodeTooManyCalls || e.Status != 503 || e.RetryAfter == 0 {
+		t.Fatalf("store full: %v", err)
+	}
+	if err := ts.C.EndCall(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.C.EndCall(ctx, "kept"); !errors.As(err, &e) || e.Code != server.CodeCallNotFound {
+		t.Fatalf("second end: %v", err)
+	}
+	r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네"})
+	if err != nil || r.Segment != 0 {
+		t.Fatalf("after end, a call restarts: %+v %v", r, err)
+	}
+	// An invalid first segment does not leave a call behind.
+	st, _, body := do(t, "POST", ts.URL+"/v1/calls/x/segments", `{"text":"네","end":-1,"start":3}`)
+	if st != 400 || errCode(t, body) != "bad_request" {
+		t.Fatalf("end before start: %d %s", st, body)
+	}
+}
+
+// TestBatchingCoalesces: concurrent requests become far fewer backend calls.
+func TestBatchingCoalesces(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxWait = 300 * time.Millisecond // long, so the test does not race the timer
+	cfg.MaxBatch = 64
+	cfg.Workers = 1
+	ts := newTestServer(t, cfg, true)
+	sm := samples(t)
+	const n = 24
+	t.Run("classify", func(t *testing.T) {
+		before := ts.B.runs.Load()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				text := sm["sample-police"].Segments[i%len(sm["sample-police"].Segments)].Text
+				if _, err := ts.C.Classify(context.Background(), text); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		runs := ts.B.runs.Load() - before
+		t.Logf("%d concurrent classify requests → %d backend calls", n, runs)
+		if runs > 3 {
+			t.Fatalf("%d requests made %d backend calls; batching did not coalesce", n, runs)
+		}
+	})
+	t.Run("segments", func(t *testing.T) {
+		before := ts.B.runs.Load()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				if _, err := ts.C.Segment(context.Background(), fmt.Sprintf("call-%d", i), server.SegmentRequest{Text: "네 여보세요 택배 기사인데요"}); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		runs := ts.B.runs.Load() - before
+		t.Logf("%d concurrent segments of different calls → %d backend calls", n, runs)
+		if runs > 3 {
+			t.Fatalf("%d segment requests made %d backend calls", n, runs)
+		}
+	})
+	st, _, body := do(t, "GET", ts.URL+"/metrics", "")
+	for _, want := range []string{
+		`callwatch_batch_size_count{kind="classify"}`, `callwatch_batch_size_count{kind="segment"}`,
+		`callwatch_http_requests_total{code="200",route="POST /v1/classify"} 24`,
+		`callwatch_http_request_duration_seconds_bucket{code="200",route="POST /v1/calls/{call_id}/segments"`,
+		`callwatch_tokenize_seconds_count`, `callwatch_inference_seconds_count{kind="classify"}`,
+		`callwatch_queue_depth{kind="classify"}`, `callwatch_active_calls 24`, `callwatch_segments_total{source="new"} 24`,
+		`callwatch_ready 1`, `process_resident_memory_bytes`,
+	} {
+		if st != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestOverloadAndTimeout: with the backend held, a bounded queue refuses
+// work with 429 + Retry-After, waiting requests hit their deadline with 504,
+// and everything accepted completes once the backend moves.
+func TestOverloadAndTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBatch, cfg.Workers, cfg.MaxQueue, cfg.MaxWait = 1, 1, 1, 0
+	cfg.RequestTimeout = 3 * time.Second
+	ts := newTestServer(t, cfg, true)
+	ts.B.gate = make(chan struct{})
+	type result struct {
+		status int
+		code   string
+		retry  string
+	}
+	results := make(chan result, 8)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			st, h, body := do(t, "POST", ts.URL+"/v1/classify", fmt.Sprintf(`{"texts":["네 여보세요 %d"]}`, i))
+			r := result{status: st, retry: h.Get("Retry-After")}
+			if st != 200 {
+				r.code = errCode(t, body)
+			}
+			results <- r
+		})
+		time.Sleep(30 * time.Millisecond) // one running, one held by the collector, one queued, then full
+	}
+	for ts.B.waiting.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(ts.B.gate)
+	wg.Wait()
+	close(results)
+	ok, refused := 0, 0
+	for r := range results {
+		switch {
+		case r.status == 200:
+			ok++
+		case r.status == 429 && r.code == "overloaded" && r.retry != "":
+			refused++
+		default:
+			t.Errorf("unexpected answer %+v", r)
+		}
+	}
+	if ok < 1 || refused < 2 || ok+refused != 6 {
+		t.Fatalf("%d ok, %d refused of 6; want the queue to refuse the overflow", ok, refused)
+	}
+	t.Logf("backend held: %d accepted and completed, %d refused with 429", ok, refused)
+
+	// A request that cannot be served before its deadline gets 504.
+	cfg.RequestTimeout = 150 * time.Millisecond
+	ts2 := newTestServer(t, cfg, true)
+	ts2.B.gate = make(chan struct{})
+	defer close(ts2.B.gate)
+	st, _, body := do(t, "POST", ts2.URL+"/v1/classify", `{"texts":["네"]}`)
+	if st != 504 || errCode(t, body) != "timeout" {
+		t.Fatalf("deadline: %d %s", st, body)
+	}
+}
+
+// TestGracefulShutdown: cancelling Serve's context (what SIGTERM does in
+// `callwatch serve`) lets an in-flight request finish, then stops.
+func TestGracefulShutdown(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxWait = 500 * time.Millisecond // the request sits in the batcher while shutdown starts
+	cfg.MaxBatch = 64
+	d, cb := openDetector(t)
+	s, err := server.NewServer(cfg, server.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(ctx, ln, s, 10*time.Second, func(ctx context.Context) error { return s.Load(ctx, d) }) }()
+	c, _ := client.New("http://" + ln.Addr().String())
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := c.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = cb
+	got := make(chan error, 1)
+	go func() {
+		res, err := c.Classify(context.Background(), "네 고객님 금융감독원 안전계좌로 옮기셔야 합니다")
+		if err == nil && (len(res) != 1 || res[0].Label == "") {
+			err = fmt.Errorf("bad result %+v", res)
+		}
+		got <- err
+	}()
+	time.Sleep(150 * time.Millisecond)
+	t0 := time.Now()
+	cancel()
+	if err := <-got; err != nil {
+		t.Fatalf("in-flight request during shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	t.Logf("drained in %s", time.Since(t0).Round(time.Millisecond))
+	if _, err := c.Classify(context.Background(), "네"); err == nil {
+		t.Fatal("server still answering after shutdown")
+	}
+}

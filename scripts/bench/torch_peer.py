@@ -1,0 +1,115 @@
+"""PyTorch eager peer for scripts/bench (run with /usr/bin/python3).
+
+Rebuilds scripts/cwmodel.CallWatchLSTM from the ONNX initializers of the
+bundle (ONNX gate order i,o,f,c back to PyTorch's i,f,g,o), then scores the
+Go tokenizer's ids with the batching of callwatch.Detector.ScoreIDs: rows
+sorted by length, batches of --batch, windows of --window tokens with the
+state carried. Single thread (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1)
+for a like-for-like comparison with the single-threaded onnxruntime sessions.
+Prints one JSON object: seconds per repetition and the scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import List
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from cwmodel import CallWatchLSTM, ModelConfig  # noqa: E402
+
+
+def load(path: str) -> CallWatchLSTM:
+    m = onnx.load(path)
+    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
+    lstms = [n for n in m.graph.node if n.op_type == "LSTM"]
+    emb = init["embed.weight"]
+    hidden = init[lstms[0].input[2]].shape[-1]
+    cfg = ModelConfig(vocab=emb.shape[0], embed=emb.shape[1], hidden=hidden, layers=len(lstms))
+    model = CallWatchLSTM(cfg)
+
+    def reorder(w: torch.Tensor) -> torch.Tensor:  # ONNX i,o,f,c -> torch i,f,g,o
+        i, o, f, c = w.chunk(4, dim=0)
+        return torch.cat([i, f, c, o], dim=0)
+
+    with torch.no_grad():
+        model.embed.weight.copy_(emb)
+        for layer, node in enumerate(lstms):  # weights found through the node, never by name
+            W, R, B = (init[node.input[k]][0] for k in (1, 2, 3))
+            getattr(model.lstm, f"weight_ih_l{layer}").copy_(reorder(W))
+            getattr(model.lstm, f"weight_hh_l{layer}").copy_(reorder(R))
+            getattr(model.lstm, f"bias_ih_l{layer}").copy_(reorder(B[: 4 * hidden]))
+            getattr(model.lstm, f"bias_hh_l{layer}").copy_(reorder(B[4 * hidden:]))
+        model.head.weight.copy_(init["head.weight"])
+        model.head.bias.copy_(init["head.bias"])
+    return model.eval()
+
+
+@torch.no_grad()
+def score_all(model: CallWatchLSTM, rows: List[List[int]], batch: int, window: int) -> List[float]:
+    L, H = model.cfg.layers, model.cfg.hidden
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    scores = [0.0] * len(rows)
+    for s in range(0, len(order), batch):
+        idx = order[s:s + batch]
+        h = torch.zeros(L, len(idx), H)
+        c = torch.zeros(L, len(idx), H)
+        off = 0
+        while True:
+            active = [j for j, r in enumerate(idx) if len(rows[r]) > off]
+            if not active:
+                break
+            parts = [rows[idx[j]][off:off + window] for j in active]
+            seq = max(len(p) for p in parts)
+            ids = torch.zeros(len(active), seq, dtype=torch.int64)
+            for b, p in enumerate(parts):
+                ids[b, :len(p)] = torch.tensor(p, dtype=torch.int64)
+            lens = torch.tensor([len(p) for p in parts], dtype=torch.int64)
+            act = torch.tensor(active)
+            logits, hn, cn = model.encode(ids, lens, h[:, act].contiguous(), c[:, act].contiguous())
+            probs = torch.softmax(logits, dim=-1)[:, 1].tolist()
+            h[:, act], c[:, act] = hn, cn
+            for b, j in enumerate(active):
+                scores[idx[j]] = probs[b]
+            off += window
+    return scores
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--ids", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--window", type=int, default=512)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    with open(a.ids, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    model = load(a.model)
+    scores = score_all(model, rows, a.batch, a.window)  # warm-up
+    times = []
+    for _ in range(a.reps):
+        t0 = time.perf_counter()
+        score_all(model, rows, a.batch, a.window)
+        times.append(time.perf_counter() - t0)
+    import resource
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    json.dump({"items": len(rows), "torch_compute": times, "torch_scores": scores,
+               "torch_version": torch.__version__, "peak_rss_mb": rss}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,8 +45,6 @@ type Config struct {
 	Sessions    bool
 	SessionTTL  time.Duration
 	MaxSessions int
-	// Policy is the alert policy (nil: the detector's default).
-	Policy *callwatch.Policy
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -149,13 +147,15 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Load installs the detector and runs a warm-up inference through the
-// batcher; the server reports ready only after it passed.
+// Load installs the detector with its default alert policy and runs a
+// warm-up inference through the batcher; the server reports ready only
+// after it passed.
 func (s *Server) Load(ctx context.Context, d *callwatch.Detector) error {
-	pol := d.DefaultPolicy()
-	if s.cfg.Policy != nil {
-		pol = *s.cfg.Policy
-	}
+	return s.LoadPolicy(ctx, d, d.DefaultPolicy())
+}
+
+// LoadPolicy is Load with the alert policy for streamed calls.
+func (s *Server) LoadPolicy(ctx context.Context, d *callwatch.Detector, pol callwatch.Policy) error {
 	if err := pol.Validate(); err != nil {
 		return err
 	}

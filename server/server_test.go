@@ -509,7 +509,9 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, ln, s, 10*time.Second, func(ctx context.Context) error { return s.Load(ctx, d) }) }()
+	go func() {
+		done <- server.Serve(ctx, ln, s, 10*time.Second, func(ctx context.Context) error { return s.Load(ctx, d) })
+	}()
 	c, _ := client.New("http://" + ln.Addr().String())
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()

@@ -26,6 +26,7 @@ Usage:
 Commands:
   classify   score transcripts; one JSONL verdict per input record
   stream     score calls segment by segment as they happen (JSONL segments in, events out)
+  serve      HTTP service: KServe v2, JSON API, state tokens, metrics, live monitor page
   tokenize   print token ids for each input record
   parity     compare the onnxruntime and pure-Go backends on the same inputs
   eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.eval(rest)
 	case "stream":
 		return e.stream(rest)
+	case "serve":
+		return e.serve(rest)
 	case "version", "--version":
 		return e.version(rest)
 	case "help", "-h", "--help":

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/server"
+)
+
+// serverKeys are the server.* config keys with their flags ("" = config
+// and environment only: a key on the command line would show in ps).
+var serverKeys = []struct{ key, flag string }{
+	{"server.addr", "addr"}, {"server.max_batch", "max-batch"}, {"server.max_wait", "max-wait"},
+	{"server.max_queue", "max-queue"}, {"server.workers", "workers"}, {"server.request_timeout", "request-timeout"},
+	{"server.max_body_bytes", "max-body-bytes"}, {"server.max_text_bytes", "max-text-bytes"}, {"server.max_texts", "max-texts"},
+	{"server.sessions", "sessions"}, {"server.session_ttl", "session-ttl"}, {"server.max_sessions", "max-sessions"},
+	{"server.shutdown_timeout", "shutdown-timeout"}, {"server.log_level", "log-level"}, {"server.state_key", ""},
+}
+
+// serve runs the HTTP service until SIGTERM/SIGINT, then drains.
+func (e *env) serve(args []string) error {
+	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_key\n(env CALLWATCH_SERVER_STATE_KEY); replicas that share calls must share it.", e.stderr)
+	addModelFlags(fs)
+	addPolicyFlags(fs)
+	def := server.DefaultConfig()
+	fs.String("addr", "127.0.0.1:8080", "listen address")
+	fs.Int("max-batch", def.MaxBatch, "texts or segments per backend batch")
+	fs.Duration("max-wait", def.MaxWait, "longest a request waits for others to join its batch")
+	fs.Int("max-queue", def.MaxQueue, "requests waiting per queue before answering 429")
+	fs.Int("workers", def.Workers, "backend batches running at once")
+	fs.Duration("request-timeout", def.RequestTimeout, "per-request deadline")
+	fs.Int64("max-body-bytes", def.MaxBodyBytes, "request body limit (413 above)")
+	fs.Int("max-text-bytes", def.MaxTextBytes, "one text's limit (413 above)")
+	fs.Int("max-texts", def.MaxTexts, "texts per classify/infer request")
+	fs.Bool("sessions", def.Sessions, "keep calls server-side for clients that send no state token")
+	fs.Duration("session-ttl", def.SessionTTL, "idle time after which a stored call is dropped")
+	fs.Int("max-sessions", def.MaxSessions, "calls kept server-side at most")
+	fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.String("log-level", "info", "debug (one line per request), info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	c, err := e.loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	v := e.v
+	for _, k := range serverKeys {
+		name := "CALLWATCH_" + strings.ToUpper(strings.ReplaceAll(k.key, ".", "_"))
+		if val := e.getenv(name); val != "" {
+			v.Set(k.key, val)
+		}
+		if k.flag == "" {
+			continue
+		}
+		if f := fs.Lookup(k.flag); f != nil && (f.Changed || !v.IsSet(k.key)) {
+			v.Set(k.key, f.Value.String())
+		}
+	}
+	cfg, addr, drain, level, err := serverConfig(v)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	s, err := server.NewServer(cfg, server.Deps{Logger: logger})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usagef("cannot listen on %s: %v", addr, err)
+	}
+	// The model loads after the listener is up, so liveness answers and
+	// readiness says "not yet" meanwhile.
+	var (
+		mu  sync.Mutex
+		det *callwatch.Detector
+	)
+	load := func(ctx context.Context) error {
+		d, err := e.openDetector(c)
+		if err != nil {
+			return err
+		}
+		pol, err := e.policy(fs, d)
+		if err == nil {
+			err = s.LoadPolicy(ctx, d, pol)
+		}
+		if err != nil {
+			d.Close()
+			return err
+		}
+		mu.Lock()
+		det = d
+		mu.Unlock()
+		return nil
+	}
+	err = server.Serve(e.ctx, ln, s, drain, load)
+	mu.Lock()
+	if det != nil {
+		det.Close() // after the drain: no batch is running any more
+	}
+	mu.Unlock()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// serverConfig reads server.* from v.
+func serverConfig(v *viper.Viper) (server.Config, string, time.Duration, slog.Level, error) {
+	cfg := server.DefaultConfig()
+	cfg.MaxBatch = v.GetInt("server.max_batch")
+	cfg.MaxWait = v.GetDuration("server.max_wait")
+	cfg.MaxQueue = v.GetInt("server.max_queue")
+	cfg.Workers = v.GetInt("server.workers")
+	cfg.RequestTimeout = v.GetDuration("server.request_timeout")
+	cfg.MaxBodyBytes = v.GetInt64("server.max_body_bytes")
+	cfg.MaxTextBytes = v.GetInt("server.max_text_bytes")
+	cfg.MaxTexts = v.GetInt("server.max_texts")
+	cfg.Sessions = v.GetBool("server.sessions")
+	cfg.SessionTTL = v.GetDuration("server.session_ttl")
+	cfg.MaxSessions = v.GetInt("server.max_sessions")
+	cfg.StateKey = []byte(v.GetString("server.state_key"))
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v.GetString("server.log_level"))); err != nil {
+		return cfg, "", 0, 0, usagef("server.log_level: %v", err)
+	}
+	drain := v.GetDuration("server.shutdown_timeout")
+	if drain <= 0 {
+		return cfg, "", 0, 0, usagef("server.shutdown_timeout must be positive")
+	}
+	addr := v.GetString("server.addr")
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return cfg, "", 0, 0, usagef("server.addr %q: want HOST:PORT", addr)
+	}
+	return cfg, addr, drain, level, nil
+}

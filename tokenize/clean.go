@@ -22,6 +22,10 @@ import (
 // new composable pair afterwards; this keeps Clean idempotent
 // (Clean(Clean(s)) == Clean(s)), which the fuzz test checks.
 func Clean(s string) string {
+	if plain(s) {
+		// Already valid, space-normal, control-free and NFC: only step 5.
+		return collapseSpaces(s)
+	}
 	s = strings.ToValidUTF8(s, " ")
 	s = strings.Map(cleanRune, s)
 	if !norm.NFC.IsNormalString(s) {
@@ -31,6 +35,33 @@ func Clean(s string) string {
 		s = strings.Map(cleanRune, s)
 	}
 	return collapseSpaces(s)
+}
+
+// plain reports whether s holds only ' ', printable ASCII and precomposed
+// Hangul syllables (U+AC00–U+D7A3), the bulk of STT output. Such text is
+// valid UTF-8, has no other spaces and no Cc/Cf characters, and is NFC (only
+// conjoining jamo compose with syllables), so steps 1–4 leave it unchanged.
+func plain(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if c < ' ' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		// Hangul syllables are EA B0 80 (U+AC00) .. ED 9E A3 (U+D7A3).
+		if i+2 >= len(s) || c < 0xEA || c > 0xED {
+			return false
+		}
+		r := rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F)
+		if s[i+1]&0xC0 != 0x80 || s[i+2]&0xC0 != 0x80 || r < 0xAC00 || r > 0xD7A3 {
+			return false
+		}
+		i += 3
+	}
+	return true
 }
 
 // cleanRune maps a rune for Clean: spaces to ' ', Cc/Cf dropped (-1).

@@ -123,3 +123,32 @@ func TestHangul2350(t *testing.T) {
 		t.Errorf("똠 is not in KS X 1001")
 	}
 }
+
+// TestPlainFastPath checks that Clean's fast path agrees with the full path
+// on every boundary of the plain character set.
+func TestPlainFastPath(t *testing.T) {
+	full := func(s string) string { return collapseSpaces(slowClean(s)) }
+	cases := []string{
+		"", " ", "  a  b ", "가", "힣", "\uABFF", "\uD7A4", "가\u11A8", "\u1100\u1161", "a\x7fb", "a\tb",
+		"~", "\x1f", "고객님 대포  통장", "\xed\x9e", "\xea\xb0", "가\xff", "ㄱ", "\u00a0",
+	}
+	for r := rune(0); r < 0x11000; r += 7 {
+		cases = append(cases, "가"+string(r)+" x")
+	}
+	for _, s := range cases {
+		if got, want := Clean(s), full(s); got != want {
+			t.Errorf("Clean(%q) = %q, full path %q", s, got, want)
+		}
+	}
+}
+
+// slowClean is Clean without the plain fast path (steps 1–4).
+func slowClean(s string) string {
+	s = strings.ToValidUTF8(s, " ")
+	s = strings.Map(cleanRune, s)
+	if !norm.NFC.IsNormalString(s) {
+		s = norm.NFC.String(s)
+		s = strings.Map(cleanRune, s)
+	}
+	return s
+}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -100,6 +101,39 @@ type Tokenizer struct {
 	unkID    int64
 	maxChars int
 	pretok   PreTokenizerKind
+	words    wordCache
+}
+
+// wordCacheMax bounds the word cache. Call transcripts reuse a small
+// vocabulary of surface forms, so the first entries seen cover nearly every
+// later word; once full the cache stops growing (no eviction to keep it
+// simple and lock-free on reads). ~64k entries cost a few MB.
+const wordCacheMax = 1 << 16
+
+// wordCache maps a pre-token to its WordPiece ids. WordPiece is a pure
+// function of the word, so cached ids are exactly what sugarme returns; the
+// cache only skips sugarme's allocations (most of the tokenizer's time).
+type wordCache struct {
+	m sync.Map // string -> []int64 (never mutated after Store)
+	n atomic.Int64
+}
+
+func (c *wordCache) get(w string) ([]int64, bool) {
+	v, ok := c.m.Load(w)
+	if !ok {
+		return nil, false
+	}
+	return v.([]int64), true
+}
+
+func (c *wordCache) put(w string, ids []int64) {
+	if c.n.Load() >= wordCacheMax {
+		return
+	}
+	// Clone: w points into the caller's text, which must not be retained.
+	if _, loaded := c.m.LoadOrStore(strings.Clone(w), ids); !loaded {
+		c.n.Add(1)
+	}
 }
 
 // Load reads and validates an HF tokenizer.json file.
@@ -359,6 +393,10 @@ func (t *Tokenizer) encodeWords(c string) (ids []int64, err error) {
 		if err != nil {
 			return
 		}
+		if cached, ok := t.words.get(w); ok {
+			ids = append(ids, cached...)
+			return
+		}
 		if utf8.RuneCountInString(w) > t.maxChars {
 			ids = append(ids, t.unkID)
 			return
@@ -368,9 +406,12 @@ func (t *Tokenizer) encodeWords(c string) (ids []int64, err error) {
 			err = fmt.Errorf("%w: %w", ErrTokenizer, terr)
 			return
 		}
-		for _, tok := range toks {
-			ids = append(ids, int64(tok.Id))
+		wid := make([]int64, len(toks))
+		for k, tok := range toks {
+			wid[k] = int64(tok.Id)
 		}
+		ids = append(ids, wid...)
+		t.words.put(w, wid)
 	})
 	if err != nil {
 		return nil, err
@@ -443,7 +484,18 @@ func (t *Tokenizer) encodeRaw(s string) (ids []int, err error) {
 // isBoundary reports whether r is always a pre-token of its own in HF, so
 // that text can be cut right before or after it without changing the ids.
 func (t *Tokenizer) isBoundary(r rune) bool {
+	switch {
+	case r < 0x80: // fast paths for the bulk of the text; same answers
+		return isASCIIPunct(r) || (t.pretok == PreTokSequence && '0' <= r && r <= '9')
+	case r >= 0xAC00 && r <= 0xD7A3: // Hangul syllables (Lo)
+		return false
+	}
 	return isPunct(r) || (t.pretok == PreTokSequence && isDigit(r))
+}
+
+// isASCIIPunct is asciiPunct without the table search.
+func isASCIIPunct(r rune) bool {
+	return ('!' <= r && r <= '/') || (':' <= r && r <= '@') || ('[' <= r && r <= '`') || ('{' <= r && r <= '~')
 }
 
 // isSugarBoundary is isBoundary as sugarme's pre-tokenizers see it (Go's

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/tokenizer.json and golden_ids.jsonl (runs scripts/tokgolden/regen.sh; needs node and npm)")
@@ -602,4 +603,43 @@ func BenchmarkEncodeParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sentences/s")
+}
+
+// TestBoundaryFastPath checks isBoundary's ASCII and Hangul fast paths
+// against the table tests on every code point, for both pre-tokenizers.
+func TestBoundaryFastPath(t *testing.T) {
+	for _, kind := range []PreTokenizerKind{PreTokBert, PreTokSequence} {
+		tk := &Tokenizer{pretok: kind}
+		for r := rune(0); r <= unicode.MaxRune; r++ {
+			want := isPunct(r) || (kind == PreTokSequence && isDigit(r))
+			if got := tk.isBoundary(r); got != want {
+				t.Fatalf("pre-tokenizer %d: isBoundary(%U) = %v, want %v", kind, r, got, want)
+			}
+		}
+	}
+}
+
+// TestWordCacheSameIDs encodes the same text twice (cold then cached) and
+// once through a fresh tokenizer, and wants the same ids each time.
+func TestWordCacheSameIDs(t *testing.T) {
+	text := strings.Join(benchSentences, " ")
+	a := loadTest(t)
+	first, err := a.Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.words.n.Load() == 0 {
+		t.Fatal("word cache is empty after an encode")
+	}
+	again, err := a.Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := loadTest(t).Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(first, again) || !slices.Equal(first, fresh) {
+		t.Fatalf("ids differ: cold %v, cached %v, fresh %v", first, again, fresh)
+	}
 }

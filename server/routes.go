@@ -24,6 +24,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/classify", s.handleClassify)
 	handle("POST /v1/calls/{call_id}/segments", s.handleSegment)
 	handle("DELETE /v1/calls/{call_id}", s.handleEndCall)
+	handle("GET /v1/model", s.handleModelInfo)
 
 	// operations
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))

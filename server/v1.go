@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/models"
 	"github.com/callwatch/callwatch/tokenize"
 )
 
@@ -366,6 +367,27 @@ func (s *Server) handleEndCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// ModelInfo is GET /v1/model: what the monitor page needs to draw levels.
+type ModelInfo struct {
+	Name       string            `json:"name"`
+	Version    string            `json:"version"`
+	SHA256     string            `json:"sha256"`
+	Backend    string            `json:"backend"`
+	Thresholds models.Thresholds `json:"thresholds"`
+	Policy     callwatch.Policy  `json:"policy"`
+}
+
+func (s *Server) handleModelInfo(w http.ResponseWriter, r *http.Request) {
+	d, err := s.detector()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b := d.Bundle()
+	writeJSON(w, ModelInfo{Name: b.Card.Name, Version: b.Card.Version, SHA256: b.ModelSHA256, Backend: d.Backend().Name(),
+		Thresholds: b.Card.Thresholds, Policy: s.policy})
 }
 
 func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }

@@ -251,8 +251,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// exec runs one step against the value table vals.
-func (g *graph) exec(ctx context.Context, st step, vals []*tensor) ([]*tensor, error) {
+// exec runs one step against the value table vals. A kernel that panics
+// (on shapes a corrupt model makes inconsistent) fails the step instead of
+// the process.
+func (g *graph) exec(ctx context.Context, st step, vals []*tensor) (_ []*tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("native: node %q (%s): %v", st.name, st.op, r)
+		}
+	}()
 	ins := make([]*tensor, len(st.in))
 	for j, s := range st.in {
 		if s < 0 {

@@ -97,10 +97,17 @@ type modelError struct{ err error }
 func (e *modelError) Error() string   { return e.err.Error() }
 func (e *modelError) Unwrap() []error { return []error{ErrInvalidModel, e.err} }
 
-func load(name string, data []byte) (*Backend, error) {
+func load(name string, data []byte) (_ *Backend, err error) {
 	invalid := func(err error) error {
 		return &modelError{fmt.Errorf("native: %s is not a valid ONNX model: %w", name, err)}
 	}
+	// A model file is input: whatever inconsistency in it trips a check
+	// nobody thought of must come back as an error, not crash the caller.
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalid(fmt.Errorf("%v", r))
+		}
+	}()
 	if len(data) == 0 {
 		return nil, invalid(errors.New("empty file"))
 	}

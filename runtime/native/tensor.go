@@ -71,12 +71,29 @@ func numel(shape []int) int {
 
 func (t *tensor) size() int { return numel(t.shape) }
 
+// maxElements caps one tensor (4 GiB of float32). Shapes come from the
+// model file, so a corrupt one could otherwise ask for more memory than
+// exists, and running out of memory kills the process instead of failing.
+const maxElements = 1 << 30
+
+// errTooLarge is raised (as a panic, which exec turns into the node's error)
+// by newTensor for shapes over maxElements.
+type errTooLarge struct{ shape []int }
+
+func (e errTooLarge) Error() string {
+	return fmt.Sprintf("tensor of shape %v is over the %d-element limit (corrupt model?)", e.shape, maxElements)
+}
+
 func newTensor(dt dtype, shape []int) *tensor {
+	n, ok := boundedNumel(shape, maxElements)
+	if !ok {
+		panic(errTooLarge{shape})
+	}
 	t := &tensor{dt: dt, shape: shape}
 	if dt == float32T {
-		t.f = make([]float32, numel(shape))
+		t.f = make([]float32, n)
 	} else {
-		t.i = make([]int64, numel(shape))
+		t.i = make([]int64, n)
 	}
 	return t
 }
@@ -113,15 +130,32 @@ func tensorFromProto(p *onnxpb.TensorProto) (*tensor, error) {
 		}
 		shape[k] = int(d)
 	}
-	n := numel(shape)
-	t := newTensor(dt, shape)
 	raw := p.GetRawData()
+	width := map[dtype]int{float32T: 4, int64T: 8, int32T: 4, boolT: 1}[dt]
+	// Count the values the file actually holds and check the shape against
+	// them before allocating: a corrupt dims field must not make a 20 KB file
+	// ask for terabytes (an out-of-memory crash cannot be recovered).
+	var have int
+	switch {
+	case raw != nil:
+		have = len(raw) / width
+	case dt == float32T:
+		have = len(p.GetFloatData())
+	case dt == int64T:
+		have = len(p.GetInt64Data())
+	default:
+		have = len(p.GetInt32Data())
+	}
+	n, ok := boundedNumel(shape, have)
+	if !ok {
+		return nil, fmt.Errorf("tensor %q: shape %v needs more values than the %d stored", p.GetName(), shape, have)
+	}
+	t := newTensor(dt, shape)
 	bad := func(got int) error {
 		return fmt.Errorf("tensor %q: %d values for shape %v", p.GetName(), got, shape)
 	}
 	switch {
 	case raw != nil:
-		width := map[dtype]int{float32T: 4, int64T: 8, int32T: 4, boolT: 1}[dt]
 		if len(raw) != n*width {
 			return nil, fmt.Errorf("tensor %q: %d raw bytes for %d %s values", p.GetName(), len(raw), n, dt)
 		}
@@ -158,6 +192,24 @@ func tensorFromProto(p *onnxpb.TensorProto) (*tensor, error) {
 		}
 	}
 	return t, nil
+}
+
+// boundedNumel is the element count of shape, or false when it exceeds
+// limit (checked as it multiplies, so it cannot overflow).
+func boundedNumel(shape []int, limit int) (int, bool) {
+	for _, d := range shape {
+		if d == 0 {
+			return 0, true
+		}
+	}
+	n := 1
+	for _, d := range shape {
+		if d > limit || n > limit/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, n <= limit
 }
 
 // normAxis resolves a possibly negative axis against rank r.

@@ -76,7 +76,11 @@ func New(b *models.Bundle, be runtime.Backend, opts ...Option) (*Detector, error
 	if err != nil {
 		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile, Problem: "cannot be loaded", Fix: "restore the bundle or rebuild it with `make model`", Err: err}
 	}
-	if want := b.Card.Architecture.VocabSize; want > 0 && tok.VocabSize() != want {
+	want := b.EmbeddingRows
+	if want == 0 {
+		want = b.Card.Architecture.VocabSize // a Bundle built by hand, not by models.Load
+	}
+	if want > 0 && tok.VocabSize() != want {
 		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile,
 			Problem: fmt.Sprintf("vocabulary has %d tokens but the model's embedding has %d", tok.VocabSize(), want),
 			Fix:     "the tokenizer belongs to another model; restore the bundle's own tokenizer.json or rebuild with `make model`"}

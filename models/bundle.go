@@ -13,6 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
 
 // File names inside a bundle.
@@ -130,6 +134,9 @@ type Bundle struct {
 	Tokenizer []byte
 	// ModelSHA256 is the hex digest of Model.
 	ModelSHA256 string
+	// EmbeddingRows is the number of token ids the model's embedding table
+	// accepts, read from the graph: the tokenizer's vocabulary must match it.
+	EmbeddingRows int
 }
 
 // Load reads and verifies the bundle in dir.
@@ -183,7 +190,64 @@ func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
 		}
 	}
 	b.ModelSHA256 = card.Files[ModelFile].SHA256
+	rows, err := EmbeddingRows(b.Model)
+	if err != nil {
+		return nil, berr(ModelFile, "has no readable embedding table", "restore the file or rebuild the bundle with `make model`", err)
+	}
+	if want := card.Architecture.VocabSize; want > 0 && want != rows {
+		return nil, berr(CardFile, fmt.Sprintf("architecture.vocab_size is %d but model.onnx's embedding has %d rows", want, rows),
+			"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+	}
+	b.EmbeddingRows = rows
 	return b, nil
+}
+
+// ErrNoEmbedding means the graph has no embedding lookup on input_ids.
+var ErrNoEmbedding = errors.New("no Gather over an initializer fed by input_ids")
+
+// EmbeddingRows parses an ONNX model and returns the row count of the
+// embedding table that input_ids index (the first dimension of the
+// initializer a Gather reads with input_ids, directly or through Cast or
+// Identity nodes).
+func EmbeddingRows(model []byte) (int, error) {
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(model, &m); err != nil {
+		return 0, fmt.Errorf("not an ONNX model: %w", err)
+	}
+	g := m.GetGraph()
+	inits := map[string]*onnxpb.TensorProto{}
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = t
+	}
+	ids := map[string]bool{"input_ids": true}
+	// Nodes are topologically sorted in a valid model, so one pass follows
+	// input_ids through casts.
+	for _, n := range g.GetNode() {
+		in := n.GetInput()
+		switch n.GetOpType() {
+		case "Cast", "Identity":
+			if len(in) > 0 && ids[in[0]] {
+				for _, o := range n.GetOutput() {
+					ids[o] = true
+				}
+			}
+		case "Gather":
+			if len(in) < 2 || !ids[in[1]] {
+				continue
+			}
+			t, ok := inits[in[0]]
+			if !ok || len(t.GetDims()) != 2 || t.GetDims()[0] <= 0 {
+				continue
+			}
+			for _, a := range n.GetAttribute() {
+				if a.GetName() == "axis" && a.GetI() != 0 && a.GetI() != -2 {
+					return 0, fmt.Errorf("embedding Gather %q uses axis %d, want 0", n.GetName(), a.GetI())
+				}
+			}
+			return int(t.GetDims()[0]), nil
+		}
+	}
+	return 0, ErrNoEmbedding
 }
 
 // Sum is the hex sha256 of data.

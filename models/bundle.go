@@ -115,6 +115,12 @@ func (c *Card) Validate() error {
 	if c.MaxSeqLen <= 0 {
 		probs = append(probs, fmt.Sprintf("max_seq_len must be positive, got %d", c.MaxSeqLen))
 	}
+	if c.MaxTextBytes < 0 {
+		probs = append(probs, fmt.Sprintf("max_text_bytes must not be negative, got %d", c.MaxTextBytes))
+	}
+	if a := c.Architecture; a.VocabSize < 0 || a.Embed < 0 || a.Hidden < 0 || a.Layers < 0 {
+		probs = append(probs, fmt.Sprintf("architecture sizes must not be negative, got vocab_size %d, embed %d, hidden %d, layers %d", a.VocabSize, a.Embed, a.Hidden, a.Layers))
+	}
 	for _, f := range []string{ModelFile, TokenizerFile} {
 		if s, ok := c.Files[f]; !ok || len(s.SHA256) != 64 {
 			probs = append(probs, fmt.Sprintf("files[%q].sha256 must be a 64-digit hex digest", f))

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/callwatch/callwatch/models"
 	"github.com/callwatch/callwatch/runtime"
@@ -46,11 +49,12 @@ type State struct {
 
 // Detector scores transcripts. It is safe for concurrent use.
 type Detector struct {
-	bundle *models.Bundle
-	tok    *tokenize.Tokenizer
-	be     runtime.Backend
-	batch  int
-	window int
+	bundle  *models.Bundle
+	tok     *tokenize.Tokenizer
+	be      runtime.Backend
+	batch   int
+	window  int
+	workers int
 }
 
 // Option configures a Detector.
@@ -61,6 +65,17 @@ func WithBatchSize(n int) Option {
 	return func(d *Detector) {
 		if n > 0 {
 			d.batch = n
+		}
+	}
+}
+
+// WithWorkers sets how many backend batches run at once (default
+// GOMAXPROCS). Backends are safe for concurrent use; on onnxruntime one
+// intra-op thread per run and one run per core measured fastest (DESIGN.md).
+func WithWorkers(n int) Option {
+	return func(d *Detector) {
+		if n > 0 {
+			d.workers = n
 		}
 	}
 }
@@ -85,7 +100,7 @@ func New(b *models.Bundle, be runtime.Backend, opts ...Option) (*Detector, error
 			Problem: fmt.Sprintf("vocabulary has %d tokens but the model's embedding has %d", tok.VocabSize(), want),
 			Fix:     "the tokenizer belongs to another model; restore the bundle's own tokenizer.json or rebuild with `make model`"}
 	}
-	d := &Detector{bundle: b, tok: tok, be: be, batch: 32, window: b.Card.MaxSeqLen}
+	d := &Detector{bundle: b, tok: tok, be: be, batch: 32, window: b.Card.MaxSeqLen, workers: goruntime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -127,13 +142,16 @@ func (d *Detector) Verdict(score float64) Verdict {
 // (a cancelled context or a broken backend).
 func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, error) {
 	res := make([]Result, len(texts))
-	ids := make([][]int64, len(texts))
-	for i, t := range texts {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		ids[i], res[i].Err = d.tok.Encode(t)
-		res[i].Tokens = len(ids[i])
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	// Tokenize on every core (pure CPU, no shared state but the word cache).
+	ids, errs := d.tok.EncodeBatch(texts)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	for i := range res {
+		res[i].Err, res[i].Tokens = errs[i], len(ids[i])
 	}
 	scores, _, err := d.ScoreIDs(ctx, ids, nil)
 	if err != nil {
@@ -167,27 +185,58 @@ func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) (
 		}
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(rows[order[a]]) < len(rows[order[b]]) })
-	for start := 0; start < len(order); start += d.batch {
-		end := min(start+d.batch, len(order))
-		idx := order[start:end]
-		batchRows := make([][]int64, len(idx))
-		var batchInit []State
-		if init != nil {
-			batchInit = make([]State, len(idx))
-		}
-		for j, i := range idx {
-			batchRows[j] = rows[i]
+	nb := (len(order) + d.batch - 1) / d.batch
+	// Batches are independent: up to d.workers of them run at once, each
+	// writing only its own rows of scores and states.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	work := func() {
+		for {
+			k := int(next.Add(1) - 1)
+			if k >= nb || ctx.Err() != nil {
+				return
+			}
+			idx := order[k*d.batch : min((k+1)*d.batch, len(order))]
+			batchRows := make([][]int64, len(idx))
+			var batchInit []State
 			if init != nil {
-				batchInit[j] = init[i]
+				batchInit = make([]State, len(idx))
+			}
+			for j, i := range idx {
+				batchRows[j] = rows[i]
+				if init != nil {
+					batchInit[j] = init[i]
+				}
+			}
+			s, st, err := d.runWindows(ctx, batchRows, batchInit)
+			if err != nil {
+				errOnce.Do(func() { firstErr = err; cancel() })
+				return
+			}
+			for j, i := range idx {
+				scores[i], states[i] = s[j], st[j]
 			}
 		}
-		s, st, err := d.runWindows(ctx, batchRows, batchInit)
-		if err != nil {
-			return nil, nil, err
+	}
+	if w := min(d.workers, nb); w <= 1 {
+		work() // the common single-batch case runs on the caller's goroutine
+	} else {
+		for range w {
+			wg.Go(work)
 		}
-		for j, i := range idx {
-			scores[i], states[i] = s[j], st[j]
-		}
+		wg.Wait()
+	}
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
 	}
 	return scores, states, nil
 }

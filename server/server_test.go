@@ -157,7 +157,7 @@ func TestClassify(t *testing.T) {
 	}
 	// record shapes are the CLI's
 	st, _, body := do(t, "POST", ts.URL+"/v1/classify", `{"records":[{"id":"a","text":"네 고객님 안전계좌로 옮기세요"},{"id":"b","text":""}]}`)
-	if st != 200 || !strings.Contains(body, `{"id":"a","label":`) || !strings.Contains(body, `{"id":"b","error":"empty text`) {
+	if st != 200 || !strings.Contains(body, `{"id":"a","label":`) || !strings.Contains(body, `{"id":"b","error":"tokenize: empty text`) {
 		t.Fatalf("records: %d %s", st, body)
 	}
 

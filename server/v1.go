@@ -13,7 +13,6 @@ import (
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/models"
-	"github.com/callwatch/callwatch/tokenize"
 )
 
 // ClassifyRequest is the body of POST /v1/classify: either texts (ids are
@@ -222,16 +221,9 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
-// textError words a per-text failure for the client.
-func textError(err error) string {
-	switch {
-	case errors.Is(err, tokenize.ErrEmpty):
-		return "empty text: nothing to score after cleaning"
-	case errors.Is(err, tokenize.ErrTooLong):
-		return "text too long: " + err.Error()
-	}
-	return err.Error()
-}
+// textError words a per-text failure exactly as the CLI does, so records
+// from the service and from `callwatch classify` are interchangeable.
+func textError(err error) string { return err.Error() }
 
 // segJob is one segment for the segment batcher.
 type segJob struct {

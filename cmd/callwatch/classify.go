@@ -104,6 +104,7 @@ const chunkSize = 512
 func (e *env) classify(args []string) error {
 	o, fs := addInputFlags("classify", e, "classify [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [flags]")
 	addModelFlags(fs.FlagSet)
+	serverURL := fs.String("server", "", "score on a running `callwatch serve` (http://HOST:PORT) instead of loading the model here")
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return err
 	}
@@ -116,11 +117,11 @@ func (e *env) classify(args []string) error {
 		return err
 	}
 	defer closeIn()
-	d, err := e.openDetector(c)
+	classifyTexts, closeScorer, err := e.scorer(c, *serverURL)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer closeScorer()
 
 	out := newJSONLWriter(e.stdout)
 	prog := newProgress(e.stderr)
@@ -132,7 +133,7 @@ func (e *env) classify(args []string) error {
 			for i, r := range chunk {
 				texts[i] = r.Text
 			}
-			res, err := d.Classify(e.ctx, texts)
+			res, err := classifyTexts(e.ctx, texts)
 			if err != nil {
 				out.Flush()
 				return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/client"
 	"github.com/callwatch/callwatch/server"
 )
 
@@ -145,4 +147,55 @@ func serverConfig(v *viper.Viper) (server.Config, string, time.Duration, slog.Le
 		return cfg, "", 0, 0, usagef("server.addr %q: want HOST:PORT", addr)
 	}
 	return cfg, addr, drain, level, nil
+}
+
+// scorer returns what classify scores with: the local detector, or a
+// callwatch server when serverURL is set (the same records come back).
+func (e *env) scorer(c config, serverURL string) (func(context.Context, []string) ([]callwatch.Result, error), func(), error) {
+	if serverURL == "" {
+		d, err := e.openDetector(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d.Classify, func() { d.Close() }, nil
+	}
+	cl, err := client.New(serverURL)
+	if err != nil {
+		return nil, nil, usagef("--server: %v", err)
+	}
+	remote := func(ctx context.Context, texts []string) ([]callwatch.Result, error) {
+		res := make([]callwatch.Result, 0, len(texts))
+		// The server's default max_texts is 256; stay under it.
+		for start := 0; start < len(texts); start += 256 {
+			part := texts[start:min(len(texts), start+256)]
+			var got []server.ClassifyResult
+			for attempt := 0; ; attempt++ {
+				got, err = cl.Classify(ctx, part...)
+				var ce *client.Error
+				if err == nil || !errors.As(err, &ce) || ce.RetryAfter == 0 || attempt == 5 {
+					break
+				}
+				select { // overloaded or not ready yet: wait as told
+				case <-time.After(ce.RetryAfter):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("server %s: %w", serverURL, err)
+			}
+			if len(got) != len(part) {
+				return nil, fmt.Errorf("server %s: %d results for %d texts", serverURL, len(got), len(part))
+			}
+			for _, g := range got {
+				r := callwatch.Result{Verdict: callwatch.Verdict{Label: g.Label, Score: g.Score, Level: g.Level}}
+				if g.Error != "" {
+					r.Err = errors.New(g.Error)
+				}
+				res = append(res, r)
+			}
+		}
+		return res, nil
+	}
+	return remote, func() {}, nil
 }

@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-short ort torch build model corpus parity fuzz bench clean
+.PHONY: all run test test-short ort torch chromium build model corpus parity fuzz bench clean
 
 all: build
 
@@ -24,6 +24,14 @@ torch:
 	fi
 	@$(PY) -c 'import torch, onnx; print("torch", torch.__version__, "onnx", onnx.__version__)'
 
+## chromium: install Debian's chromium (the monitor page's browser test drives it headless)
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing chromium (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
 build:
 	@mkdir -p bin
 	$(GO) build -o $(BIN) ./cmd/callwatch
@@ -33,7 +41,7 @@ run: ort build
 	./$(BIN) classify --backend ort --model $(MODEL) --input $(SAMPLES)
 
 ## test: everything — unit, golden, parity, CLI, export round trip, short fuzz, race
-test: ort torch
+test: ort torch chromium
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s

@@ -245,6 +245,20 @@ func TestStateTokenAcrossReplicas(t *testing.T) {
 			}
 		})
 	}
+	// Without a configured key each process signs with its own random key:
+	// the token is refused elsewhere, loudly, not misread.
+	nokey := cfg
+	nokey.StateKey = nil
+	x, y := newTestServer(t, nokey, true), newTestServer(t, nokey, true)
+	r0, err := x.C.Segment(context.Background(), "k", server.SegmentRequest{Text: "네 여보세요"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = y.C.Segment(context.Background(), "k", server.SegmentRequest{Text: "네", State: r0.State})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != server.CodeInvalidState {
+		t.Fatalf("random per-process keys: token accepted by another process (%v)", err)
+	}
 	// Without the token and without a store, a call starts afresh.
 	r, err := b.C.Segment(context.Background(), "call-sample-prosecutor", server.SegmentRequest{Text: "네 여보세요"})
 	if err != nil || r.Segment != 0 {

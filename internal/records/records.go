@@ -151,7 +151,8 @@ func parseJSONL(b []byte, line int) Record {
 		rec.Err = fmt.Errorf("%w: line %d is not a JSON object: %v", ErrMalformed, line, err)
 		return rec
 	}
-	if dec.More() {
+	// Decoder.More is false before a stray '}' or ']', so look at the bytes.
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		rec.Err = fmt.Errorf("%w: line %d has data after the JSON object", ErrMalformed, line)
 		return rec
 	}

@@ -70,6 +70,8 @@ func TestLines(t *testing.T) {
 		{"jsonl numeric id", `{"id":12.5,"text":"a"}`, 0, FormatJSONL, []rec{{"12.5", "a", false}}},
 		{"jsonl cut mid-object", `{"id":"x","text":"안`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl two objects", `{"text":"a"}{"text":"b"}`, 0, FormatJSONL, []rec{{"1", "", true}}},
+		{"jsonl stray closing brace", `{"text":"a"}}`, 0, FormatJSONL, []rec{{"1", "", true}}},
+		{"jsonl stray closing bracket", `{"text":"a"} ]`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl null", `null`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl array", `["a"]`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl text number", `{"text":1}`, 0, FormatJSONL, []rec{{"1", "", true}}},

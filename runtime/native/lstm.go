@@ -61,6 +61,9 @@ func buildLSTM(n *onnxpb.NodeProto, _ int64) (kernel, error) {
 	}, nil
 }
 
+// projBlock is how many time steps of input projection are computed at once.
+const projBlock = 32
+
 // lstmPacked holds W and R transposed to [E, 4H] and [H, 4H], so that each
 // gate vector is one gemvT (a row of inputs times a matrix).
 type lstmPacked struct {
@@ -145,59 +148,71 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	if pk == nil {
 		pk = packLSTM(w, r)
 	}
-	// Input projection for every (step, row) that is inside its row's
-	// length: proj = X·Wᵀ + Wb + Rb, one matrix product up front.
-	proj := make([]float32, S*B*G)
-	var rows []int // flat (step, row) indices that need a projection
-	for t := 0; t < S; t++ {
-		for bb := 0; bb < B; bb++ {
-			if t < seqLen[bb] {
-				rows = append(rows, t*B+bb)
-			}
-		}
+	maxLen := 0
+	for _, l := range seqLen {
+		maxLen = max(maxLen, l)
 	}
+	// The input projection proj = X·Wᵀ + Wb + Rb is one matrix product per
+	// block of projBlock steps, over every (step, row) inside its row's
+	// length: the block's rows share the loads of Wᵀ, and the buffer stays
+	// small (a whole [seq, batch, 4H] projection is 32 MB at batch 32, seq
+	// 512) and in cache for the recurrence that reads it.
+	tb := min(maxLen, projBlock)
+	proj := make([]float32, tb*B*G)
+	rows := make([]int, 0, tb*B) // flat (step, row) indices that need a projection
 	xrow := func(r int) []float32 { return x.f[r*E : (r+1)*E] }
-	prow := func(r int) []float32 { return proj[r*G : (r+1)*G] }
-	for _, r := range rows {
-		copy(prow(r), bias)
-	}
-	if err := matRows(ctx, rows, prow, xrow, pk.wt); err != nil {
-		return nil, err
-	}
 
 	y := newTensor(float32T, []int{S, 1, B, H})
 	gates, tc := make([]float32, B*G), make([]float32, H)
 	grow := func(bb int) []float32 { return gates[bb*G : (bb+1)*G] }
 	hrow := func(bb int) []float32 { return hs[bb*H : (bb+1)*H] }
 	active := make([]int, 0, B)
-	for t := 0; t < S; t++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// Rows past their length keep their state; their Y stays zero.
-		active = active[:0]
-		for bb := 0; bb < B; bb++ {
-			if t < seqLen[bb] {
-				active = append(active, bb)
-				copy(grow(bb), prow(t*B+bb))
+	for t0 := 0; t0 < maxLen; t0 += tb {
+		t1 := min(maxLen, t0+tb)
+		prow := func(r int) []float32 { o := (r - t0*B) * G; return proj[o : o+G] }
+		rows = rows[:0]
+		for t := t0; t < t1; t++ {
+			for bb := 0; bb < B; bb++ {
+				if t < seqLen[bb] {
+					rows = append(rows, t*B+bb)
+				}
 			}
 		}
-		// Every row's gates read the old h before any row updates it.
-		if err := matRows(nil, active, grow, hrow, pk.rt); err != nil {
+		for _, r := range rows {
+			copy(prow(r), bias)
+		}
+		if err := matRows(ctx, rows, prow, xrow, pk.wt); err != nil {
 			return nil, err
 		}
-		for _, bb := range active {
-			g, hr, cr := grow(bb), hrow(bb), cs[bb*H:(bb+1)*H]
-			yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
-			sigmoidVec(g[:3*H], g[:3*H]) // i, o, f
-			tanhVec(g[3*H:], g[3*H:])    // c̃
-			for j := 0; j < H; j++ {
-				cr[j] = g[2*H+j]*cr[j] + g[j]*g[3*H+j]
+		for t := t0; t < t1; t++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			tanhVec(tc, cr)
-			for j := 0; j < H; j++ {
-				hr[j] = g[H+j] * tc[j]
-				yr[j] = hr[j]
+			// Rows past their length keep their state; their Y stays zero.
+			active = active[:0]
+			for bb := 0; bb < B; bb++ {
+				if t < seqLen[bb] {
+					active = append(active, bb)
+					copy(grow(bb), prow(t*B+bb))
+				}
+			}
+			// Every row's gates read the old h before any row updates it.
+			if err := matRows(nil, active, grow, hrow, pk.rt); err != nil {
+				return nil, err
+			}
+			for _, bb := range active {
+				g, hr, cr := grow(bb), hrow(bb), cs[bb*H:(bb+1)*H]
+				yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
+				sigmoidVec(g[:3*H], g[:3*H]) // i, o, f
+				tanhVec(g[3*H:], g[3*H:])    // c̃
+				for j := 0; j < H; j++ {
+					cr[j] = g[2*H+j]*cr[j] + g[j]*g[3*H+j]
+				}
+				tanhVec(tc, cr)
+				for j := 0; j < H; j++ {
+					hr[j] = g[H+j] * tc[j]
+					yr[j] = hr[j]
+				}
 			}
 		}
 	}

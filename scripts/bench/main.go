@@ -151,19 +151,28 @@ func run(ctx context.Context, c config) error {
 	}
 	defer natD.Close()
 
-	if err := b.inProcess(ctx, ortD, natD); err != nil {
+	ort1, err := openDetector(c.model, callwatch.BackendORT, c.batch, callwatch.WithWorkers(1))
+	if err != nil {
+		return err
+	}
+	defer ort1.Close()
+
+	// The peers run once per repetition, right after the Go rows, so that
+	// every row of a repetition sees the same machine load.
+	peers := func() error {
+		if !c.peers {
+			return nil
+		}
+		if err := b.nodePeer(ctx); err != nil {
+			return err
+		}
+		return b.torchPeer(ctx)
+	}
+	if err := b.inProcess(ctx, ortD, natD, ort1, peers); err != nil {
 		return err
 	}
 	if err := b.cli(ctx); err != nil {
 		return err
-	}
-	if c.peers {
-		if err := b.nodePeer(ctx); err != nil {
-			return err
-		}
-		if err := b.torchPeer(ctx); err != nil {
-			return err
-		}
 	}
 	b.report(os.Stdout)
 	if c.jsonOut != "" {
@@ -248,7 +257,7 @@ func (b *bench) prepare(ctx context.Context) error {
 	return nil
 }
 
-func openDetector(dir, backend string, batch int) (*callwatch.Detector, error) {
+func openDetector(dir, backend string, batch int, opts ...callwatch.Option) (*callwatch.Detector, error) {
 	bundle, err := models.Load(dir)
 	if err != nil {
 		return nil, err
@@ -257,7 +266,7 @@ func openDetector(dir, backend string, batch int) (*callwatch.Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s backend: %w", backend, err)
 	}
-	return callwatch.New(bundle, be, callwatch.WithBatchSize(batch))
+	return callwatch.New(bundle, be, append([]callwatch.Option{callwatch.WithBatchSize(batch)}, opts...)...)
 }
 
 func timeIt(fn func() error) (float64, error) {
@@ -268,10 +277,11 @@ func timeIt(fn func() error) (float64, error) {
 
 // inProcess runs the Go measurements, interleaved rep by rep so that every
 // row sees the same load.
-func (b *bench) inProcess(ctx context.Context, ortD, natD *callwatch.Detector) error {
+func (b *bench) inProcess(ctx context.Context, ortD, natD, ort1 *callwatch.Detector, peers func() error) error {
 	n, tk := len(b.texts), b.tokens
 	tokGo := b.add(&series{Name: "tok/go", Group: "tokenize", Items: n, Tokens: tk, Note: "callwatch tokenize (clean+NFC+WordPiece), 1 goroutine"})
-	ortC := b.add(&series{Name: "compute/ort", Group: "compute", Items: n, Tokens: tk, Note: "callwatch ort backend, ScoreIDs on the ids"})
+	ortC := b.add(&series{Name: "compute/ort", Group: "compute", Items: n, Tokens: tk, Note: fmt.Sprintf("callwatch ort backend, ScoreIDs on the ids (%d workers)", goruntime.GOMAXPROCS(0))})
+	ort1C := b.add(&series{Name: "compute/ort-1w", Group: "compute", Items: n, Tokens: tk, Note: "callwatch ort backend, ScoreIDs on the ids, 1 worker (single thread)"})
 	natC := b.add(&series{Name: "compute/native", Group: "compute", Items: n, Tokens: tk, Note: "callwatch native backend, ScoreIDs on the ids"})
 	ortE := b.add(&series{Name: "e2e/ort", Group: "e2e", Items: n, Tokens: tk, Note: "Detector.Classify, ort (in process)"})
 	natE := b.add(&series{Name: "e2e/native", Group: "e2e", Items: n, Tokens: tk, Note: "Detector.Classify, native (in process)"})
@@ -298,7 +308,7 @@ func (b *bench) inProcess(ctx context.Context, ortD, natD *callwatch.Detector) e
 	}
 
 	for rep := 0; rep < b.c.reps; rep++ {
-		fmt.Fprintf(os.Stderr, "bench: in-process rep %d/%d\n", rep+1, b.c.reps)
+		fmt.Fprintf(os.Stderr, "bench: rep %d/%d (Go, then node and PyTorch peers)\n", rep+1, b.c.reps)
 		steps := []struct {
 			s  *series
 			fn func() error
@@ -312,6 +322,7 @@ func (b *bench) inProcess(ctx context.Context, ortD, natD *callwatch.Detector) e
 				return nil
 			}},
 			{ortC, func() error { _, _, err := ortD.ScoreIDs(ctx, b.ids, nil); return err }},
+			{ort1C, func() error { _, _, err := ort1.ScoreIDs(ctx, b.ids, nil); return err }},
 			{ortE, func() error { _, err := ortD.Classify(ctx, b.texts); return err }},
 			{natC, func() error { _, _, err := natD.ScoreIDs(ctx, b.ids, nil); return err }},
 			{natE, func() error { _, err := natD.Classify(ctx, b.texts); return err }},
@@ -323,6 +334,9 @@ func (b *bench) inProcess(ctx context.Context, ortD, natD *callwatch.Detector) e
 				return fmt.Errorf("%s: %w", st.s.Name, err)
 			}
 			st.s.Seconds = append(st.s.Seconds, sec)
+		}
+		if err := peers(); err != nil {
+			return err
 		}
 	}
 
@@ -452,7 +466,6 @@ func (b *bench) timeCLI(ctx context.Context, args ...string) (out []byte, sec fl
 }
 
 func (b *bench) nodePeer(ctx context.Context) error {
-	fmt.Fprintln(os.Stderr, "bench: node peers (HF tokenizers, onnxruntime-node)")
 	var res struct {
 		Items     int       `json:"items"`
 		HF        []float64 `json:"hf_tokenize"`
@@ -465,37 +478,39 @@ func (b *bench) nodePeer(ctx context.Context) error {
 	err := b.peer(ctx, &res, b.c.node, "scripts/bench/peers.js",
 		"--model", filepath.Join(b.c.model, "model.onnx"), "--tokenizer", filepath.Join(b.c.model, "tokenizer.json"),
 		"--clean", filepath.Join(b.dir, "clean.jsonl"), "--ids", filepath.Join(b.dir, "ids.jsonl"),
-		"--reps", strconv.Itoa(b.c.reps), "--batch", strconv.Itoa(b.c.batch), "--window", strconv.Itoa(b.window()))
+		"--reps", "1", "--batch", strconv.Itoa(b.c.batch), "--window", strconv.Itoa(b.window()))
 	if err != nil {
 		return err
 	}
 	n, tk := len(b.texts), b.tokens
-	b.add(&series{Name: "tok/hf", Group: "tokenize", Items: n, Tokens: tk, Seconds: res.HF, Note: "HF tokenizers 0.23.2 (Rust, node binding), 1 thread, cleaned text"})
-	b.add(&series{Name: "compute/ortnode", Group: "compute", Items: n, Tokens: tk, Seconds: res.Compute, Note: "onnxruntime-node 1.24.3, 1 intra-op thread, same ids and batching"})
-	b.add(&series{Name: "e2e/ortnode", Group: "e2e", Items: n, Tokens: tk, Seconds: res.E2E, Note: "onnxruntime-node + HF tokenizers (its own ids)"})
-	b.add(&series{Name: "rss/node", Group: "memory", Unit: "MB", Seconds: []float64{res.PeakRSSMB}, Note: "node peer process peak RSS (both peers loaded)"})
-	b.notes = append(b.notes, fmt.Sprintf("token ids: Go tokenizer vs HF tokenizers differ on %d of %d calls", res.Mismatch, n))
+	app := func(s *series, v ...float64) { s.Seconds = append(s.Seconds, v...) }
+	app(b.add(&series{Name: "tok/hf", Group: "tokenize", Items: n, Tokens: tk, Note: "HF tokenizers 0.23.2 (Rust, node binding), 1 thread, cleaned text"}), res.HF...)
+	app(b.add(&series{Name: "compute/ortnode", Group: "compute", Items: n, Tokens: tk, Note: "onnxruntime-node 1.24.3, 1 intra-op thread, same ids and batching"}), res.Compute...)
+	app(b.add(&series{Name: "e2e/ortnode", Group: "e2e", Items: n, Tokens: tk, Note: "onnxruntime-node + HF tokenizers (its own ids), 1 thread"}), res.E2E...)
+	app(b.add(&series{Name: "rss/node", Group: "memory", Unit: "MB", Note: "node peer process peak RSS (HF tokenizer + onnxruntime-node)"}), res.PeakRSSMB)
+	if _, seen := b.scores["ortnode"]; !seen {
+		b.notes = append(b.notes, fmt.Sprintf("token ids: Go tokenizer vs HF tokenizers differ on %d of %d calls", res.Mismatch, n))
+	}
 	b.scores["ortnode"] = res.Scores
 	return nil
 }
 
 func (b *bench) torchPeer(ctx context.Context) error {
-	fmt.Fprintln(os.Stderr, "bench: PyTorch eager peer")
 	var res struct {
 		Compute   []float64 `json:"torch_compute"`
 		Scores    []float32 `json:"torch_scores"`
 		Version   string    `json:"torch_version"`
 		PeakRSSMB float64   `json:"peak_rss_mb"`
 	}
-	reps := max(1, min(b.c.reps, 3)) // eager PyTorch is slow; 3 repetitions are plenty
 	err := b.peer(ctx, &res, b.c.python, "scripts/bench/torch_peer.py",
 		"--model", filepath.Join(b.c.model, "model.onnx"), "--ids", filepath.Join(b.dir, "ids.jsonl"),
-		"--reps", strconv.Itoa(reps), "--batch", strconv.Itoa(b.c.batch), "--window", strconv.Itoa(b.window()))
+		"--reps", "1", "--batch", strconv.Itoa(b.c.batch), "--window", strconv.Itoa(b.window()))
 	if err != nil {
 		return err
 	}
-	b.add(&series{Name: "compute/torch", Group: "compute", Items: len(b.texts), Tokens: b.tokens, Seconds: res.Compute,
+	s := b.add(&series{Name: "compute/torch", Group: "compute", Items: len(b.texts), Tokens: b.tokens,
 		Note: "PyTorch " + res.Version + " eager, 1 thread, same ids and batching"})
+	s.Seconds = append(s.Seconds, res.Compute...)
 	b.scores["torch"] = res.Scores
 	return nil
 }
@@ -591,6 +606,7 @@ func (b *bench) report(w io.Writer) {
 	}
 	check("e2e ort Classify / ort compute alone", rate("e2e/ort")/rate("compute/ort"), 0.9, true, "×")
 	check("e2e ort Classify / PyTorch eager compute", rate("e2e/ort")/rate("compute/torch"), 20, true, "×")
+	check("ort compute 1 worker / onnxruntime-node compute", rate("compute/ort-1w")/rate("compute/ortnode"), 1, true, "×")
 	check("e2e ort Classify / onnxruntime-node + HF e2e", rate("e2e/ort")/rate("e2e/ortnode"), 1, true, "×")
 	check("Go tokenizer / HF tokenizers (1 thread)", rate("tok/go")/rate("tok/hf"), 1, true, "×")
 	check("native / ort latency, batch 1, typical call", ms("b1/native")/ms("b1/ort"), 3, false, "×")

@@ -135,7 +135,12 @@ func (e *env) classify(args []string) error {
 			}
 			res, err := classifyTexts(e.ctx, texts)
 			if err != nil {
-				out.Flush()
+				if ferr := out.Flush(); ferr != nil {
+					return ferr
+				}
+				if e.ctx.Err() != nil {
+					return &errInterrupted{written: total, err: e.ctx.Err()}
+				}
 				return err
 			}
 			for i, r := range chunk {
@@ -165,6 +170,9 @@ func (e *env) classify(args []string) error {
 			prog.done(total, failed)
 			if errors.Is(rerr, io.EOF) {
 				break
+			}
+			if e.ctx.Err() != nil {
+				return &errInterrupted{written: total, err: e.ctx.Err()}
 			}
 			return rerr
 		}

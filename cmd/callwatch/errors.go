@@ -21,6 +21,18 @@ func (e *errRecords) Error() string {
 	return fmt.Sprintf("%d of %d records failed (see their \"error\" fields)", e.failed, e.total)
 }
 
+// errInterrupted reports a run stopped by SIGINT/SIGTERM (exit 130). Output
+// is written a whole record at a time, so what was written stays valid.
+type errInterrupted struct {
+	written int
+	err     error
+}
+
+func (e *errInterrupted) Error() string {
+	return fmt.Sprintf("interrupted after %d records; each record written is complete — rerun on the remaining input to finish", e.written)
+}
+func (e *errInterrupted) Unwrap() error { return e.err }
+
 // errUsage marks command-line and setup errors (exit 2).
 type errUsage struct{ err error }
 

@@ -52,7 +52,8 @@ func (e *LibraryError) Error() string {
 func (e *LibraryError) Unwrap() error { return e.Kind }
 
 // Candidates lists where the library is looked up, in order (DESIGN.md):
-// the configured path, $CALLWATCH_ORT_LIBRARY, .ort/ in the repository root
+// the configured path, else $CALLWATCH_ORT_LIBRARY (either one, when set, is
+// the only candidate), else .ort/ in the repository root
 // (found by walking up from the working directory), next to the executable,
 // then the system loader's own search path.
 func Candidates(configured string, getenv func(string) string) []string {
@@ -68,9 +69,15 @@ func Candidates(configured string, getenv func(string) string) []string {
 		}
 		out = append(out, p)
 	}
-	add(configured)
+	// An explicit choice is the only candidate: if it cannot be used, that
+	// must be reported, not quietly replaced by a library found elsewhere.
+	if configured != "" {
+		return []string{configured}
+	}
 	if getenv != nil {
-		add(getenv("CALLWATCH_ORT_LIBRARY"))
+		if p := getenv("CALLWATCH_ORT_LIBRARY"); p != "" {
+			return []string{p}
+		}
 	}
 	if wd, err := os.Getwd(); err == nil {
 		for dir := wd; ; dir = filepath.Dir(dir) {

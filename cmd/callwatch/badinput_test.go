@@ -218,3 +218,90 @@ func truncateForLog(s string) string {
 	}
 	return s
 }
+
+// TestNothingLost feeds a large mixed JSONL file (good, malformed, empty,
+// wrongly typed, duplicate-id and multi-window records) through classify on
+// both backends at several batch sizes: exactly one output per input, in
+// input order, ids preserved, the same verdicts whatever the batching.
+func TestNothingLost(t *testing.T) {
+	const n = 3000
+	type expect struct {
+		id  string
+		bad bool
+	}
+	var in strings.Builder
+	exp := make([]expect, 0, n)
+	long := strings.Repeat("고객님 명의로 대포통장이 개설돼서 금융감독원 직원이 안전계좌를 안내해 드리고 ", 60) // several 512-token windows
+	for i := range n {
+		line := i + 1
+		id := fmt.Sprintf("r%04d", i)
+		switch i % 10 {
+		case 0, 1, 2, 3:
+			fmt.Fprintf(&in, `{"id":%q,"text":"%s %d번째 통화입니다"}`+"\n", id, []string{refPhish, refNormal}[i%2], i)
+			exp = append(exp, expect{id, false})
+		case 4:
+			fmt.Fprintf(&in, `{"id":%q,"text":"%s"}`+"\n", id, long)
+			exp = append(exp, expect{id, false})
+		case 5:
+			fmt.Fprintf(&in, `{"id":%q,"text":`+"\n", id) // cut mid-object
+			exp = append(exp, expect{fmt.Sprint(line), true})
+		case 6:
+			fmt.Fprintf(&in, `{"id":%q,"text":"  "}`+"\n", id)
+			exp = append(exp, expect{id, true})
+		case 7:
+			fmt.Fprintf(&in, `{"id":%q,"text":%d}`+"\n", id, i)
+			exp = append(exp, expect{id, true})
+		case 8:
+			fmt.Fprintf(&in, `{"id":"dup","text":"엄마 나야 폰 액정이 깨져서 %d 그러는데 상품권 좀"}`+"\n", i)
+			exp = append(exp, expect{"dup", false})
+		case 9:
+			fmt.Fprintf(&in, `{"text":"택배 기사입니다 %d 문 앞에 두고 갈게요"}`+"\n", i)
+			exp = append(exp, expect{fmt.Sprint(line), false})
+		}
+	}
+	scores := map[string][]float64{}
+	for _, be := range []string{"native", "ort"} {
+		for _, batch := range []int{1, 7, 64} {
+			name := fmt.Sprintf("%s/batch%d", be, batch)
+			t.Run(name, func(t *testing.T) {
+				r := runCLI(t, in.String(), nil, "classify", "--model", modelDir, "--backend", be, "--batch", fmt.Sprint(batch), "--input", "-", "--format", "jsonl")
+				if r.code != exitFailed {
+					t.Fatalf("exit %d, want %d (some records are bad): %v", r.code, exitFailed, r.err)
+				}
+				recs := jsonl(t, r.stdout)
+				if len(recs) != n {
+					t.Fatalf("%d inputs gave %d outputs", n, len(recs))
+				}
+				s := make([]float64, n)
+				for i, rec := range recs {
+					if rec["id"] != exp[i].id {
+						t.Fatalf("output %d has id %v, want %q: lost or reordered", i, rec["id"], exp[i].id)
+					}
+					_, isErr := rec["error"]
+					if isErr != exp[i].bad {
+						t.Fatalf("output %d (%s): error %v, want %v: %v", i, exp[i].id, isErr, exp[i].bad, rec)
+					}
+					if !isErr {
+						s[i] = rec["score"].(float64)
+					}
+				}
+				if want := fmt.Sprintf("%d of %d records failed", 3*n/10, n); !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr %q does not say %q", r.stderr, want)
+				}
+				scores[name] = s
+			})
+		}
+	}
+	if len(scores) != 6 {
+		return // a run failed above
+	}
+	base := scores["native/batch1"]
+	for name, s := range scores {
+		for i := range s {
+			if d := s[i] - base[i]; d > 2e-6 || d < -2e-6 {
+				t.Errorf("%s record %d: score %v, native/batch1 %v", name, i, s[i], base[i])
+				break
+			}
+		}
+	}
+}

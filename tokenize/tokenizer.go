@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	sugar "github.com/sugarme/tokenizer"
+	"github.com/sugarme/tokenizer/model"
+	"github.com/sugarme/tokenizer/model/wordpiece"
 	"github.com/sugarme/tokenizer/pretrained"
 )
 
@@ -94,7 +96,13 @@ const (
 // Tokenizer encodes cleaned text into WordPiece ids. It is safe for
 // concurrent use.
 type Tokenizer struct {
+	// The whole sugarme pipeline, loaded from raw on first use (only
+	// WithSugarmePipeline and cross-checks need it).
+	raw      []byte
+	tkOnce   sync.Once
 	tk       *sugar.Tokenizer
+	tkErr    error
+	wp       wordpiece.WordPiece
 	opts     options
 	vocab    map[string]int64
 	inverse  []string
@@ -258,18 +266,43 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 		return nil, err
 	}
 
-	// sugarme asserts JSON types without checking; turn its panics into errors.
-	defer func() {
-		if r := recover(); r != nil {
-			t, err = nil, fmt.Errorf("%w: sugarme panicked while loading: %v", ErrTokenizer, r)
-		}
-	}()
-	tk, err := pretrained.FromReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("%w: sugarme load: %w", ErrTokenizer, err)
+	// The fast path needs only sugarme's WordPiece model, built here from the
+	// vocab already parsed with the settings sugarme's loader would pass
+	// (unk_token, max_input_chars_per_word; the prefix is always "##"), which
+	// skips parsing the file a second time into sugarme's whole pipeline
+	// (~50 ms of every cold start).
+	vocab := make(model.Vocab, len(m.Vocab))
+	for k, v := range m.Vocab {
+		vocab[k] = v
 	}
-	t.tk = tk
+	t.wp = wordpiece.NewWordPieceBuilder().Vocab(&vocab).UnkToken(*m.UnkToken).
+		ContinuingSubwordPrefix("##").MaxInputCharsPerWord(t.maxChars).Build()
+	t.raw = bytes.Clone(b)
+	if t.opts.pipeline {
+		if _, err := t.sugarme(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// sugarme loads sugarme's whole pipeline once.
+func (t *Tokenizer) sugarme() (*sugar.Tokenizer, error) {
+	t.tkOnce.Do(func() {
+		// sugarme asserts JSON types without checking; turn its panics into errors.
+		defer func() {
+			if r := recover(); r != nil {
+				t.tk, t.tkErr = nil, fmt.Errorf("%w: sugarme panicked while loading: %v", ErrTokenizer, r)
+			}
+		}()
+		tk, err := pretrained.FromReader(bytes.NewReader(t.raw))
+		if err != nil {
+			t.tkErr = fmt.Errorf("%w: sugarme load: %w", ErrTokenizer, err)
+			return
+		}
+		t.tk = tk
+	})
+	return t.tk, t.tkErr
 }
 
 func checkPreTokenizer(p hfComponent) (PreTokenizerKind, error) {
@@ -387,7 +420,7 @@ func (t *Tokenizer) encodeWords(c string) (ids []int64, err error) {
 			ids, err = nil, fmt.Errorf("%w: sugarme panicked: %v", ErrTokenizer, r)
 		}
 	}()
-	model := t.tk.GetModel()
+	model := t.wp
 	ids = make([]int64, 0, len(c)/4+1)
 	splitWords(c, t.isBoundary, func(w string) {
 		if err != nil {
@@ -474,7 +507,11 @@ func (t *Tokenizer) encodeRaw(s string) (ids []int, err error) {
 			ids, err = nil, fmt.Errorf("%w: sugarme panicked: %v", ErrTokenizer, r)
 		}
 	}()
-	enc, err := t.tk.EncodeSingle(s, false)
+	tk, err := t.sugarme()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := tk.EncodeSingle(s, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
 	}

@@ -55,6 +55,7 @@ type config struct {
 	jsonOut                    string
 	batch                      int
 	longCalls                  int
+	window                     int
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.BoolVar(&c.peers, "peers", true, "run the node and PyTorch peers")
 	flag.StringVar(&c.jsonOut, "json", "", "also write all measurements to this JSON file")
 	flag.IntVar(&c.batch, "batch", 32, "backend batch size (the CLI default)")
+	flag.IntVar(&c.window, "window", 64, "tokens per row per backend run for the peers (callwatch.Detector's runWindow)")
 	flag.IntVar(&c.longCalls, "long-calls", 30, "transcripts joined into the long streamed call")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
@@ -515,13 +517,9 @@ func (b *bench) torchPeer(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) window() int {
-	bundle, err := models.Load(b.c.model)
-	if err != nil || bundle.Card.MaxSeqLen <= 0 {
-		return 512
-	}
-	return bundle.Card.MaxSeqLen
-}
+// window is the peers' tokens per run: the Detector's runWindow, so that
+// every engine runs the same batches.
+func (b *bench) window() int { return b.c.window }
 
 func (b *bench) peer(ctx context.Context, into any, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)

@@ -107,17 +107,18 @@ func median(v []float64) float64 {
 }
 
 type bench struct {
-	c       config
-	dir     string // scratch
-	bin     string
-	texts   []string
-	ids     [][]int64
-	tokens  int
-	rows    []*series
-	byName  map[string]*series
-	scores  map[string][]float32
-	notes   []string
-	loadBeg string
+	c         config
+	dir       string // scratch
+	bin       string
+	texts     []string
+	ids       [][]int64
+	tokens    int
+	rows      []*series
+	byName    map[string]*series
+	scores    map[string][]float32
+	notes     []string
+	loadBeg   string
+	modelName string // the bundle as given; c.model is its snapshot
 }
 
 func (b *bench) add(s *series) *series {
@@ -196,6 +197,25 @@ func (b *bench) prepare(ctx context.Context) error {
 			return fmt.Errorf("generate corpus: %w", err)
 		}
 	}
+	// Snapshot the bundle: every engine reads this copy, so a model rebuilt
+	// while the benchmark runs cannot mix two models in one table.
+	snap := filepath.Join(b.dir, "model")
+	if err := os.MkdirAll(snap, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"model.onnx", "tokenizer.json", "card.json"} {
+		raw, err := os.ReadFile(filepath.Join(b.c.model, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(snap, name), raw, 0o644); err != nil {
+			return err
+		}
+	}
+	if sum, err := os.ReadFile(filepath.Join(snap, "model.onnx")); err == nil {
+		b.modelName = fmt.Sprintf("%s (model.onnx sha256 %.12s)", b.c.model, models.Sum(sum))
+	}
+	b.c.model = snap
 	b.bin = filepath.Join(b.dir, "callwatch")
 	build := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/callwatch")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -540,7 +560,7 @@ func (b *bench) report(w io.Writer) {
 	ref := b.byName["compute/ort"]
 	refRate := float64(ref.Items) / ref.median()
 	fmt.Fprintf(w, "callwatch bench: %d calls (%s), %d tokens (mean %.0f/call), model %s, backend batch %d\n",
-		len(b.texts), b.c.corpus, b.tokens, float64(b.tokens)/float64(len(b.texts)), filepath.Base(b.c.model), b.c.batch)
+		len(b.texts), b.c.corpus, b.tokens, float64(b.tokens)/float64(len(b.texts)), b.modelName, b.c.batch)
 	fmt.Fprintf(w, "machine: %d CPUs, GOMAXPROCS %d, load average %s at start, %s at end; medians of %d reps (CLI %d, cold %d)\n\n",
 		goruntime.NumCPU(), goruntime.GOMAXPROCS(0), b.loadBeg, loadavg(), b.c.reps, b.c.cliReps, b.c.coldReps)
 	fmt.Fprintf(w, "| %-16s | %-80s | %10s | %10s | %12s |\n", "row", "what", "median", "calls/s", "× ort compute")

@@ -32,6 +32,21 @@ def git_commit() -> str:
         return "unknown"
 
 
+def corpus_stats(st: Dict[str, Any]) -> Dict[str, Any]:
+    """The generator's stats.json, less the long per-token lists."""
+    keep = ("seed", "base_dialogues", "variants_per_base", "calls", "distinct_texts", "calls_per_class",
+            "base_per_family", "chars_per_class", "noise_strength_per_class", "cut_share_per_class")
+    out = {k: st[k] for k in keep if k in st}
+    sc = st.get("shortcut", {})
+    if "length" in sc:
+        out["shortcut_checks"] = {
+            "length_only_test_auc": sc["length"].get("auc"),
+            "naive_bayes_words_test_auc": sc.get("nb_words", {}).get("auc"),
+            "naive_bayes_char_bigrams_test_auc": sc.get("nb_bigrams", {}).get("auc"),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", required=True)
@@ -39,7 +54,7 @@ def main() -> None:
     ap.add_argument("--corpus", default="")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="ko-vishing-lstm")
-    ap.add_argument("--version", default="0.2.0")
+    ap.add_argument("--version", default="0.3.0")
     ap.add_argument("--max-seq-len", type=int, default=512)
     ap.add_argument("--starter", action="store_true", help="mark the bundle as a starter model in its card")
     args = ap.parse_args()
@@ -81,7 +96,7 @@ def main() -> None:
         },
         "training": {
             "corpus": "corpus/base (project-written dialogues) → scripts/corpus/gen.py",
-            "corpus_stats": {k: corpus.get(k) for k in ("calls", "by_class", "base_dialogues", "families") if k in corpus},
+            "corpus_stats": corpus_stats(corpus),
             "seed": args.seed,
             "commit": git_commit(),
             "command": "make model",

@@ -12,18 +12,30 @@ Training:
 - each epoch every training call is seen whole and as --prefixes random
   prefixes (length uniform in [--min-prefix, len-1], same label), so a score
   taken part-way through a call is meaningful;
+- --variants-per-epoch N: each epoch draws N random variants of every
+  training base dialogue (fresh noise each epoch, same cost);
+- --concat N: N long sequences per epoch made of whole training calls back
+  to back (log-uniform 256..--concat-max tokens, same length law for both
+  labels; a normal one is all normal calls, a phishing one holds at least one
+  phishing call): real calls run to thousands of tokens and the LSTM must
+  neither drift on long normal talk nor forget a scam (concat_examples);
+- --word-dropout p: tokens replaced by [UNK] with probability p;
 - class-balanced: the loss weights each class by N / (2 * N_class);
-- Adam, gradient clipping, batches of similar lengths; the loss reads the
-  top layer's output at each row's last real token (cwmodel.logits_at_last,
-  equal to the packed forward and much faster to train on CPU);
-- early stopping on validation loss (full calls plus one fixed prefix per
-  call), keeping the best epoch's weights.
+- AdamW (--weight-decay), gradient clipping, batches of similar lengths; the
+  loss reads the top layer's output at each row's last real token
+  (cwmodel.logits_at_last, equal to the packed forward and much faster to
+  train on CPU);
+- early stopping on validation loss or ROC-AUC (--select; full calls, one
+  fixed prefix per call, --val-concat fixed long concatenations of
+  validation calls), keeping the best epoch's weights.
 
-Thresholds (chosen on validation full calls, written to train_report.json):
+Thresholds (chosen on validation, written to train_report.json):
 - suspicious = max(0.5, t05), dangerous = max(suspicious, t01), where tXX is
   the lowest score threshold whose false-positive rate on normal validation
-  calls (score >= t) is at most XX% (5% and 1%). The 0.5 floor keeps every
-  alerting call labelled phishing.
+  calls and long validation concatenations (score >= t) is at most XX% (5%
+  and 1%). Long normal sequences score higher than short ones, as real
+  normal calls do, so they belong in the calibration pool. The 0.5 floor
+  keeps every alerting call labelled phishing.
 
 Outputs in --out: model.onnx (export.py), model.pt (checkpoint),
 train_report.json. Deterministic for a seed on one machine (2 threads).
@@ -145,6 +157,79 @@ def epoch_examples(calls: List[Call], rng: random.Random, max_len: int, prefixes
             if p is not None:
                 ex.append((ids[:p], c.label))
     return ex
+
+
+def by_group(calls: List[Call]) -> Dict[str, List[Call]]:
+    groups: Dict[str, List[Call]] = {}
+    for c in calls:
+        groups.setdefault(c.group, []).append(c)
+    for cs in groups.values():
+        cs.sort(key=lambda c: c.id)
+    return groups
+
+
+def subsample_variants(calls: List[Call], per_group: int, rng: Optional[random.Random]) -> List[Call]:
+    """At most per_group variants of each base dialogue: random ones (rng) or the first ones.
+
+    With many variants per base on disk, each epoch sees a fresh draw of them: more noise
+    variety at the cost of an epoch over few variants (gap 3, overfitting)."""
+    if per_group <= 0:
+        return list(calls)
+    out: List[Call] = []
+    for g, cs in sorted(by_group(calls).items()):
+        if len(cs) <= per_group:
+            out.extend(cs)
+        elif rng is None:
+            out.extend(cs[:per_group])
+        else:
+            out.extend(rng.sample(cs, per_group))
+    return out
+
+
+def concat_examples(calls: List[Call], rng: random.Random, n: int, min_len: int, max_len: int,
+                    call_max: int, phish_share: float) -> List[Example]:
+    """n long sequences made of whole calls back to back, half of each label (gap 1, length).
+
+    Target length is log-uniform in [min_len, max_len]; calls are appended until it is reached and
+    the last one is cut there (a call cut short, as in the corpus). Label logic:
+    - normal: every part is a normal call (a long stretch of legitimate talk stays normal);
+    - phishing: each part is phishing with probability phish_share, at least one of them, and a
+      forced phishing part is never the cut last part of a multi-part sequence. A call in which a
+      scam happened is a scam call even if small talk follows: the alert must hold (latch) once
+      raised, which is also what the streaming policy does.
+    Both labels draw lengths from the same distribution, so length is no signal.
+    """
+    normals = [c for c in calls if c.label == 0]
+    phish = [c for c in calls if c.label == 1]
+    out: List[Example] = []
+    for i in range(n):
+        label = i % 2
+        target = int(math.exp(rng.uniform(math.log(min_len), math.log(max_len))))
+        parts: List[Call] = []
+        total = 0
+        while total < target:
+            pool = phish if label == 1 and rng.random() < phish_share else normals
+            c = rng.choice(pool)
+            parts.append(c)
+            total += min(len(c.ids), call_max)
+        if label == 1 and not any(c.label == 1 for c in parts):
+            k = rng.randrange(len(parts) - 1) if len(parts) > 1 else 0
+            parts[k] = rng.choice(phish)
+        ids: List[int] = []
+        for c in parts:
+            ids.extend(c.ids[:call_max])
+        cut = max(target, sum(min(len(c.ids), call_max) for c in parts[:-1]) + 1)
+        out.append((tuple(ids[:cut]), label))
+    return out
+
+
+def word_dropout(x: torch.Tensor, p: float, unk_id: int) -> torch.Tensor:
+    """Replaces real tokens by [UNK] with probability p (padding stays): the model must not hang
+    on any single word, as STT drops and mangles words everywhere (gap 2/3)."""
+    if p <= 0:
+        return x
+    mask = (torch.rand(x.shape) < p) & (x != 0)
+    return torch.where(mask, torch.full_like(x, unk_id), x)
 
 
 def batches(ex: List[Example], batch: int, rng: Optional[random.Random]) -> List[List[Example]]:
@@ -280,7 +365,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--val-frac", type=float, default=0.2)
     ap.add_argument("--suspicious-fpr", type=float, default=0.05)
     ap.add_argument("--dangerous-fpr", type=float, default=0.01)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 is much faster on a shared 2-core machine (OpenMP spin-waits)")
+    ap.add_argument("--variants-per-epoch", type=int, default=0,
+                    help="random variants of each training base dialogue per epoch (0: all)")
+    ap.add_argument("--val-variants", type=int, default=0,
+                    help="first N variants of each validation base dialogue (0: all)")
+    ap.add_argument("--concat", type=int, default=0,
+                    help="long multi-call training sequences per epoch (half per label)")
+    ap.add_argument("--concat-min", type=int, default=256, help="shortest concatenation target, tokens")
+    ap.add_argument("--concat-max", type=int, default=3072, help="longest concatenation, tokens")
+    ap.add_argument("--concat-phish-share", type=float, default=0.5,
+                    help="share of phishing parts in a phishing concatenation")
+    ap.add_argument("--val-concat", type=int, default=0,
+                    help="fixed long validation sequences from validation calls (half per label)")
+    ap.add_argument("--word-dropout", type=float, default=0.0, help="P(token -> [UNK]) in training")
+    ap.add_argument("--unk-id", type=int, default=1)
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
+    ap.add_argument("--select", choices=("loss", "auc"), default="loss",
+                    help="early stopping / best epoch on validation loss or validation ROC-AUC")
     a = ap.parse_args(argv)
 
     t0 = time.time()
@@ -304,27 +407,39 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = ModelConfig(vocab=a.vocab_size, embed=a.embed, hidden=a.hidden, layers=a.layers,
                       dropout=a.dropout)
     model = CallWatchLSTM(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     rng = random.Random(a.seed + 1)
 
-    # Fixed validation set: every call whole and one seeded prefix.
+    # Fixed validation set: every (selected) call whole and one seeded prefix, plus fixed long
+    # concatenations of validation calls (what thresholds are calibrated on, gap 4).
     vrng = random.Random(a.seed + 2)
-    val_full: List[Example] = [(c.ids[:a.max_len], c.label) for c in val]
-    val_ex = list(val_full)
-    for c in val:
+    val_sel = subsample_variants(val, a.val_variants, None)
+    val_full: List[Example] = [(c.ids[:a.max_len], c.label) for c in val_sel]
+    val_long: List[Example] = (concat_examples(val, random.Random(a.seed + 3), a.val_concat, a.concat_min,
+                                               a.concat_max, a.max_len, a.concat_phish_share)
+                               if a.val_concat > 0 else [])
+    val_ex = list(val_full) + val_long
+    for c in val_sel:
         p = prefix_len(vrng, len(c.ids[:a.max_len]), a.min_prefix)
         if p is not None:
             val_ex.append((c.ids[:p], c.label))
+    log(f"validation set: {len(val_full)} calls, {len(val_long)} long sequences, "
+        f"{len(val_ex) - len(val_full) - len(val_long)} prefixes")
 
-    best = (math.inf, -1, None)  # (val loss, epoch, state)
+    best = (math.inf, -1, None)  # (selection key, lower is better; epoch; state)
     history = []
     epochs_run = 0
     for epoch in range(1, a.epochs + 1):
         model.train()
-        ex = epoch_examples(train, rng, a.max_len, a.prefixes, a.min_prefix)
+        ex = epoch_examples(subsample_variants(train, a.variants_per_epoch, rng), rng, a.max_len,
+                            a.prefixes, a.min_prefix)
+        if a.concat > 0:
+            ex += concat_examples(train, rng, a.concat, a.concat_min, a.concat_max, a.max_len,
+                                  a.concat_phish_share)
         total, n = 0.0, 0
         for b in batches(ex, a.batch, rng):
             x, lens, y = tensors(b)
+            x = word_dropout(x, a.word_dropout, a.unk_id)
             logits = model.logits_at_last(x, lens)
             loss = F.cross_entropy(logits, y, weight=class_weight)
             opt.zero_grad()
@@ -338,8 +453,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         auc = roc_auc(np.array([lab for _, lab in val_ex]), vs)
         history.append({"epoch": epoch, "train_loss": total / n, "val_loss": vloss, "val_auc": auc})
         log(f"epoch {epoch}: train loss {total / n:.4f}, val loss {vloss:.4f}, val AUC {auc:.4f}")
-        if vloss < best[0] - 1e-4:
-            best = (vloss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        key = vloss if a.select == "loss" else -auc
+        if math.isfinite(key) and key < best[0] - 1e-4:
+            best = (key, epoch, {k: v.clone() for k, v in model.state_dict().items()})
         elif epoch - best[1] >= a.patience:
             log(f"early stop: no improvement since epoch {best[1]}")
             break
@@ -350,7 +466,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     y = np.array([lab for _, lab in val_full])
     s, _ = predict(model, val_full, 64)
-    th = choose_thresholds(y, s, a.suspicious_fpr, a.dangerous_fpr)
+    # Thresholds on the harder pool: whole calls plus long concatenations (their normals score
+    # higher than short synthetic calls, as real normals do).
+    cal = val_full + val_long
+    yc = np.array([lab for _, lab in cal])
+    sc = np.concatenate([s, predict(model, val_long, 32)[0]]) if val_long else s
+    th = choose_thresholds(yc, sc, a.suspicious_fpr, a.dangerous_fpr)
     prefix_auc = {}
     for plen in (32, 64, 128):
         pex = [(c.ids[:plen], c.label) for c in val if len(c.ids) > plen]
@@ -365,8 +486,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         "at_dangerous": metrics_at(y, s, th["dangerous"]),
         "prefix_roc_auc": prefix_auc,
     }
+    if val_long:
+        yl, sl = yc[len(s):], sc[len(s):]
+        metrics["long"] = {"sequences": len(val_long), "roc_auc": roc_auc(yl, sl),
+                           "tokens_median": float(np.median([len(i) for i, _ in val_long])),
+                           "at_suspicious": metrics_at(yl, sl, th["suspicious"]),
+                           "at_dangerous": metrics_at(yl, sl, th["dangerous"])}
+        metrics["calibration_pool"] = {"roc_auc": roc_auc(yc, sc),
+                                       "at_suspicious": metrics_at(yc, sc, th["suspicious"]),
+                                       "at_dangerous": metrics_at(yc, sc, th["dangerous"])}
     log(f"validation: AUC {metrics['roc_auc']:.4f}, F1@0.5 {metrics['at_0.5']['f1']:.4f}, "
-        f"thresholds {th}")
+        f"long AUC {metrics.get('long', {}).get('roc_auc', float('nan')):.4f}, thresholds {th}")
 
     onnx_path = os.path.join(a.out, "model.onnx")
     save_checkpoint(model, os.path.join(a.out, "model.pt"), extra={"thresholds": th})
@@ -390,7 +520,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                  "validation_groups": len({c.group for c in val}),
                  "train_phishing": n_pos, "train_normal": len(train) - n_pos},
         "threshold_rule": (f"suspicious = max(0.5, lowest t with FPR <= {a.suspicious_fpr} on normal "
-                           f"validation calls); dangerous = max(suspicious, lowest t with FPR <= "
+                           f"validation calls and long validation concatenations); dangerous = max(suspicious, lowest t with FPR <= "
                            f"{a.dangerous_fpr})"),
         "thresholds": th,
         "validation": metrics,

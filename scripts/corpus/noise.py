@@ -63,6 +63,9 @@ class NoiseParams:
     drop: float          # P(a syllable of a word is dropped)
     merge: float         # P(a space disappears: 붙여쓰기)
     split: float         # P(a word is split by a space)
+    mangle: float        # P(a Hangul syllable is misheard: a jamo swapped for a near sound)
+    delete: float        # P(a word is lost)
+    loop: float          # P(a turn has a hallucinated loop: a short span repeated 2-6 times)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -79,12 +82,18 @@ def draw_params(rng: random.Random) -> NoiseParams:
         mask_mode=rng.choices(("none", "star", "zero"), (0.6, 0.25, 0.15))[0],
         homophone=0.05 + 0.45 * s,
         filler_start=0.03 + 0.25 * s,
-        filler_mid=0.005 + 0.04 * s,
+        filler_mid=0.005 + 0.06 * s,
         backchannel=0.03 + 0.2 * s,
-        repeat=0.003 + 0.03 * s,
-        drop=0.002 + 0.02 * s,
-        merge=0.02 + 0.25 * s,
-        split=0.005 + 0.05 * s,
+        repeat=0.003 + 0.05 * s,
+        drop=0.002 + 0.04 * s,
+        merge=0.02 + 0.4 * s,
+        split=0.005 + 0.08 * s,
+        # Wider tail (gap 2 in scripts/README.md): real Whisper / cloud STT mangles ordinary words,
+        # not only the finance terms above, loses words and loops on a phrase. The per-call extra
+        # draw spreads mangling and looping independently of the other kinds of noise.
+        mangle=0.005 + 0.12 * s * rng.random(),
+        delete=0.005 + 0.05 * s,
+        loop=0.01 + 0.12 * s * rng.random(),
     )
 
 
@@ -281,11 +290,57 @@ def spacing(text: str, p: NoiseParams, rng: random.Random) -> str:
     return " ".join(res)
 
 
+# Near sounds per jamo position (initial / medial / final index in the Unicode syllable block).
+_L_NEAR = {0: (1, 15), 1: (0, 15), 15: (0, 1), 3: (4, 16), 4: (3, 16), 16: (3, 4), 7: (8, 17), 8: (7, 17),
+           17: (7, 8), 9: (10,), 10: (9,), 12: (13, 14), 13: (12, 14), 14: (12, 13), 2: (5,), 5: (2,),
+           11: (18,), 18: (11,)}
+_V_NEAR = {1: (5,), 5: (1,), 4: (8,), 8: (4, 13), 18: (13,), 13: (18, 8), 6: (12,), 12: (6,), 19: (20,),
+           20: (19,), 11: (10, 15), 10: (11, 15), 15: (10, 11), 2: (0,), 0: (2,), 3: (7,), 7: (3,)}
+_T_NEAR = {0: (4, 8, 21), 4: (0, 21), 21: (4, 0), 8: (0, 4), 1: (0, 7, 19), 7: (1, 19), 19: (7, 1, 0),
+           17: (1, 16), 16: (21, 17), 22: (19,)}
+
+
+def _mangle_syllable(ch: str, rng: random.Random) -> str:
+    o = ord(ch) - 0xAC00
+    lead, vowel, tail = o // 588, (o % 588) // 28, o % 28
+    pos = rng.random()
+    if pos < 0.35 and tail in _T_NEAR:
+        tail = rng.choice(_T_NEAR[tail])
+    elif pos < 0.7 and vowel in _V_NEAR:
+        vowel = rng.choice(_V_NEAR[vowel])
+    elif lead in _L_NEAR:
+        lead = rng.choice(_L_NEAR[lead])
+    return chr(0xAC00 + lead * 588 + vowel * 28 + tail)
+
+
+def mangle(text: str, p: NoiseParams, rng: random.Random) -> str:
+    """Ordinary words misheard: one syllable's consonant or vowel becomes a near sound
+    (tense/lax/aspirated initials, ㅐ/ㅔ, ㅓ/ㅗ, dropped or swapped finals)."""
+    if p.mangle <= 0:
+        return text
+    return "".join(_mangle_syllable(c, rng) if "가" <= c <= "힣" and rng.random() < p.mangle else c
+                   for c in text)
+
+
+def lose_and_loop(text: str, p: NoiseParams, rng: random.Random) -> str:
+    """Words the engine lost, and hallucinated loops (a span of 1-4 words said 2-6 times),
+    which long-form Whisper output shows on silence and music."""
+    words = [w for w in text.split() if rng.random() >= p.delete]
+    if len(words) >= 2 and rng.random() < p.loop:
+        n = rng.randint(1, min(4, len(words)))
+        i = rng.randrange(len(words) - n + 1)
+        span = words[i:i + n]
+        words[i + n:i + n] = span * rng.randint(1, 5)
+    return " ".join(words)
+
+
 def noisy_turn(text: str, p: NoiseParams, rng: random.Random) -> str:
     text = switch_numbers(text, p, rng)
     text = mask_digits(text, p, rng)
     text = mishear(text, p, rng)
     text = punctuate(text, p, rng)
+    text = mangle(text, p, rng)
     text = word_noise(text, p, rng)
+    text = lose_and_loop(text, p, rng)
     text = spacing(text, p, rng)
     return text

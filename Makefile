@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-short ort torch chromium build model corpus parity fuzz bench clean
+.PHONY: all run test test-short ort torch chromium build model corpus parity fuzz bench bench-peers clean
 
 all: build
 
@@ -71,6 +71,11 @@ model: ort torch build
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-peers: callwatch vs onnxruntime-node, HF tokenizers and PyTorch eager (table of medians and ratios)
+bench-peers: ort torch
+	cd scripts/bench && npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+	$(GO) run ./scripts/bench
 
 clean:
 	rm -rf bin corpus/build

@@ -226,7 +226,8 @@ func TestConfigFaults(t *testing.T) {
 		{"config is not YAML", []string{"--config", badYAML}, nil, []string{"cannot read config file", badYAML}},
 		{"config file missing", []string{"--config", filepath.Join(dir, "missing.yaml")}, nil, []string{"cannot read config file", "missing.yaml"}},
 		{"config from env missing", nil, map[string]string{"CALLWATCH_CONFIG": filepath.Join(dir, "env.yaml")}, []string{"cannot read config file", "env.yaml"}},
-		{"config value of the wrong type", []string{"--config", badType}, nil, []string{"batch must be between 1 and 4096"}},
+		{"config value of the wrong type", []string{"--config", badType}, nil, []string{`batch must be a whole number, got "many"`}},
+		{"env value of the wrong type", nil, map[string]string{"CALLWATCH_THREADS": "two"}, []string{`threads must be a whole number, got "two"`}},
 	}
 	if os.Geteuid() != 0 {
 		unreadable := filepath.Join(dir, "secret.yaml")

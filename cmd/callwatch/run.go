@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -198,6 +199,15 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 		Batch:      v.GetInt("batch"),
 		Threads:    v.GetInt("threads"),
 		ORTLibrary: v.GetString("ort.library"),
+	}
+	// viper's GetInt turns "many" into 0; name the value actually given.
+	for _, k := range []string{"batch", "threads"} {
+		if val := v.Get(k); val != nil {
+			raw := strings.TrimSpace(fmt.Sprint(val))
+			if _, err := strconv.Atoi(raw); err != nil {
+				return c, usagef("%s must be a whole number, got %q (from a flag, CALLWATCH_%s or the config file)", k, raw, strings.ToUpper(k))
+			}
+		}
 	}
 	switch c.Backend {
 	case callwatch.BackendAuto, callwatch.BackendORT, callwatch.BackendNative:

@@ -151,8 +151,9 @@ func parseJSONL(b []byte, line int) Record {
 		rec.Err = fmt.Errorf("%w: line %d is not a JSON object: %v", ErrMalformed, line, err)
 		return rec
 	}
-	// Decoder.More is false before a stray '}' or ']', so look at the bytes.
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+	// Decoder.More is false before a stray '}' or ']', so look at the bytes;
+	// only JSON's own whitespace may follow (not \f, \v or Unicode spaces).
+	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		rec.Err = fmt.Errorf("%w: line %d has data after the JSON object", ErrMalformed, line)
 		return rec
 	}

@@ -72,6 +72,8 @@ func TestLines(t *testing.T) {
 		{"jsonl two objects", `{"text":"a"}{"text":"b"}`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl stray closing brace", `{"text":"a"}}`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl stray closing bracket", `{"text":"a"} ]`, 0, FormatJSONL, []rec{{"1", "", true}}},
+		{"jsonl form feed after the object", "{\"text\":\"a\"}\f", 0, FormatJSONL, []rec{{"1", "", true}}},
+		{"jsonl JSON whitespace after the object", "{\"text\":\"a\"} \t ", 0, FormatJSONL, []rec{{"1", "a", false}}},
 		{"jsonl null", `null`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl array", `["a"]`, 0, FormatJSONL, []rec{{"1", "", true}}},
 		{"jsonl text number", `{"text":1}`, 0, FormatJSONL, []rec{{"1", "", true}}},

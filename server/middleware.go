@@ -79,7 +79,7 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		code := strconv.Itoa(sw.status)
 		s.m.requests.WithLabelValues(route, code).Inc()
 		s.m.latency.WithLabelValues(route, code).Observe(d.Seconds())
-		lvl := slog.LevelDebug // success is counted in metrics; logs are for problems
+		lvl := slog.LevelDebug                                              // success is counted in metrics; logs are for problems
 		if sw.status >= 500 && sw.status != http.StatusServiceUnavailable { // 503: loading or draining, expected
 			lvl = slog.LevelWarn
 		} else if sw.status >= 400 {

@@ -83,6 +83,24 @@ func (e *env) openRecords(o *inputOpts, args []string) (records.Reader, func(), 
 	return rr, closer, nil
 }
 
+// parseWithRecords parses flags, loads the configuration and opens the
+// records to read: the common start of every record-reading command.
+func (e *env) parseWithRecords(fs *flagSet, o *inputOpts, args []string) (config, records.Reader, func(), error) {
+	noop := func() {}
+	if err := parseFlags(fs.FlagSet, args); err != nil {
+		return config{}, nil, noop, err
+	}
+	c, err := e.loadConfig(fs.FlagSet)
+	if err != nil {
+		return config{}, nil, noop, err
+	}
+	rr, closeIn, err := e.openRecords(o, fs.Args())
+	if err != nil {
+		return config{}, nil, noop, err
+	}
+	return c, rr, closeIn, nil
+}
+
 // argReader turns TEXT arguments into records with ids 1..n.
 type argReader struct {
 	texts []string
@@ -105,14 +123,7 @@ func (e *env) classify(args []string) error {
 	o, fs := addInputFlags("classify", e, "classify [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [flags]")
 	addModelFlags(fs.FlagSet)
 	serverURL := fs.String("server", "", "score on a running `callwatch serve` (http://HOST:PORT) instead of loading the model here")
-	if err := parseFlags(fs.FlagSet, args); err != nil {
-		return err
-	}
-	c, err := e.loadConfig(fs.FlagSet)
-	if err != nil {
-		return err
-	}
-	rr, closeIn, err := e.openRecords(o, fs.Args())
+	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}

@@ -31,14 +31,7 @@ func (e *env) parity(args []string) error {
 	o, fs := addInputFlags("parity", e, "parity [TEXT...] [--input FILE|-] [--tolerance 1e-5] [flags]")
 	addModelFlags(fs.FlagSet)
 	tol := fs.Float64("tolerance", 1e-5, "largest acceptable absolute difference")
-	if err := parseFlags(fs.FlagSet, args); err != nil {
-		return err
-	}
-	c, err := e.loadConfig(fs.FlagSet)
-	if err != nil {
-		return err
-	}
-	rr, closeIn, err := e.openRecords(o, fs.Args())
+	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}

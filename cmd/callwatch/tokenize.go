@@ -21,14 +21,7 @@ func (e *env) tokenizeCmd(args []string) error {
 	o, fs := addInputFlags("tokenize", e, "tokenize [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [--model DIR | --tokenizer FILE]")
 	fs.String("model", "", "model bundle whose tokenizer.json to use (default: the shipped model)")
 	tokPath := fs.String("tokenizer", "", "a tokenizer.json to use instead of a bundle's")
-	if err := parseFlags(fs.FlagSet, args); err != nil {
-		return err
-	}
-	c, err := e.loadConfig(fs.FlagSet)
-	if err != nil {
-		return err
-	}
-	rr, closeIn, err := e.openRecords(o, fs.Args())
+	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}

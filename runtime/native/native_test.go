@@ -2,7 +2,6 @@ package native
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,64 +12,28 @@ import (
 	"testing"
 
 	"github.com/callwatch/callwatch/runtime"
+	"github.com/callwatch/callwatch/runtime/backendtest"
 	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
 
-type fixtureCase struct {
-	Name     string    `json:"name"`
-	Batch    int       `json:"batch"`
-	Seq      int       `json:"seq"`
-	InputIDs []int64   `json:"input_ids"`
-	Lengths  []int64   `json:"lengths"`
-	H0       []float32 `json:"h0"`
-	C0       []float32 `json:"c0"`
-	Probs    []float32 `json:"probs"`
-	HN       []float32 `json:"hn"`
-	CN       []float32 `json:"cn"`
-}
-
-type fixtureFile struct {
-	Model  string        `json:"model"`
-	Layers int           `json:"layers"`
-	Hidden int           `json:"hidden"`
-	Vocab  int           `json:"vocab"`
-	Cases  []fixtureCase `json:"cases"`
-}
-
-func readFixtures(t testing.TB, path string) (fixtureFile, string) {
+// readFixtures loads a PyTorch fixture file in the shared format
+// (runtime/backendtest) and returns it with the model path beside it.
+func readFixtures(t testing.TB, path string) (*backendtest.Fixtures, string) {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	f, err := backendtest.LoadFixtures(path)
 	if err != nil {
 		t.Fatalf("fixtures: %v", err)
 	}
-	var f fixtureFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("fixtures %s: %v", path, err)
-	}
-	if len(f.Cases) == 0 {
-		t.Fatalf("fixtures %s: no cases", path)
-	}
-	return f, filepath.Join(filepath.Dir(path), f.Model)
+	return f, f.Model
 }
 
+// maxAbsDiff is backendtest.MaxAbs, failing on a length mismatch.
 func maxAbsDiff(t *testing.T, what string, got, want []float32) float64 {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
-	m := 0.0
-	for k := range got {
-		d := math.Abs(float64(got[k]) - float64(want[k]))
-		if math.IsNaN(d) {
-			d = math.Inf(1)
-		}
-		m = max(m, d)
-	}
-	return m
-}
-
-func (c fixtureCase) input() runtime.Input {
-	return runtime.Input{IDs: c.InputIDs, Lengths: c.Lengths, Batch: c.Batch, Seq: c.Seq, H0: c.H0, C0: c.C0}
+	return backendtest.MaxAbs(got, want)
 }
 
 // TestFixtures runs every PyTorch fixture case through the native backend:
@@ -92,7 +55,7 @@ func TestFixtures(t *testing.T) {
 			}
 			worst := 0.0
 			for _, c := range f.Cases {
-				out, err := b.Run(context.Background(), c.input())
+				out, err := b.Run(context.Background(), c.Input())
 				if err != nil {
 					t.Fatalf("%s: %v", c.Name, err)
 				}
@@ -407,7 +370,7 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	want := make([]runtime.Output, len(f.Cases))
 	for k, c := range f.Cases {
-		if want[k], err = b.Run(context.Background(), c.input()); err != nil {
+		if want[k], err = b.Run(context.Background(), c.Input()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -420,7 +383,7 @@ func TestConcurrentRuns(t *testing.T) {
 			defer wg.Done()
 			for j := range f.Cases {
 				k := (j + w) % len(f.Cases)
-				out, err := b.Run(context.Background(), f.Cases[k].input())
+				out, err := b.Run(context.Background(), f.Cases[k].Input())
 				if err != nil {
 					errs <- err
 					return

@@ -5,7 +5,6 @@ package callwatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	goruntime "runtime"
 	"sort"
@@ -37,8 +36,9 @@ type Verdict struct {
 // Result pairs a verdict with the error that prevented it, if any.
 type Result struct {
 	Verdict
-	Tokens int
-	Err    error
+	Tokens  int
+	Unknown int // [UNK] tokens among Tokens
+	Err     error
 }
 
 // State is one row's LSTM state, [layer][unit] flattened, for carrying a
@@ -157,8 +157,14 @@ func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, erro
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	unk := d.tok.UnkID()
 	for i := range res {
 		res[i].Err, res[i].Tokens = errs[i], len(ids[i])
+		for _, id := range ids[i] {
+			if id == unk {
+				res[i].Unknown++
+			}
+		}
 	}
 	scores, _, err := d.ScoreIDs(ctx, ids, nil)
 	if err != nil {
@@ -171,9 +177,6 @@ func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, erro
 	}
 	return res, nil
 }
-
-// ErrNoTokens marks a row with no token ids.
-var ErrNoTokens = errors.New("no tokens to score")
 
 // ScoreIDs runs token id rows through the backend and returns P(phishing)
 // and the final state of every row. Rows that are empty get score 0 and a

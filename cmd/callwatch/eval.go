@@ -74,7 +74,6 @@ func (e *env) eval(args []string) error {
 	var labels []bool
 	var scores []float64
 	var perCall []int
-	unk := d.Tokenizer().UnkID()
 	prog := newProgress(e.stderr)
 	for {
 		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
@@ -113,16 +112,7 @@ func (e *env) eval(args []string) error {
 				scores = append(scores, r.Score)
 				perCall = append(perCall, r.Tokens)
 				rep.Tokens.Total += r.Tokens
-			}
-			// [UNK] rate needs the ids; re-encode only for counting.
-			for _, t := range texts {
-				if ids, err := d.Tokenizer().Encode(t); err == nil {
-					for _, id := range ids {
-						if id == unk {
-							rep.Tokens.Unknown++
-						}
-					}
-				}
+				rep.Tokens.Unknown += r.Unknown
 			}
 		}
 		prog.update(rep.Records, rep.Failed)

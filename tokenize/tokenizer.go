@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,8 +15,6 @@ import (
 	"unicode/utf8"
 
 	sugar "github.com/sugarme/tokenizer"
-	"github.com/sugarme/tokenizer/model"
-	"github.com/sugarme/tokenizer/model/wordpiece"
 	"github.com/sugarme/tokenizer/pretrained"
 )
 
@@ -102,46 +101,14 @@ type Tokenizer struct {
 	tkOnce   sync.Once
 	tk       *sugar.Tokenizer
 	tkErr    error
-	wp       wordpiece.WordPiece
 	opts     options
 	vocab    map[string]int64
 	inverse  []string
 	unkID    int64
 	maxChars int
 	pretok   PreTokenizerKind
+	pieces   *pieceIndex
 	words    wordCache
-}
-
-// wordCacheMax bounds the word cache. Call transcripts reuse a small
-// vocabulary of surface forms, so the first entries seen cover nearly every
-// later word; once full the cache stops growing (no eviction to keep it
-// simple and lock-free on reads). ~64k entries cost a few MB.
-const wordCacheMax = 1 << 16
-
-// wordCache maps a pre-token to its WordPiece ids. WordPiece is a pure
-// function of the word, so cached ids are exactly what sugarme returns; the
-// cache only skips sugarme's allocations (most of the tokenizer's time).
-type wordCache struct {
-	m sync.Map // string -> []int64 (never mutated after Store)
-	n atomic.Int64
-}
-
-func (c *wordCache) get(w string) ([]int64, bool) {
-	v, ok := c.m.Load(w)
-	if !ok {
-		return nil, false
-	}
-	return v.([]int64), true
-}
-
-func (c *wordCache) put(w string, ids []int64) {
-	if c.n.Load() >= wordCacheMax {
-		return
-	}
-	// Clone: w points into the caller's text, which must not be retained.
-	if _, loaded := c.m.LoadOrStore(strings.Clone(w), ids); !loaded {
-		c.n.Add(1)
-	}
 }
 
 // Load reads and validates an HF tokenizer.json file.
@@ -266,17 +233,6 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 		return nil, err
 	}
 
-	// The fast path needs only sugarme's WordPiece model, built here from the
-	// vocab already parsed with the settings sugarme's loader would pass
-	// (unk_token, max_input_chars_per_word; the prefix is always "##"), which
-	// skips parsing the file a second time into sugarme's whole pipeline
-	// (~50 ms of every cold start).
-	vocab := make(model.Vocab, len(m.Vocab))
-	for k, v := range m.Vocab {
-		vocab[k] = v
-	}
-	t.wp = wordpiece.NewWordPieceBuilder().Vocab(&vocab).UnkToken(*m.UnkToken).
-		ContinuingSubwordPrefix("##").MaxInputCharsPerWord(t.maxChars).Build()
 	t.raw = bytes.Clone(b)
 	if t.opts.pipeline {
 		if _, err := t.sugarme(); err != nil {
@@ -352,6 +308,7 @@ func (t *Tokenizer) setModel(m hfModel) error {
 		t.maxChars = *m.MaxInputCharsPerWord
 	}
 	t.vocab = make(map[string]int64, len(m.Vocab))
+	t.pieces = &pieceIndex{}
 	t.inverse = make([]string, len(m.Vocab))
 	for tok, id := range m.Vocab {
 		if id < 0 || id >= len(m.Vocab) || t.inverse[id] != "" {
@@ -362,6 +319,9 @@ func (t *Tokenizer) setModel(m hfModel) error {
 		}
 		t.inverse[id] = tok
 		t.vocab[tok] = int64(id)
+		if err := t.pieces.add(tok); err != nil {
+			return err
+		}
 	}
 	unk, ok := t.vocab[*m.UnkToken]
 	if !ok {
@@ -407,49 +367,172 @@ func (t *Tokenizer) Encode(text string) ([]int64, error) {
 	if t.opts.pipeline {
 		return t.encodePipeline(c)
 	}
-	return t.encodeWords(c)
+	return t.encodeWords(c), nil
 }
 
 // encodeWords is the fast path: Go splits cleaned text into pre-tokens exactly
 // like the configured pre-tokenizer (NFC is already done by Clean), and
-// sugarme's WordPiece model tokenizes each word. This skips sugarme's
-// NormalizedString alignment bookkeeping, where most of its time and memory go.
-func (t *Tokenizer) encodeWords(c string) (ids []int64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ids, err = nil, fmt.Errorf("%w: sugarme panicked: %v", ErrTokenizer, r)
-		}
-	}()
-	model := t.wp
-	ids = make([]int64, 0, len(c)/4+1)
+// wordPiece tokenizes each word over the vocab sugarme's loader would use.
+// This skips sugarme's NormalizedString alignment bookkeeping and its
+// per-token allocations, where most of its time and memory go.
+func (t *Tokenizer) encodeWords(c string) []int64 {
+	ids := make([]int64, 0, len(c)/4+1)
+	var scratch [128]byte
+	buf := scratch[:0]
 	splitWords(c, t.isBoundary, func(w string) {
-		if err != nil {
+		if id, ok := t.vocab[w]; ok {
+			ids = append(ids, id)
 			return
 		}
 		if cached, ok := t.words.get(w); ok {
 			ids = append(ids, cached...)
 			return
 		}
-		if utf8.RuneCountInString(w) > t.maxChars {
-			ids = append(ids, t.unkID)
-			return
-		}
-		toks, terr := model.Tokenize(w)
-		if terr != nil {
-			err = fmt.Errorf("%w: %w", ErrTokenizer, terr)
-			return
-		}
-		wid := make([]int64, len(toks))
-		for k, tok := range toks {
-			wid[k] = int64(tok.Id)
-		}
-		ids = append(ids, wid...)
-		t.words.put(w, wid)
+		n := len(ids)
+		ids, buf = t.wordPiece(ids, w, buf)
+		t.words.put(w, ids[n:])
 	})
-	if err != nil {
-		return nil, err
+	return ids
+}
+
+// wordCacheMax bounds the word cache. Call transcripts reuse a small set of
+// split surface forms (stem + particle), so the first entries seen cover most
+// later words; once full the cache stops growing (no eviction, so reads stay
+// lock-free). 16k entries hold ~2 MB; 64k held ~9 MB for no measurable speed.
+const wordCacheMax = 1 << 14
+
+// wordCache maps a pre-token that is not itself a vocab entry to its
+// WordPiece ids. WordPiece is a pure function of the word, so cached ids are
+// exactly what wordPiece returns; a hit costs one lookup instead of one per
+// candidate piece.
+type wordCache struct {
+	m sync.Map // string -> []int64 (never mutated after Store)
+	n atomic.Int64
+}
+
+func (c *wordCache) get(w string) ([]int64, bool) {
+	v, ok := c.m.Load(w)
+	if !ok {
+		return nil, false
 	}
-	return ids, nil
+	return v.([]int64), true
+}
+
+func (c *wordCache) put(w string, ids []int64) {
+	if c.n.Load() >= wordCacheMax {
+		return
+	}
+	// Clone both: w points into the caller's text and ids into its result.
+	if _, loaded := c.m.LoadOrStore(strings.Clone(w), slices.Clone(ids)); !loaded {
+		c.n.Add(1)
+	}
+}
+
+// wordPiece appends the ids of one pre-token: greedy longest-match-first,
+// the algorithm of sugarme's and HF's WordPiece.Tokenize (a word longer than
+// maxChars, or with a piece not in the vocab, is one [UNK]). It works on
+// byte offsets of rune boundaries, which is the same on valid UTF-8 (Clean's
+// output), and does not allocate: map lookups on string(bytes) don't copy,
+// and buf holds "##" + the rest of the word for continuation pieces.
+func (t *Tokenizer) wordPiece(ids []int64, w string, buf []byte) ([]int64, []byte) {
+	if len(w) > t.maxChars && utf8.RuneCountInString(w) > t.maxChars {
+		return append(ids, t.unkID), buf
+	}
+	n0 := len(ids)
+	var ends [maxIndexedRunes]int
+	for start := 0; start < len(w); {
+		cont := start > 0
+		if cont {
+			buf = append(append(buf[:0], "##"...), w[start:]...)
+		}
+		// Candidate ends, one per rune, up to the longest piece in the vocab.
+		n := 0
+		for e := start; e < len(w) && n < t.pieces.maxRunes; n++ {
+			e += runeLen[w[e]>>4] // w is valid UTF-8 (Clean's output)
+			ends[n] = e
+		}
+		// Only lengths some piece starting with this rune has are looked up.
+		r, _ := utf8.DecodeRuneInString(w[start:])
+		mask := t.pieces.lengths(r, cont)
+		found := false
+		for k := n - 1; k >= 0; k-- {
+			if mask&(1<<k) == 0 {
+				continue
+			}
+			end := ends[k]
+			var id int64
+			var ok bool
+			if cont {
+				id, ok = t.vocab[string(buf[:2+end-start])]
+			} else {
+				id, ok = t.vocab[w[:end]]
+			}
+			if ok {
+				ids = append(ids, id)
+				found = true
+				start = end
+				break
+			}
+		}
+		if !found {
+			return append(ids[:n0], t.unkID), buf
+		}
+	}
+	return ids, buf
+}
+
+// runeLen is the length of a UTF-8 sequence by the high nibble of its first
+// byte (continuation nibbles 8–B never start one in valid UTF-8).
+var runeLen = [16]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4}
+
+// maxIndexedRunes bounds pieceIndex: vocabs with a longer entry are refused
+// at load (WordPiece vocabs for STT text have entries of a few syllables).
+const maxIndexedRunes = 64
+
+// pieceIndex records, for each rune, which lengths (in runes) the vocab's
+// pieces starting with that rune have, separately for word-initial pieces and
+// "##" continuations. Greedy longest-match then skips every lookup that cannot
+// succeed, which is most of them for Korean eojeols (stem + particle).
+type pieceIndex struct {
+	maxRunes int
+	hangul   [2][hangulCount]uint64 // [cont][syllable - 가]
+	other    [2]map[rune]uint64
+}
+
+const hangulCount = 0xD7A4 - 0xAC00
+
+func (p *pieceIndex) lengths(r rune, cont bool) uint64 {
+	c := 0
+	if cont {
+		c = 1
+	}
+	if r >= 0xAC00 && r < 0xD7A4 {
+		return p.hangul[c][r-0xAC00]
+	}
+	return p.other[c][r]
+}
+
+func (p *pieceIndex) add(tok string) error {
+	c := 0
+	if rest, ok := strings.CutPrefix(tok, "##"); ok && rest != "" {
+		tok, c = rest, 1
+	}
+	n := utf8.RuneCountInString(tok)
+	if n > maxIndexedRunes {
+		return unsupported("WordPiece vocab entry %q has %d characters (at most %d)", tok, n, maxIndexedRunes)
+	}
+	p.maxRunes = max(p.maxRunes, n)
+	r, _ := utf8.DecodeRuneInString(tok)
+	bit := uint64(1) << (n - 1)
+	if r >= 0xAC00 && r < 0xD7A4 {
+		p.hangul[c][r-0xAC00] |= bit
+		return nil
+	}
+	if p.other[c] == nil {
+		p.other[c] = map[rune]uint64{}
+	}
+	p.other[c][r] |= bit
+	return nil
 }
 
 // encodePipeline runs sugarme's full pipeline on chunks of cleaned text.

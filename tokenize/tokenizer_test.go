@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
+
+	"github.com/sugarme/tokenizer/model"
+	"github.com/sugarme/tokenizer/model/wordpiece"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/tokenizer.json and golden_ids.jsonl (runs scripts/tokgolden/regen.sh; needs node and npm)")
@@ -619,6 +623,77 @@ func TestBoundaryFastPath(t *testing.T) {
 	}
 }
 
+// TestWordPieceMatchesSugarme runs the fast path's WordPiece and sugarme's
+// WordPiece model (built from the same vocab and settings, as sugarme's loader
+// would) on every pre-token of every text the project has, plus words built
+// to hit the edges: multi-piece splits, an unknown piece mid-word, words at
+// and over max_input_chars_per_word, and vocab entries that look special.
+func TestWordPieceMatchesSugarme(t *testing.T) {
+	var texts []string
+	for _, g := range readGolden(t, "testdata/golden_lines.jsonl") {
+		texts = append(texts, g.Clean)
+	}
+	files, _ := filepath.Glob("../corpus/base/*/*.txt")
+	files = append(files, "testdata/vocab_corpus.txt", "../testdata/parity_calls.jsonl", "../corpus/samples/calls.jsonl")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("%v (the corpus is part of the repository)", err)
+		}
+		texts = append(texts, strings.Split(string(b), "\n")...)
+	}
+	for _, path := range []string{testTokenizer, "../models/ko-vishing-lstm/tokenizer.json"} {
+		tk, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vocab := make(model.Vocab, len(tk.vocab))
+		for k, v := range tk.vocab {
+			vocab[k] = int(v)
+		}
+		ref := wordpiece.NewWordPieceBuilder().Vocab(&vocab).UnkToken(tk.inverse[tk.unkID]).
+			ContinuingSubwordPrefix("##").MaxInputCharsPerWord(tk.maxChars).Build()
+		words := map[string]bool{}
+		for _, text := range texts {
+			splitWords(Clean(text), tk.isBoundary, func(w string) { words[w] = true })
+		}
+		// Edge words from the vocab itself: joined pieces split again, an
+		// unknown character inside, and the length limit.
+		var pieces []string
+		for _, tok := range tk.inverse {
+			pieces = append(pieces, strings.TrimPrefix(tok, "##"))
+		}
+		for i := 0; i+2 < len(pieces); i += 7 {
+			words[pieces[i]+pieces[i+1]+pieces[i+2]] = true
+			words[pieces[i]+"\u0fff"+pieces[i+1]] = true
+		}
+		words[strings.Repeat("가", tk.maxChars)] = true
+		words[strings.Repeat("가", tk.maxChars+1)] = true
+		words["##"] = true
+		words["[UNK]"] = true
+		var buf []byte
+		for w := range words {
+			var got []int64
+			got, buf = tk.wordPiece(nil, w, buf)
+			toks, err := ref.Tokenize(w)
+			if err != nil {
+				t.Fatalf("sugarme Tokenize(%q): %v", w, err)
+			}
+			want := make([]int64, len(toks))
+			for k, tok := range toks {
+				want[k] = int64(tok.Id)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: wordPiece(%q) = %v, sugarme %v", path, w, got, want)
+			}
+		}
+		if len(words) < 10000 {
+			t.Fatalf("%s: only %d distinct words compared; the corpora did not load", path, len(words))
+		}
+		t.Logf("%s: %d distinct words, ids identical to sugarme", path, len(words))
+	}
+}
+
 // TestWordCacheSameIDs encodes the same text twice (cold then cached) and
 // once through a fresh tokenizer, and wants the same ids each time.
 func TestWordCacheSameIDs(t *testing.T) {
@@ -641,5 +716,14 @@ func TestWordCacheSameIDs(t *testing.T) {
 	}
 	if !slices.Equal(first, again) || !slices.Equal(first, fresh) {
 		t.Fatalf("ids differ: cold %v, cached %v, fresh %v", first, again, fresh)
+	}
+}
+
+// TestWordPieceAllocs: the fast path allocates only the id slice.
+func TestWordPieceAllocs(t *testing.T) {
+	tk := loadTest(t)
+	text := strings.Join(benchSentences, " ")
+	if n := testing.AllocsPerRun(50, func() { tk.encodeWords(text) }); n > 1 {
+		t.Fatalf("encodeWords allocates %.0f times per call, want 1 (the id slice)", n)
 	}
 }

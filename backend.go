@@ -3,6 +3,7 @@ package callwatch
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/runtime/native"
@@ -18,6 +19,21 @@ const (
 
 // ErrUnknownBackend is returned for a backend name other than the three kinds.
 var ErrUnknownBackend = errors.New("unknown backend")
+
+// PreloadORT starts loading the onnxruntime library in the background for
+// backend kind "ort" or "auto", so that its dlopen and environment set-up
+// (~30 ms, most of a cold start) overlap loading the bundle and tokenizer.
+// OpenBackend waits for it; a failure is reported there, not here.
+func PreloadORT(kind string, o ort.Options) {
+	if kind != BackendORT && kind != BackendAuto && kind != "" {
+		return
+	}
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	go ort.Init(ort.Candidates(o.Library, getenv)) //nolint:errcheck // reported by OpenBackend
+}
 
 // OpenBackend opens the named backend over model bytes. With "auto" it uses
 // onnxruntime when its library loads and otherwise falls back to the pure-Go

@@ -17,6 +17,7 @@ import (
 	"github.com/callwatch/callwatch/models"
 	cwruntime "github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/runtime/ort"
+	"github.com/callwatch/callwatch/tokenize"
 )
 
 const usageText = `callwatch — Korean voice-phishing (보이스피싱) detection on call transcripts
@@ -277,17 +278,34 @@ func (e *env) loadBundle(c config) (*models.Bundle, error) {
 	return b, nil
 }
 
-// openDetector loads the bundle and the configured backend.
+// openDetector loads the bundle and the configured backend. The onnxruntime
+// library loads while the bundle is read, and the tokenizer while the session
+// is created: a cold start is then about the library's load time, not the sum.
 func (e *env) openDetector(c config) (*callwatch.Detector, error) {
+	callwatch.PreloadORT(c.Backend, e.ortOptions(c))
 	b, err := e.loadBundle(c)
 	if err != nil {
 		return nil, err
 	}
+	type loaded struct {
+		tok *tokenize.Tokenizer
+		err error
+	}
+	tc := make(chan loaded, 1)
+	go func() {
+		tok, err := callwatch.LoadTokenizer(b)
+		tc <- loaded{tok, err}
+	}()
 	be, err := e.openBackend(c, c.Backend, b)
+	t := <-tc
 	if err != nil {
 		return nil, err
 	}
-	d, err := callwatch.New(b, be, callwatch.WithBatchSize(c.Batch))
+	if t.err != nil {
+		be.Close()
+		return nil, &errUsage{t.err}
+	}
+	d, err := callwatch.New(b, be, callwatch.WithTokenizer(t.tok), callwatch.WithBatchSize(c.Batch))
 	if err != nil {
 		be.Close()
 		return nil, &errUsage{err}
@@ -295,8 +313,12 @@ func (e *env) openDetector(c config) (*callwatch.Detector, error) {
 	return d, nil
 }
 
+func (e *env) ortOptions(c config) ort.Options {
+	return ort.Options{Library: c.ORTLibrary, Getenv: e.getenv, IntraOpThreads: c.Threads}
+}
+
 func (e *env) openBackend(c config, kind string, b *models.Bundle) (cwruntime.Backend, error) {
-	be, err := callwatch.OpenBackend(kind, b.Model, ort.Options{Library: c.ORTLibrary, Getenv: e.getenv, IntraOpThreads: c.Threads},
+	be, err := callwatch.OpenBackend(kind, b.Model, e.ortOptions(c),
 		func(msg string) { fmt.Fprintf(e.stderr, "callwatch: %s\n", msg) })
 	if err != nil {
 		return nil, &errUsage{fmt.Errorf("%s backend for %s: %w", kind, b.Dir, err)}

@@ -200,9 +200,9 @@ func New(model []byte, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	ins, outs, err := ortgo.GetInputOutputInfoWithONNXData(model)
+	ins, outs, err := signature(model)
 	if err != nil {
-		return nil, fmt.Errorf("ort: model is not a valid ONNX file for onnxruntime %s: %w", version, err)
+		return nil, fmt.Errorf("ort: model is not a valid ONNX file: %w", err)
 	}
 	shape, err := checkSignature(ins, outs)
 	if err != nil {
@@ -225,7 +225,7 @@ func New(model []byte, opts Options) (*Backend, error) {
 	}
 	sess, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputNames, outputNames, so)
 	if err != nil {
-		return nil, fmt.Errorf("ort: create session: %w", err)
+		return nil, fmt.Errorf("ort: model is not a valid ONNX file for onnxruntime %s: %w", version, err)
 	}
 	return &Backend{sess: sess, shape: shape, lib: lib, version: version}, nil
 }

@@ -71,7 +71,7 @@ func main() {
 	flag.BoolVar(&c.peers, "peers", true, "run the node and PyTorch peers")
 	flag.StringVar(&c.jsonOut, "json", "", "also write all measurements to this JSON file")
 	flag.IntVar(&c.batch, "batch", 32, "backend batch size (the CLI default)")
-	flag.IntVar(&c.window, "window", 64, "tokens per row per backend run for the peers (callwatch.Detector's runWindow)")
+	flag.IntVar(&c.window, "window", 32, "tokens per row per backend run for the peers (callwatch.Detector's runWindow)")
 	flag.IntVar(&c.longCalls, "long-calls", 30, "transcripts joined into the long streamed call")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {

@@ -228,8 +228,10 @@ func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) (
 	)
 	work := func() {
 		for {
-			k := int(next.Add(1) - 1)
-			if k >= nb || ctx.Err() != nil {
+			// Longest batches first: their windows run one after another,
+			// so started last they would leave the other workers idle.
+			k := nb - 1 - int(next.Add(1)-1)
+			if k < 0 || ctx.Err() != nil {
 				return
 			}
 			idx := order[k*d.batch : min((k+1)*d.batch, len(order))]

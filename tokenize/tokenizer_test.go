@@ -727,3 +727,37 @@ func TestWordPieceAllocs(t *testing.T) {
 		t.Fatalf("encodeWords allocates %.0f times per call, want 1 (the id slice)", n)
 	}
 }
+
+// BenchmarkEncodeCorpus encodes the 252 parity transcripts (real call
+// lengths, many distinct words) per iteration on one tokenizer.
+func BenchmarkEncodeCorpus(b *testing.B) {
+	tk, err := Load("../models/ko-vishing-lstm/tokenizer.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.ReadFile("../testdata/parity_calls.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var texts []string
+	var size int64
+	for line := range strings.SplitSeq(strings.TrimSpace(string(f)), "\n") {
+		var r struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			b.Fatal(err)
+		}
+		texts = append(texts, r.Text)
+		size += int64(len(r.Text))
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range texts {
+			if _, err := tk.Encode(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -4,8 +4,9 @@ Rebuilds scripts/cwmodel.CallWatchLSTM from the ONNX initializers of the
 bundle (ONNX gate order i,o,f,c back to PyTorch's i,f,g,o), then scores the
 Go tokenizer's ids with the batching of callwatch.Detector.ScoreIDs: rows
 sorted by length, batches of --batch, windows of --window tokens with the
-state carried. Single thread (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1)
-for a like-for-like comparison with the single-threaded onnxruntime sessions.
+state carried. --threads sets torch's intra-op threads (the caller sets
+OPENBLAS_NUM_THREADS/OMP_NUM_THREADS to match): 1 for a like-for-like comparison
+with one onnxruntime session, 2 for PyTorch's best on the whole 2-core machine.
 Prints one JSON object: seconds per repetition and the scores.
 """
 
@@ -92,8 +93,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--window", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     with open(a.ids, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     model = load(a.model)

@@ -80,6 +80,17 @@ func WithWorkers(n int) Option {
 	}
 }
 
+// WithWindow sets how many tokens of each row go to the backend per run
+// (default runWindow, never more than the card's max_seq_len). Scores do
+// not depend on it; memory and speed do (scripts/bench -sweep).
+func WithWindow(n int) Option {
+	return func(d *Detector) {
+		if n > 0 {
+			d.window = n
+		}
+	}
+}
+
 // runWindow caps the tokens per row in one backend run. onnxruntime's LSTM
 // allocates [seq, batch, 4·hidden] per run and keeps the peak in its arena, so
 // a 512-token window at batch 32 held ~250 MB of RSS over a 2,000-call run,
@@ -91,9 +102,12 @@ const runWindow = 32
 // New builds a Detector over a loaded bundle and an open backend. The
 // Detector owns the backend and closes it in Close.
 func New(b *models.Bundle, be runtime.Backend, opts ...Option) (*Detector, error) {
-	d := &Detector{bundle: b, be: be, batch: 32, window: min(b.Card.MaxSeqLen, runWindow), workers: goruntime.GOMAXPROCS(0)}
+	d := &Detector{bundle: b, be: be, batch: 32, window: runWindow, workers: goruntime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(d)
+	}
+	if m := b.Card.MaxSeqLen; m > 0 {
+		d.window = min(d.window, m)
 	}
 	if d.tok == nil {
 		tok, err := LoadTokenizer(b)

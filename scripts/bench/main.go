@@ -14,6 +14,7 @@
 // Run from the repository root (make bench-peers):
 //
 //	go run ./scripts/bench [-n 2000] [-reps 5]
+//	go run ./scripts/bench -sweep [-reps 3]   # batch size × workers × threads × window
 //
 // It needs corpus/build/calls.jsonl (generated when missing), .ort/ (make
 // ort), node with scripts/bench/node_modules (npm ci --ignore-scripts in
@@ -56,6 +57,7 @@ type config struct {
 	batch                      int
 	longCalls                  int
 	window                     int
+	sweep                      bool
 }
 
 func main() {
@@ -73,6 +75,7 @@ func main() {
 	flag.IntVar(&c.batch, "batch", 32, "backend batch size (the CLI default)")
 	flag.IntVar(&c.window, "window", 32, "tokens per row per backend run for the peers (callwatch.Detector's runWindow)")
 	flag.IntVar(&c.longCalls, "long-calls", 30, "transcripts joined into the long streamed call")
+	flag.BoolVar(&c.sweep, "sweep", false, "instead of the table: ScoreIDs throughput over batch size, workers, intra-op threads and window (how the defaults were chosen)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -143,6 +146,9 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d calls, %d tokens; load %s\n", len(b.texts), b.tokens, b.loadBeg)
+	if c.sweep {
+		return b.sweep(ctx, os.Stdout)
+	}
 
 	ortD, err := openDetector(c.model, callwatch.BackendORT, c.batch)
 	if err != nil {

@@ -34,5 +34,41 @@ func (s *Server) routes() http.Handler {
 	handle("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, static, "index.html") })
 	handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 
-	return s.requestID(mux)
+	return s.requestID(unmatchedJSON(mux))
 }
+
+// unmatchedJSON answers requests no route matches with the same JSON error
+// shape as every other error, instead of net/http's plain-text 404/405
+// (the 405 keeps the Allow header the mux computes).
+func unmatchedJSON(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			writeError(w, errorf(CodeMethod, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, probe.header.Get("Allow")))
+			return
+		}
+		if probe.status != http.StatusNotFound {
+			h.ServeHTTP(w, r) // e.g. a redirect to the cleaned path
+			return
+		}
+		writeError(w, errorf(CodeNotFound, "no such endpoint %s %s; see GET /v1/model, POST /v1/classify, POST /v1/calls/{call_id}/segments and the KServe v2 routes under /v2", r.Method, r.URL.Path))
+	})
+}
+
+// statusProbe records what the mux's own not-found/method handler would
+// send, without sending it.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int)        { p.status = code }

@@ -555,3 +555,31 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("server still answering after shutdown")
 	}
 }
+
+// TestUnmatchedRoutes: a path or method the service does not have gets the
+// same JSON error shape as every other error, and a 405 keeps Allow.
+func TestUnmatchedRoutes(t *testing.T) {
+	ts := newTestServer(t, testConfig(), true)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/nope", 404, "not_found", ""},
+		{"POST", "/v1/classify/extra", 404, "not_found", ""},
+		{"GET", "/v1/classify", 405, "method_not_allowed", "POST"},
+		{"PUT", "/v1/model", 405, "method_not_allowed", "GET, HEAD"},
+	} {
+		st, h, body := do(t, c.method, ts.URL+c.path, "")
+		if st != c.status || errCode(t, body) != c.code || h.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %q %s; want %d with code %s", c.method, c.path, st, h.Get("Content-Type"), body, c.status, c.code)
+		}
+		if c.allow != "" && h.Get("Allow") != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, h.Get("Allow"), c.allow)
+		}
+	}
+	// Registered routes are untouched.
+	if st, _, body := do(t, "GET", ts.URL+"/v1/model", ""); st != 200 {
+		t.Fatalf("GET /v1/model: %d %s", st, body)
+	}
+}

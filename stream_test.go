@@ -271,3 +271,32 @@ func BenchmarkSegmentCost(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFeedBatch64 feeds one segment of each of 64 calls in one
+// FeedBatch (what `stream` and the server do with concurrent calls): the
+// latency of one batched run, per backend.
+func BenchmarkFeedBatch64(b *testing.B) {
+	texts := parityTexts(b)
+	for _, backend := range []string{BackendORT, BackendNative} {
+		b.Run(backend, func(b *testing.B) {
+			d := openDetector(b, backend)
+			const calls = 64
+			segs := make([]Segment, calls)
+			for i := range segs {
+				s := SplitSegments(texts[i%len(texts)], 0)
+				segs[i] = s[len(s)/2]
+			}
+			sessions := make([]*Session, calls)
+			for b.Loop() {
+				b.StopTimer()
+				for i := range sessions {
+					sessions[i], _ = d.NewSession(Policy{Suspicious: 0.99, Dangerous: 0.999, Smooth: 1})
+				}
+				b.StartTimer()
+				if _, err := d.FeedBatch(context.Background(), sessions, segs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
+	"sync"
 
 	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
@@ -148,9 +150,68 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	if pk == nil {
 		pk = packLSTM(w, r)
 	}
+	y := newTensor(float32T, []int{S, 1, B, H})
+	st := &lstmState{x: x.f, y: y.f, hs: hs, cs: cs, bias: bias, seqLen: seqLen, pk: pk, B: B, E: E, H: H}
+	// Rows are independent through time, so disjoint groups of rows run the
+	// whole sequence on their own goroutines with nothing shared but reads:
+	// one large batch (FeedBatch of many calls, a served batch) uses every
+	// core. Groups keep at least minGroupRows rows so that gemmT4's four-row
+	// blocks stay full.
+	groups := min(goruntime.GOMAXPROCS(0), B/minGroupRows)
+	if groups <= 1 {
+		if err := st.rows(ctx, 0, B); err != nil {
+			return nil, err
+		}
+	} else {
+		errs := make([]error, groups)
+		var wg sync.WaitGroup
+		for g := range groups {
+			// Multiples of 4 rows per group, the remainder to the last.
+			per := (B / groups) &^ 3
+			lo, hi := g*per, (g+1)*per
+			if g == groups-1 {
+				hi = B
+			}
+			wg.Go(func() {
+				defer func() {
+					if r := recover(); r != nil {
+						errs[g] = fmt.Errorf("LSTM rows %d..%d: %v", lo, hi, r)
+					}
+				}()
+				errs[g] = st.rows(ctx, lo, hi)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	return []*tensor{y, floatTensor([]int{1, B, H}, hs), floatTensor([]int{1, B, H}, cs)}, nil
+}
+
+// minGroupRows is the fewest batch rows worth a goroutine of their own.
+const minGroupRows = 8
+
+// lstmState is one LSTM run's inputs and outputs; rows writes only the rows
+// it is given, so several rows calls may run at once on disjoint ranges.
+type lstmState struct {
+	x, y, hs, cs, bias []float32
+	seqLen             []int
+	pk                 *lstmPacked
+	B, E, H            int
+}
+
+// rows runs batch rows [lo, hi) through the whole sequence.
+func (st *lstmState) rows(ctx context.Context, lo, hi int) error {
+	B, E, H := st.B, st.E, st.H
+	G := 4 * H
+	n := hi - lo
 	maxLen := 0
-	for _, l := range seqLen {
+	for _, l := range st.seqLen[lo:hi] {
 		maxLen = max(maxLen, l)
+	}
+	if maxLen == 0 {
+		return nil
 	}
 	// The input projection proj = X·Wᵀ + Wb + Rb is one matrix product per
 	// block of projBlock steps, over every (step, row) inside its row's
@@ -158,51 +219,56 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	// small (a whole [seq, batch, 4H] projection is 32 MB at batch 32, seq
 	// 512) and in cache for the recurrence that reads it.
 	tb := min(maxLen, projBlock)
-	proj := make([]float32, tb*B*G)
-	rows := make([]int, 0, tb*B) // flat (step, row) indices that need a projection
-	xrow := func(r int) []float32 { return x.f[r*E : (r+1)*E] }
+	proj := make([]float32, tb*n*G)
+	rows := make([]int, 0, tb*n) // flat (step, row) indices that need a projection
+	xrow := func(r int) []float32 { return st.x[r*E : (r+1)*E] }
 
-	y := newTensor(float32T, []int{S, 1, B, H})
-	gates, tc := make([]float32, B*G), make([]float32, H)
-	grow := func(bb int) []float32 { return gates[bb*G : (bb+1)*G] }
-	hrow := func(bb int) []float32 { return hs[bb*H : (bb+1)*H] }
-	active := make([]int, 0, B)
+	gates, tc := make([]float32, n*G), make([]float32, H)
+	grow := func(bb int) []float32 { return gates[(bb-lo)*G : (bb-lo+1)*G] }
+	hrow := func(bb int) []float32 { return st.hs[bb*H : (bb+1)*H] }
+	active := make([]int, 0, n)
 	for t0 := 0; t0 < maxLen; t0 += tb {
 		t1 := min(maxLen, t0+tb)
-		prow := func(r int) []float32 { o := (r - t0*B) * G; return proj[o : o+G] }
+		// Flat index r = t*B + bb; its projection lives at block row
+		// (t-t0)*n + (bb-lo).
+		prow := func(r int) []float32 {
+			t, bb := r/B, r%B
+			o := ((t-t0)*n + bb - lo) * G
+			return proj[o : o+G]
+		}
 		rows = rows[:0]
 		for t := t0; t < t1; t++ {
-			for bb := 0; bb < B; bb++ {
-				if t < seqLen[bb] {
+			for bb := lo; bb < hi; bb++ {
+				if t < st.seqLen[bb] {
 					rows = append(rows, t*B+bb)
 				}
 			}
 		}
 		for _, r := range rows {
-			copy(prow(r), bias)
+			copy(prow(r), st.bias)
 		}
-		if err := matRows(ctx, rows, prow, xrow, pk.wt); err != nil {
-			return nil, err
+		if err := matRows(ctx, rows, prow, xrow, st.pk.wt); err != nil {
+			return err
 		}
 		for t := t0; t < t1; t++ {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 			// Rows past their length keep their state; their Y stays zero.
 			active = active[:0]
-			for bb := 0; bb < B; bb++ {
-				if t < seqLen[bb] {
+			for bb := lo; bb < hi; bb++ {
+				if t < st.seqLen[bb] {
 					active = append(active, bb)
 					copy(grow(bb), prow(t*B+bb))
 				}
 			}
 			// Every row's gates read the old h before any row updates it.
-			if err := matRows(nil, active, grow, hrow, pk.rt); err != nil {
-				return nil, err
+			if err := matRows(nil, active, grow, hrow, st.pk.rt); err != nil {
+				return err
 			}
 			for _, bb := range active {
-				g, hr, cr := grow(bb), hrow(bb), cs[bb*H:(bb+1)*H]
-				yr := y.f[(t*B+bb)*H : (t*B+bb+1)*H]
+				g, hr, cr := grow(bb), hrow(bb), st.cs[bb*H:(bb+1)*H]
+				yr := st.y[(t*B+bb)*H : (t*B+bb+1)*H]
 				sigmoidVec(g[:3*H], g[:3*H]) // i, o, f
 				tanhVec(g[3*H:], g[3*H:])    // c̃
 				for j := 0; j < H; j++ {
@@ -216,7 +282,7 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 			}
 		}
 	}
-	return []*tensor{y, floatTensor([]int{1, B, H}, hs), floatTensor([]int{1, B, H}, cs)}, nil
+	return nil
 }
 
 // matRows adds x(r)ᵀ·m to out(r) for each r in rows, four rows per kernel

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -481,5 +483,61 @@ func TestErrorMessages(t *testing.T) {
 			t.Errorf("%s: %v does not wrap ErrInvalidModel", tc.name, err)
 		}
 		t.Logf("%s: %v", tc.name, err)
+	}
+}
+
+// TestRowGroupsEqualRowsAlone runs batches large enough to be split into
+// row groups on several goroutines (mixed lengths, nonzero initial state, a
+// 2-layer model) and wants every row bit for bit what it gives alone.
+func TestRowGroupsEqualRowsAlone(t *testing.T) {
+	prev := goruntime.GOMAXPROCS(4)
+	defer goruntime.GOMAXPROCS(prev)
+	be, err := New(randomModel(t, 3, 300, 24, 40, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := be.StateShape()
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, batch := range []int{16, 37, 64} {
+		const seq = 45
+		in := runtime.Input{IDs: make([]int64, batch*seq), Lengths: make([]int64, batch), Batch: batch, Seq: seq,
+			H0: make([]float32, s.Layers*batch*s.Hidden), C0: make([]float32, s.Layers*batch*s.Hidden)}
+		for k := range in.IDs {
+			in.IDs[k] = r.Int64N(300)
+		}
+		for k := range in.Lengths {
+			in.Lengths[k] = 1 + r.Int64N(seq)
+		}
+		for k := range in.H0 {
+			in.H0[k], in.C0[k] = r.Float32()-0.5, 2*r.Float32()-1
+		}
+		all, err := be.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for row := 0; row < batch; row++ {
+			one := runtime.Input{IDs: in.IDs[row*seq : (row+1)*seq], Lengths: in.Lengths[row : row+1], Batch: 1, Seq: seq,
+				H0: make([]float32, s.Layers*s.Hidden), C0: make([]float32, s.Layers*s.Hidden)}
+			for l := 0; l < s.Layers; l++ {
+				copy(one.H0[l*s.Hidden:(l+1)*s.Hidden], in.H0[(l*batch+row)*s.Hidden:])
+				copy(one.C0[l*s.Hidden:(l+1)*s.Hidden], in.C0[(l*batch+row)*s.Hidden:])
+			}
+			got, err := be.Run(context.Background(), one)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for c := 0; c < 2; c++ {
+				if got.Probs[c] != all.Probs[row*2+c] {
+					t.Fatalf("batch %d row %d: prob %v alone, %v in the batch", batch, row, got.Probs[c], all.Probs[row*2+c])
+				}
+			}
+			for l := 0; l < s.Layers; l++ {
+				for j := 0; j < s.Hidden; j++ {
+					if got.HN[l*s.Hidden+j] != all.HN[(l*batch+row)*s.Hidden+j] || got.CN[l*s.Hidden+j] != all.CN[(l*batch+row)*s.Hidden+j] {
+						t.Fatalf("batch %d row %d layer %d: state differs from the row alone", batch, row, l)
+					}
+				}
+			}
+		}
 	}
 }

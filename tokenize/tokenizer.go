@@ -319,9 +319,7 @@ func (t *Tokenizer) setModel(m hfModel) error {
 		}
 		t.inverse[id] = tok
 		t.vocab[tok] = int64(id)
-		if err := t.pieces.add(tok); err != nil {
-			return err
-		}
+		t.pieces.add(tok)
 	}
 	unk, ok := t.vocab[*m.UnkToken]
 	if !ok {
@@ -438,6 +436,9 @@ func (t *Tokenizer) wordPiece(ids []int64, w string, buf []byte) ([]int64, []byt
 	if len(w) > t.maxChars && utf8.RuneCountInString(w) > t.maxChars {
 		return append(ids, t.unkID), buf
 	}
+	if t.pieces.long {
+		return t.wordPieceUnindexed(ids, w, buf)
+	}
 	n0 := len(ids)
 	var ends [maxIndexedRunes]int
 	for start := 0; start < len(w); {
@@ -481,12 +482,46 @@ func (t *Tokenizer) wordPiece(ids []int64, w string, buf []byte) ([]int64, []byt
 	return ids, buf
 }
 
+// wordPieceUnindexed is wordPiece without the piece-length index, for vocabs
+// with an entry longer than maxIndexedRunes: every candidate end, longest
+// first, one rune at a time.
+func (t *Tokenizer) wordPieceUnindexed(ids []int64, w string, buf []byte) ([]int64, []byte) {
+	n0 := len(ids)
+	for start := 0; start < len(w); {
+		if start > 0 {
+			buf = append(append(buf[:0], "##"...), w[start:]...)
+		}
+		found := false
+		for end := len(w); end > start; {
+			var id int64
+			var ok bool
+			if start > 0 {
+				id, ok = t.vocab[string(buf[:2+end-start])]
+			} else {
+				id, ok = t.vocab[w[:end]]
+			}
+			if ok {
+				ids = append(ids, id)
+				found, start = true, end
+				break
+			}
+			_, size := utf8.DecodeLastRuneInString(w[start:end])
+			end -= size
+		}
+		if !found {
+			return append(ids[:n0], t.unkID), buf
+		}
+	}
+	return ids, buf
+}
+
 // runeLen is the length of a UTF-8 sequence by the high nibble of its first
 // byte (continuation nibbles 8–B never start one in valid UTF-8).
 var runeLen = [16]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4}
 
-// maxIndexedRunes bounds pieceIndex: vocabs with a longer entry are refused
-// at load (WordPiece vocabs for STT text have entries of a few syllables).
+// maxIndexedRunes bounds pieceIndex: a vocab with a longer entry is
+// tokenized without the index (WordPiece vocabs for STT text have entries of
+// a few syllables; HF's English vocabs of at most a few dozen characters).
 const maxIndexedRunes = 64
 
 // pieceIndex records, for each rune, which lengths (in runes) the vocab's
@@ -494,6 +529,7 @@ const maxIndexedRunes = 64
 // "##" continuations. Greedy longest-match then skips every lookup that cannot
 // succeed, which is most of them for Korean eojeols (stem + particle).
 type pieceIndex struct {
+	long     bool // some entry is longer than maxIndexedRunes: index unused
 	maxRunes int
 	hangul   [2][hangulCount]uint64 // [cont][syllable - 가]
 	other    [2]map[rune]uint64
@@ -512,27 +548,27 @@ func (p *pieceIndex) lengths(r rune, cont bool) uint64 {
 	return p.other[c][r]
 }
 
-func (p *pieceIndex) add(tok string) error {
+func (p *pieceIndex) add(tok string) {
 	c := 0
 	if rest, ok := strings.CutPrefix(tok, "##"); ok && rest != "" {
 		tok, c = rest, 1
 	}
 	n := utf8.RuneCountInString(tok)
 	if n > maxIndexedRunes {
-		return unsupported("WordPiece vocab entry %q has %d characters (at most %d)", tok, n, maxIndexedRunes)
+		p.long = true
+		return
 	}
 	p.maxRunes = max(p.maxRunes, n)
 	r, _ := utf8.DecodeRuneInString(tok)
 	bit := uint64(1) << (n - 1)
 	if r >= 0xAC00 && r < 0xD7A4 {
 		p.hangul[c][r-0xAC00] |= bit
-		return nil
+		return
 	}
 	if p.other[c] == nil {
 		p.other[c] = map[rune]uint64{}
 	}
 	p.other[c][r] |= bit
-	return nil
 }
 
 // encodePipeline runs sugarme's full pipeline on chunks of cleaned text.

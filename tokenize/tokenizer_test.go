@@ -673,8 +673,15 @@ func TestWordPieceMatchesSugarme(t *testing.T) {
 		words["[UNK]"] = true
 		var buf []byte
 		for w := range words {
-			var got []int64
+			var got, slow []int64
 			got, buf = tk.wordPiece(nil, w, buf)
+			// The path for vocabs with entries too long to index, same ids.
+			tk.pieces.long = true
+			slow, buf = tk.wordPiece(nil, w, buf)
+			tk.pieces.long = false
+			if !slices.Equal(got, slow) {
+				t.Fatalf("%s: wordPiece(%q) = %v indexed, %v unindexed", path, w, got, slow)
+			}
 			toks, err := ref.Tokenize(w)
 			if err != nil {
 				t.Fatalf("sugarme Tokenize(%q): %v", w, err)
@@ -691,6 +698,41 @@ func TestWordPieceMatchesSugarme(t *testing.T) {
 			t.Fatalf("%s: only %d distinct words compared; the corpora did not load", path, len(words))
 		}
 		t.Logf("%s: %d distinct words, ids identical to sugarme", path, len(words))
+	}
+}
+
+// TestLongVocabEntry: a vocab entry longer than the piece index covers is
+// still matched (the unindexed path), and the file loads.
+func TestLongVocabEntry(t *testing.T) {
+	raw, err := os.ReadFile(testTokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	vocab := cfg["model"].(map[string]any)["vocab"].(map[string]any)
+	long := strings.Repeat("가나", 40) // 80 characters
+	vocab[long] = float64(len(vocab))
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := LoadBytes(b)
+	if err != nil {
+		t.Fatalf("a vocab with an 80-character entry: %v", err)
+	}
+	if !tk.pieces.long {
+		t.Fatal("the long entry did not switch off the piece index")
+	}
+	ids, err := tk.Encode(long + " 통장")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := tk.TokenToID(long)
+	if len(ids) < 2 || ids[0] != want {
+		t.Fatalf("Encode: %v, want the long entry's id %d first", ids, want)
 	}
 }
 

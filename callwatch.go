@@ -186,7 +186,8 @@ func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, erro
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	// Tokenize on every core (pure CPU, no shared state but the word cache).
+	// Tokenize on every core (pure CPU, no shared state but the tokenizer's
+	// cache of split words).
 	ids, errs := d.tok.EncodeBatch(texts)
 	if err := ctx.Err(); err != nil {
 		return res, err

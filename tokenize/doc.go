@@ -5,9 +5,12 @@
 //     removes the inputs that make github.com/sugarme/tokenizer panic or
 //     disagree with the Rust HF tokenizers library (invalid UTF-8, decomposed
 //     Hangul, exotic spaces, control and format characters);
-//   - [Tokenizer], a concurrency-safe wrapper around sugarme that refuses
-//     tokenizer.json configurations known to be unsafe, bounds memory by
-//     encoding long text in chunks, and turns panics into errors;
+//   - [Tokenizer], which refuses tokenizer.json configurations known to be
+//     unsafe and encodes with a Go fast path (pre-tokenization and greedy
+//     WordPiece over the file's vocab, no per-token allocation) that gives
+//     sugarme's ids; sugarme's own pipeline stays available
+//     ([WithSugarmePipeline]) as the reference it is tested against, run on
+//     bounded chunks with its panics turned into errors;
 //   - [BuildVocab], a deterministic WordPiece vocabulary builder that writes an
 //     HF-format tokenizer.json (sugarme's own trainers are broken or
 //     nondeterministic).

@@ -186,6 +186,30 @@ func TestBackendsAgreeThroughCLI(t *testing.T) {
 	}
 }
 
+// TestWindowDoesNotChangeScores: --window only changes how many tokens go to
+// the backend per run (the state is carried), so the output is the same.
+func TestWindowDoesNotChangeScores(t *testing.T) {
+	in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "parity_calls.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	for _, w := range []string{"32", "5", "512"} {
+		r := runCLI(t, string(in), nil, "classify", "--model", modelDir, "--backend", "native", "--window", w, "--input", "-", "--format", "jsonl")
+		if r.err != nil {
+			t.Fatalf("--window %s: %v\n%s", w, r.err, r.stderr)
+		}
+		if len(jsonl(t, r.stdout)) != 252 {
+			t.Fatalf("--window %s: %d records, want 252", w, len(jsonl(t, r.stdout)))
+		}
+		if want == "" {
+			want = r.stdout
+		} else if r.stdout != want {
+			t.Fatalf("--window %s changed the output", w)
+		}
+	}
+}
+
 func TestParityCommand(t *testing.T) {
 	r := runCLI(t, "", nil, "parity", "--model", modelDir, "--input", filepath.Join("..", "..", "testdata", "parity_calls.jsonl"), "--batch", "16")
 	if r.err != nil {
@@ -247,6 +271,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad format", []string{"classify", "--input", "-", "--format", "xml"}, exitUsage, "unknown input format"},
 		{"missing input file", []string{"classify", "--input", "/nonexistent.jsonl"}, exitUsage, "cannot open input"},
 		{"batch zero", []string{"classify", "--batch", "0", "x"}, exitUsage, "batch must be"},
+		{"window zero", []string{"classify", "--window", "0", "x"}, exitUsage, "window must be"},
+		{"window not a number", []string{"classify", "--window", "wide", "x"}, exitUsage, "invalid argument"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,7 +290,7 @@ func TestUsageErrors(t *testing.T) {
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "callwatch.yaml")
-	if err := os.WriteFile(cfg, []byte("backend: native\nbatch: 7\nthreads: 3\nort:\n  library: /from/file.so\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("backend: native\nbatch: 7\nthreads: 3\nwindow: 48\nort:\n  library: /from/file.so\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	xdg := filepath.Join(dir, "xdg")
@@ -280,13 +306,14 @@ func TestConfigPrecedence(t *testing.T) {
 		batch   int
 		threads int
 		lib     string
+		window  int
 	}{
-		{"defaults", nil, nil, "auto", 32, 1, ""},
-		{"file", nil, []string{"--config", cfg}, "native", 7, 3, "/from/file.so"},
-		{"env over file", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_ORT_LIBRARY": "/from/env.so"}, []string{"--config", cfg}, "native", 9, 3, "/from/env.so"},
-		{"flag over env", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_BACKEND": "ort"}, []string{"--config", cfg, "--batch", "11"}, "ort", 11, 3, "/from/file.so"},
-		{"XDG config", map[string]string{"XDG_CONFIG_HOME": xdg}, nil, "auto", 5, 1, ""},
-		{"explicit file beats XDG", map[string]string{"XDG_CONFIG_HOME": xdg}, []string{"--config", cfg}, "native", 7, 3, "/from/file.so"},
+		{"defaults", nil, nil, "auto", 32, 1, "", 32},
+		{"file", nil, []string{"--config", cfg}, "native", 7, 3, "/from/file.so", 48},
+		{"env over file", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_ORT_LIBRARY": "/from/env.so", "CALLWATCH_WINDOW": "96"}, []string{"--config", cfg}, "native", 9, 3, "/from/env.so", 96},
+		{"flag over env", map[string]string{"CALLWATCH_BATCH": "9", "CALLWATCH_BACKEND": "ort", "CALLWATCH_WINDOW": "96"}, []string{"--config", cfg, "--batch", "11", "--window", "200"}, "ort", 11, 3, "/from/file.so", 200},
+		{"XDG config", map[string]string{"XDG_CONFIG_HOME": xdg}, nil, "auto", 5, 1, "", 32},
+		{"explicit file beats XDG", map[string]string{"XDG_CONFIG_HOME": xdg}, []string{"--config", cfg}, "native", 7, 3, "/from/file.so", 48},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,7 +327,7 @@ func TestConfigPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Backend != tt.backend || c.Batch != tt.batch || c.Threads != tt.threads || c.ORTLibrary != tt.lib {
+			if c.Backend != tt.backend || c.Batch != tt.batch || c.Threads != tt.threads || c.ORTLibrary != tt.lib || c.Window != tt.window {
 				t.Fatalf("got %+v", c)
 			}
 		})

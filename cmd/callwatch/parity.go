@@ -46,7 +46,7 @@ func (e *env) parity(args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := callwatch.New(b, be, callwatch.WithBatchSize(c.Batch))
+		d, err := callwatch.New(b, be, callwatch.WithBatchSize(c.Batch), callwatch.WithWindow(c.Window))
 		if err != nil {
 			be.Close()
 			return &errUsage{err}

@@ -193,6 +193,17 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 	for s, t := range consts {
 		g.consts[s] = t
 	}
+	// Slots something reads: a later step or the graph's outputs. An LSTM
+	// whose Y nobody reads (PyTorch exports read Y_h) skips writing it.
+	read := map[int]bool{}
+	for _, st := range steps {
+		for _, s := range st.in {
+			read[s] = true
+		}
+	}
+	for _, s := range g.outSlots {
+		read[s] = true
+	}
 	for _, k := range order {
 		st := steps[k]
 		foldable := true
@@ -205,7 +216,8 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 		if !foldable {
 			if st.op == "LSTM" && len(st.in) > 2 && st.in[1] >= 0 && st.in[2] >= 0 &&
 				g.consts[st.in[1]] != nil && g.consts[st.in[2]] != nil {
-				if k := prepackLSTM(st.node, g.consts[st.in[1]], g.consts[st.in[2]]); k != nil {
+				needY := len(st.out) > 0 && st.out[0] >= 0 && read[st.out[0]]
+				if k := prepackLSTM(st.node, g.consts[st.in[1]], g.consts[st.in[2]], needY); k != nil {
 					st.k = k
 				}
 			}

@@ -70,6 +70,9 @@ const projBlock = 32
 // gate vector is one gemvT (a row of inputs times a matrix).
 type lstmPacked struct {
 	wt, rt []float32
+	// skipY: nothing reads Y, so it is neither allocated nor written (an
+	// empty tensor stands in for it).
+	skipY bool
 }
 
 func packLSTM(w, r *tensor) *lstmPacked {
@@ -79,13 +82,14 @@ func packLSTM(w, r *tensor) *lstmPacked {
 
 // prepackLSTM returns a kernel with W and R transposed once at load, for
 // the usual case where they are initializers.
-func prepackLSTM(n *onnxpb.NodeProto, w, r *tensor) kernel {
+func prepackLSTM(n *onnxpb.NodeProto, w, r *tensor, needY bool) kernel {
 	h := int(attrInt(n, "hidden_size", 0))
 	if w.dt != float32T || r.dt != float32T || !equalShape(w.shape, []int{1, 4 * h, w.shape[len(w.shape)-1]}) ||
 		!equalShape(r.shape, []int{1, 4 * h, h}) {
 		return nil // let the plain kernel report the shape error
 	}
 	p := packLSTM(w, r)
+	p.skipY = !needY
 	return func(ctx context.Context, in []*tensor) ([]*tensor, error) {
 		return lstm(ctx, h, in, p)
 	}
@@ -150,7 +154,12 @@ func lstm(ctx context.Context, H int, in []*tensor, pk *lstmPacked) ([]*tensor, 
 	if pk == nil {
 		pk = packLSTM(w, r)
 	}
-	y := newTensor(float32T, []int{S, 1, B, H})
+	var y *tensor
+	if pk.skipY {
+		y = floatTensor([]int{0, 1, B, H}, nil)
+	} else {
+		y = newTensor(float32T, []int{S, 1, B, H})
+	}
 	st := &lstmState{x: x.f, y: y.f, hs: hs, cs: cs, bias: bias, seqLen: seqLen, pk: pk, B: B, E: E, H: H}
 	// Rows are independent through time, so disjoint groups of rows run the
 	// whole sequence on their own goroutines with nothing shared but reads:
@@ -268,7 +277,6 @@ func (st *lstmState) rows(ctx context.Context, lo, hi int) error {
 			}
 			for _, bb := range active {
 				g, hr, cr := grow(bb), hrow(bb), st.cs[bb*H:(bb+1)*H]
-				yr := st.y[(t*B+bb)*H : (t*B+bb+1)*H]
 				sigmoidVec(g[:3*H], g[:3*H]) // i, o, f
 				tanhVec(g[3*H:], g[3*H:])    // c̃
 				for j := 0; j < H; j++ {
@@ -277,7 +285,9 @@ func (st *lstmState) rows(ctx context.Context, lo, hi int) error {
 				tanhVec(tc, cr)
 				for j := 0; j < H; j++ {
 					hr[j] = g[H+j] * tc[j]
-					yr[j] = hr[j]
+				}
+				if st.y != nil {
+					copy(st.y[(t*B+bb)*H:(t*B+bb+1)*H], hr)
 				}
 			}
 		}

@@ -123,6 +123,7 @@ type bench struct {
 	loadBeg   string
 	modelName string // the bundle as given; c.model is its snapshot
 	arch      models.Architecture
+	segEvery  float64 // mean seconds of speech per streamed segment
 }
 
 func (b *bench) add(s *series) *series {
@@ -426,8 +427,58 @@ func (b *bench) inProcess(ctx context.Context, ortD, natD, ort1 *callwatch.Detec
 			s.Seconds = append(s.Seconds, sec/float64(len(segs)))
 		}
 	}
+
+	// Many live calls at once, as `stream` and the server see them: every
+	// call's next segment goes to one FeedBatch per round.
+	nc := min(streamCalls, n)
+	callSegs := make([][]callwatch.Segment, nc)
+	total, rounds, dur := 0, 0, 0.0
+	for i := range callSegs {
+		callSegs[i] = callwatch.SplitSegments(b.texts[i], 0)
+		total += len(callSegs[i])
+		rounds = max(rounds, len(callSegs[i]))
+		if k := len(callSegs[i]); k > 0 {
+			dur += callSegs[i][k-1].End
+		}
+	}
+	b.segEvery = dur / float64(total)
+	for _, d := range []*callwatch.Detector{ortD, natD} {
+		s := b.add(&series{Name: "streams/" + d.Backend().Name(), Group: "capacity", Items: total, Unit: "seg",
+			Note: fmt.Sprintf("%d calls streamed at once, one FeedBatch per round of segments, %s", nc, d.Backend().Name())})
+		for rep := 0; rep < b.c.reps; rep++ {
+			sessions := make([]*callwatch.Session, nc)
+			for i := range sessions {
+				if sessions[i], err = d.NewSession(d.DefaultPolicy()); err != nil {
+					return err
+				}
+			}
+			sec, err := timeIt(func() error {
+				var ss []*callwatch.Session
+				var sg []callwatch.Segment
+				for r := 0; r < rounds; r++ {
+					ss, sg = ss[:0], sg[:0]
+					for i, segs := range callSegs {
+						if r < len(segs) {
+							ss, sg = append(ss, sessions[i]), append(sg, segs[r])
+						}
+					}
+					if _, err := d.FeedBatch(ctx, ss, sg); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			s.Seconds = append(s.Seconds, sec)
+		}
+	}
 	return nil
 }
+
+// streamCalls is how many calls the capacity rows stream at once.
+const streamCalls = 256
 
 // cli runs the built binary: whole file (wall and peak RSS) and cold start.
 func (b *bench) cli(ctx context.Context) error {
@@ -596,6 +647,8 @@ func (b *bench) report(w io.Writer) {
 			fmt.Fprintf(w, "| %-16s | %-80s | %7.2f ms | %10s | %12s |\n", s.Name, s.Note, m*1000, "", "")
 		case "MB":
 			fmt.Fprintf(w, "| %-16s | %-80s | %7.1f MB | %10s | %12s |\n", s.Name, s.Note, m, "", "")
+		case "seg":
+			fmt.Fprintf(w, "| %-16s | %-80s | %8.3f s | %10s | %12s |\n", s.Name, s.Note, m, fmt.Sprintf("%.0f seg/s", float64(s.Items)/m), "")
 		default:
 			rate := float64(s.Items) / m
 			fmt.Fprintf(w, "| %-16s | %-80s | %8.3f s | %10.0f | %12.2f |\n", s.Name, s.Note, m, rate, rate/refRate)
@@ -645,6 +698,13 @@ func (b *bench) report(w io.Writer) {
 			cmp = "≤"
 		}
 		fmt.Fprintf(w, "target %-5s %-58s %8.2f%s (want %s %g%s)\n", mark, label, got, unit, cmp, want, unit)
+	}
+	for _, be := range []string{"ort", "native"} {
+		if s, ok := b.byName["streams/"+be]; ok {
+			segRate := float64(s.Items) / s.median()
+			fmt.Fprintf(w, "streaming capacity (%s): %.0f segments/s on %d cores; a segment here is %.1f s of speech (SplitSegments' timing), so about %.0f calls followed live in process (over HTTP each segment is a request: see scripts/loadtest)\n",
+				be, segRate, goruntime.NumCPU(), b.segEvery, segRate*b.segEvery)
+		}
 	}
 	b.roofline(w, rate)
 	check("e2e ort Classify / ort compute alone", rate("e2e/ort")/rate("compute/ort"), 0.9, true, "×")

@@ -9,6 +9,7 @@
 //   - end to end (text in, verdicts out): Detector.Classify in process, the
 //     CLI on a file, and onnxruntime-node with the HF tokenizer;
 //   - batch 1 on a typical call, a long call streamed segment by segment,
+//     256 calls streamed at once (segments/s and the live calls that makes),
 //     CLI cold start to the first verdict, and the CLI's peak RSS.
 //
 // Run from the repository root (make bench-peers):

@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--corpus", default="")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="ko-vishing-lstm")
-    ap.add_argument("--version", default="0.3.0")
+    ap.add_argument("--version", default="0.4.0")
     ap.add_argument("--max-seq-len", type=int, default=512)
     ap.add_argument("--starter", action="store_true", help="mark the bundle as a starter model in its card")
     args = ap.parse_args()

@@ -53,12 +53,13 @@ func sweepKnobs(def knob) []knob {
 func (b *bench) sweep(ctx context.Context, w io.Writer) error {
 	def := knob{callwatch.BackendORT, b.c.batch, 2, 1, b.c.window}
 	ks := sweepKnobs(def)
+	// One bundle for all knobs: Detectors only read it.
+	bundle, err := models.Load(b.c.model)
+	if err != nil {
+		return err
+	}
 	dets := make([]*callwatch.Detector, len(ks))
 	for i, k := range ks {
-		bundle, err := models.Load(b.c.model)
-		if err != nil {
-			return err
-		}
 		be, err := callwatch.OpenBackend(k.backend, bundle.Model, ort.Options{IntraOpThreads: k.threads}, nil)
 		if err != nil {
 			return fmt.Errorf("%v: %w", k, err)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import overlap  # noqa: E402
 from basefmt import Dialogue, Issue, parse_base, plain_length  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,14 +52,36 @@ def check_table(dialogues: list[Dialogue]) -> str:
     return "\n".join(lines)
 
 
-def run_check(base: Path) -> int:
+def run_check(base: Path, slots: Path | None = None) -> int:
     dialogues, issues = parse_base(base)
     for iss in issues:
         print(iss)
     if dialogues:
         print(check_table(dialogues))
-    print(f"{len(dialogues)} dialogues, {len(issues)} issue(s)")
-    return 1 if issues else 0
+    errors = len(issues)
+    # Near copies: word 4-gram overlap of first-option expansions (overlap.py).
+    pairs = overlap.similar_pairs(dialogues)
+    copies = overlap.near_copies(pairs)
+    for p in copies:
+        print(f"error: near-copy dialogues {p.a} and {p.b}: {p.overlap:.3f} of the smaller one's word 4-grams shared "
+              f"(> {overlap.NEAR_COPY_MAX})")
+    errors += len(copies)
+    print(f"most similar base dialogue pairs (shared word 4-grams / smaller set; error above {overlap.NEAR_COPY_MAX}):")
+    for p in pairs[:10]:
+        print(f"  {p}")
+    if not pairs:
+        print("  (no pair shares a 4-gram)")
+    # Ownership: slots used by one class only (warning); fillers or noise that could see the label (error).
+    for w in overlap.slot_warnings(dialogues):
+        print(w)
+    import noise  # noqa: E402  (stdlib-only module of the generator)
+    gen_src = (Path(__file__).resolve().parent / "generate.py").read_text(encoding="utf-8")
+    own = overlap.noise_errors(noise, gen_src) + (overlap.slot_dir_errors(slots) if slots else [])
+    for e in own:
+        print(f"error: {e}")
+    errors += len(own)
+    print(f"{len(dialogues)} dialogues, {errors} issue(s)")
+    return 1 if errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-calls", type=int, default=4000)
     args = ap.parse_args(argv)
     if args.check:
-        return run_check(args.base)
+        return run_check(args.base, args.slots)
     if args.out is None:
         ap.error("need --check or --out DIR")
     from generate import run_generate  # noqa: E402  (heavier; only for generation)

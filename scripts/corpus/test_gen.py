@@ -7,6 +7,8 @@ import random
 import statistics
 import sys
 import tempfile
+import time
+import types
 import unittest
 from collections import Counter
 from contextlib import redirect_stdout
@@ -15,7 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen  # noqa: E402
-from basefmt import Alt, Slot, parse_base, parse_template  # noqa: E402
+import noise  # noqa: E402
+import overlap  # noqa: E402
+from basefmt import Alt, Dialogue, Slot, Turn, parse_base, parse_template  # noqa: E402
 from generate import fix_particle, generate, make_call, render_turn  # noqa: E402
 from noise import draw_params, noisy_turn  # noqa: E402
 from numko import parse_sino, sino  # noqa: E402
@@ -248,6 +252,95 @@ class ShortcutTest(unittest.TestCase):
         self.assertEqual(len(test), 20)
         self.assertEqual(sum(int(g[1:]) % 2 for g in test), 10)
         self.assertEqual(test, split_groups(list(reversed(ex))))
+
+
+def _dlg(did: str, label: str, turns: list[str]) -> Dialogue:
+    d = Dialogue(id=did, family=did.rsplit("-", 1)[0], label=label, path="<mem>", line=1)
+    for i, t in enumerate(turns):
+        parts, issues = parse_template(t)
+        assert not issues, issues
+        d.turns.append(Turn(speaker="AB"[i % 2], raw=t, parts=parts, line=i + 2))
+    return d
+
+
+class OverlapTest(unittest.TestCase):
+    TURNS = ["여보세요 {NAME} 씨 [본인 되시죠|맞으시죠]", "네 그런데요 누구세요",
+             "저는 {CITY}지방검찰청 [첨단범죄수사팀|금융범죄수사부] {SURNAME} 수사관입니다",
+             "네? 검찰이요? 제가 무슨 일로요", "{NAME} 씨 명의로 된 {BANK} 계좌가 사건에 연루됐습니다",
+             "저는 그런 적 없는데요 정말이에요", "확인차 연락드렸습니다 사건번호는 {CASE_NO}입니다 메모하세요"]
+
+    def test_first_option_expansion(self) -> None:
+        d = _dlg("prosecutor-001", "phishing", ["여보세요 {NAME}씨 [본인 되시죠|맞으시죠]. 네", "[|네] 누구세요?"] * 3)
+        self.assertEqual(overlap.first_option_words(d)[:6], ["여보세요", "{NAME}", "씨", "본인", "되시죠", "네"])
+        self.assertEqual(overlap.first_option_words(d)[6], "누구세요")
+
+    def test_near_copy_is_an_error_naming_both(self) -> None:
+        a = _dlg("prosecutor-001", "phishing", self.TURNS)
+        b = _dlg("police_cyber-004", "phishing", self.TURNS[:-1] + ["완전히 다른 마지막 말씀을 드리고 끊겠습니다 수고하세요"])
+        # Differences only in non-first options still make a copy.
+        c = _dlg("fss_officer-002", "phishing", [t.replace("[본인 되시죠|맞으시죠]", "[본인 되시죠|네]") for t in self.TURNS])
+        other = _dlg("bank_callcenter-001", "normal", ["네 {BANK} 고객센터 {CALLER}입니다 무엇을 도와드릴까요",
+                                                       "아 네 적금 만기 때문에 전화했어요", "본인 확인 위해 생년월일 말씀해 주시겠어요",
+                                                       "팔공 공삼 일오요", "확인됐습니다 금리는 {RATE}입니다", "네 감사합니다"])
+        pairs = overlap.similar_pairs([a, b, c, other])
+        copies = {(p.a, p.b) for p in overlap.near_copies(pairs)}
+        self.assertEqual(copies, {("prosecutor-001", "police_cyber-004"), ("prosecutor-001", "fss_officer-002"),
+                                  ("police_cyber-004", "fss_officer-002")})
+        ac = next(p for p in pairs if {p.a, p.b} == {"prosecutor-001", "fss_officer-002"})
+        self.assertEqual(ac.overlap, 1.0)
+        self.assertFalse(any("bank_callcenter-001" in (p.a, p.b) and p.overlap > 0.5 for p in pairs))
+        with tempfile.TemporaryDirectory() as td:
+            text = "\n".join(f"{'AB'[i % 2]}: {t}" for i, t in enumerate(self.TURNS))
+            base = write_base(Path(td), {"phishing/prosecutor.txt": "=== prosecutor-001\n" + text + "\n",
+                                         "phishing/police_cyber.txt": "=== police_cyber-004\n" + text + "\n",
+                                         "normal/bank_callcenter.txt": NORMAL})
+            out = io.StringIO()
+            with redirect_stdout(out):
+                self.assertEqual(gen.main(["--check", "--base", str(base)]), 1)
+            self.assertIn("near-copy dialogues police_cyber-004 and prosecutor-001", out.getvalue())
+            self.assertIn("most similar base dialogue pairs", out.getvalue())
+
+    def test_inverted_index_is_fast_on_5000(self) -> None:
+        rng = random.Random(5)
+        vocab = [f"말{i}" for i in range(3000)]
+        common = "네 {BANK} 고객센터 {CALLER}입니다 무엇을 도와드릴까요"
+        ds = [_dlg(f"fam-{i:04d}", "normal" if i % 2 else "phishing",
+                   [common] + [" ".join(rng.choices(vocab, k=10)) for _ in range(11)]) for i in range(5000)]
+        ds.append(_dlg("fam-9999", "phishing", [common] + [t.raw for t in ds[7].turns[1:-1]] + ["다른 말 다른 말 다른 말"]))
+        t0 = time.monotonic()
+        pairs = overlap.similar_pairs(ds)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual([(p.a, p.b) for p in overlap.near_copies(pairs)], [("fam-0007", "fam-9999")])
+
+    def test_slot_used_by_one_class_is_a_warning(self) -> None:
+        with tempfile.TemporaryDirectory() as td:
+            base = write_base(Path(td), {"phishing/prosecutor.txt": PHISH, "normal/bank_callcenter.txt": NORMAL})
+            ds, _ = parse_base(base)
+            warns = overlap.slot_warnings(ds)
+            self.assertIn("warning: slot {CASE_NO} is used by phishing dialogues only (phishing 1, normal 0)", warns)
+            self.assertIn("warning: slot {RATE} is used by normal dialogues only (phishing 0, normal 1)", warns)
+            self.assertIn("warning: slot {HOSPITAL} is used by no dialogue", warns)
+            self.assertFalse(any("{NAME}" in w or "{BANK}" in w for w in warns))
+            out = io.StringIO()
+            with redirect_stdout(out):
+                self.assertEqual(gen.main(["--check", "--base", str(base)]), 0)  # warnings only
+            self.assertIn("{CASE_NO} is used by phishing dialogues only", out.getvalue())
+
+    def test_noise_must_not_take_the_label(self) -> None:
+        gen_src = (Path(__file__).resolve().parent / "generate.py").read_text(encoding="utf-8")
+        self.assertEqual(overlap.noise_errors(noise, gen_src), [])
+        self.assertEqual(overlap.slot_dir_errors(SLOTS_DIR), [])
+        fake = types.ModuleType("fakenoise")
+        fake.FILLERS = {"phishing": ("어",), "normal": ("음",)}  # type: ignore[attr-defined]
+        fake.BACKCHANNELS = ("네",)  # type: ignore[attr-defined]
+        exec("def word_noise(text, p, rng, label):\n    return text\n", fake.__dict__)
+        errs = overlap.noise_errors(fake, "x = rng.choice(FILLERS[d.label])\ny = word_noise(t, p, rng, 'normal')\n")
+        self.assertTrue(any("FILLERS must be one flat list" in e for e in errs), errs)
+        self.assertTrue(any("word_noise takes 'label'" in e for e in errs), errs)
+        self.assertEqual(sum("label-derived" in e for e in errs), 2, errs)
+        with tempfile.TemporaryDirectory() as td:
+            (Path(td) / "phishing").mkdir()
+            self.assertEqual(len(overlap.slot_dir_errors(Path(td))), 1)
 
 
 if __name__ == "__main__":

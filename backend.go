@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/callwatch/callwatch/models"
 	"github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/runtime/native"
 	"github.com/callwatch/callwatch/runtime/ort"
@@ -38,14 +39,27 @@ func PreloadORT(kind string, o ort.Options) {
 // OpenBackend opens the named backend over model bytes. With "auto" it uses
 // onnxruntime when its library loads and otherwise falls back to the pure-Go
 // backend, calling notify once with the reason (the CLI prints it on stderr).
-func OpenBackend(kind string, model []byte, o ort.Options, notify func(string)) (runtime.Backend, error) {
+// The bundle's signature, read once when it loaded, is what both backends run.
+func OpenBackend(kind string, b *models.Bundle, o ort.Options, notify func(string)) (runtime.Backend, error) {
+	openNative := func() (runtime.Backend, error) {
+		if b.Proto != nil {
+			return native.NewFromProto(b.Proto, b.Signature)
+		}
+		return native.New(b.Model)
+	}
+	openORT := func() (runtime.Backend, error) {
+		if b.Proto != nil {
+			return ort.NewWithSignature(b.Model, b.Signature, o)
+		}
+		return ort.New(b.Model, o)
+	}
 	switch kind {
 	case BackendORT:
-		return ort.New(model, o)
+		return openORT()
 	case BackendNative:
-		return native.New(model)
+		return openNative()
 	case BackendAuto, "":
-		be, err := ort.New(model, o)
+		be, err := openORT()
 		if err == nil {
 			return be, nil
 		}
@@ -58,7 +72,7 @@ func OpenBackend(kind string, model []byte, o ort.Options, notify func(string)) 
 		if notify != nil {
 			notify(fmt.Sprintf("onnxruntime unavailable (%v); using the pure-Go native backend", le.Cause))
 		}
-		return native.New(model)
+		return openNative()
 	default:
 		return nil, fmt.Errorf("%w %q: use auto, ort or native", ErrUnknownBackend, kind)
 	}

@@ -31,6 +31,11 @@ type Verdict struct {
 	Label string  `json:"label"`
 	Score float64 `json:"score"` // P(phishing)
 	Level string  `json:"level"`
+	// Family is the most likely scenario family (of either class, e.g.
+	// "loan_lowrate" or "bank_callcenter") and FamilyProb its probability,
+	// for models with a family head; empty otherwise.
+	Family     string  `json:"family,omitempty"`
+	FamilyProb float64 `json:"family_prob,omitempty"`
 }
 
 // Result pairs a verdict with the error that prevented it, if any.
@@ -41,10 +46,29 @@ type Result struct {
 	Err     error
 }
 
-// State is one row's LSTM state, [layer][unit] flattened, for carrying a
-// call across windows or segments.
-type State struct {
-	H, C []float32
+// State is one call's recurrent state, for carrying it across windows or
+// segments: one slice per state tensor of the model's signature (h and c
+// [layer][unit]; newer models add p, a pooled summary of the call so far).
+// Nil is a fresh call.
+type State [][]float32
+
+// Clone returns a deep copy.
+func (s State) Clone() State {
+	if s == nil {
+		return nil
+	}
+	out := make(State, len(s))
+	for i, v := range s {
+		out[i] = append([]float32(nil), v...)
+	}
+	return out
+}
+
+// Scores is what the model says about one row: P(phishing) and, for models
+// with a family head, the family distribution.
+type Scores struct {
+	Phishing float32
+	Family   []float32 // nil without a family head
 }
 
 // Detector scores transcripts. It is safe for concurrent use.
@@ -55,6 +79,8 @@ type Detector struct {
 	batch   int
 	window  int
 	workers int
+	// sessionIDs numbers sessions for FeedBatch's lock order.
+	sessionIDs atomic.Uint64
 }
 
 // Option configures a Detector.
@@ -201,27 +227,72 @@ func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, erro
 			}
 		}
 	}
-	scores, _, err := d.ScoreIDs(ctx, ids, nil)
+	scores, _, err := d.Score(ctx, ids, nil)
 	if err != nil {
 		return res, err
 	}
 	for i := range res {
 		if res[i].Err == nil {
-			res[i].Verdict = d.Verdict(float64(scores[i]))
+			res[i].Verdict = d.verdictOf(scores[i])
 		}
 	}
 	return res, nil
 }
 
+// verdictOf maps a row's scores to a verdict, with its family when the
+// model has a family head.
+func (d *Detector) verdictOf(s Scores) Verdict {
+	v := d.Verdict(float64(s.Phishing))
+	v.Family, v.FamilyProb = d.Family(s.Family)
+	return v
+}
+
+// Families lists the family head's classes (nil without one).
+func (d *Detector) Families() []string {
+	if d.be.Signature().Extra(runtime.OutputFamily) == 0 {
+		return nil
+	}
+	return d.bundle.Card.Families
+}
+
+// Family names the most likely family in a family distribution.
+func (d *Detector) Family(probs []float32) (string, float64) {
+	fams := d.Families()
+	if len(probs) == 0 || len(probs) != len(fams) {
+		return "", 0
+	}
+	best := 0
+	for i, p := range probs {
+		if p > probs[best] {
+			best = i
+		}
+	}
+	return fams[best], float64(probs[best])
+}
+
 // ScoreIDs runs token id rows through the backend and returns P(phishing)
+// and the final state of every row; see Score.
+func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) ([]float32, []State, error) {
+	sc, states, err := d.Score(ctx, rows, init)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := make([]float32, len(sc))
+	for i := range sc {
+		p[i] = sc[i].Phishing
+	}
+	return p, states, nil
+}
+
+// Score runs token id rows through the backend and returns the scores
 // and the final state of every row. Rows that are empty get score 0 and a
 // nil state (callers report them as errors before this point). Rows are
 // grouped by length so padding stays small, cut into windows of at most the
 // card's max_seq_len (runWindow), and carried across windows through the LSTM state, so texts
 // of any length are scored exactly as one pass would score them.
 // init, when non-nil, gives each row's starting state (nil entries = zeros).
-func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) ([]float32, []State, error) {
-	scores := make([]float32, len(rows))
+func (d *Detector) Score(ctx context.Context, rows [][]int64, init []State) ([]Scores, []State, error) {
+	scores := make([]Scores, len(rows))
 	states := make([]State, len(rows))
 	order := make([]int, 0, len(rows))
 	for i, r := range rows {
@@ -290,16 +361,21 @@ func (d *Detector) ScoreIDs(ctx context.Context, rows [][]int64, init []State) (
 
 // runWindows runs one batch of non-empty rows window by window; rows that
 // have ended drop out of later windows.
-func (d *Detector) runWindows(ctx context.Context, rows [][]int64, init []State) ([]float32, []State, error) {
-	shape := d.be.StateShape()
-	L, H := shape.Layers, shape.Hidden
-	scores := make([]float32, len(rows))
+func (d *Detector) runWindows(ctx context.Context, rows [][]int64, init []State) ([]Scores, []State, error) {
+	sig := d.be.Signature()
+	fam := -1
+	for k, e := range sig.Extras {
+		if e.Name == runtime.OutputFamily {
+			fam = k
+		}
+	}
+	scores := make([]Scores, len(rows))
 	states := make([]State, len(rows))
 	for j := range rows {
-		states[j] = State{H: make([]float32, L*H), C: make([]float32, L*H)}
-		if init != nil && init[j].H != nil {
-			copy(states[j].H, init[j].H)
-			copy(states[j].C, init[j].C)
+		if init != nil && init[j] != nil {
+			states[j] = init[j].Clone()
+		} else {
+			states[j] = State(sig.ZeroState())
 		}
 	}
 	w := d.window
@@ -318,15 +394,17 @@ func (d *Detector) runWindows(ctx context.Context, rows [][]int64, init []State)
 		B := len(active)
 		in := runtime.Input{
 			IDs: make([]int64, B*seq), Lengths: make([]int64, B), Batch: B, Seq: seq,
-			H0: make([]float32, L*B*H), C0: make([]float32, L*B*H),
+			State: make([][]float32, len(sig.States)),
+		}
+		for k, st := range sig.States {
+			in.State[k] = make([]float32, st.RowSize()*B)
 		}
 		for b, j := range active {
 			part := rows[j][off:min(len(rows[j]), off+w)]
 			copy(in.IDs[b*seq:], part)
 			in.Lengths[b] = int64(len(part))
-			for l := 0; l < L; l++ {
-				copy(in.H0[(l*B+b)*H:(l*B+b+1)*H], states[j].H[l*H:(l+1)*H])
-				copy(in.C0[(l*B+b)*H:(l*B+b+1)*H], states[j].C[l*H:(l+1)*H])
+			for k, st := range sig.States {
+				st.ScatterRow(in.State[k], states[j][k], B, b)
 			}
 		}
 		out, err := d.be.Run(ctx, in)
@@ -334,10 +412,13 @@ func (d *Detector) runWindows(ctx context.Context, rows [][]int64, init []State)
 			return nil, nil, fmt.Errorf("%s backend: %w", d.be.Name(), err)
 		}
 		for b, j := range active {
-			scores[j] = out.Probs[2*b+1]
-			for l := 0; l < L; l++ {
-				copy(states[j].H[l*H:(l+1)*H], out.HN[(l*B+b)*H:(l*B+b+1)*H])
-				copy(states[j].C[l*H:(l+1)*H], out.CN[(l*B+b)*H:(l*B+b+1)*H])
+			scores[j].Phishing = out.Probs[2*b+1]
+			for k, st := range sig.States {
+				st.GatherRow(states[j][k], out.State[k], B, b)
+			}
+			if fam >= 0 {
+				wd := sig.Extras[fam].Width
+				scores[j].Family = append(scores[j].Family[:0], out.Extras[fam][b*wd:(b+1)*wd]...)
 			}
 		}
 	}

@@ -23,7 +23,7 @@ func openDetector(t testing.TB, backend string, opts ...Option) *Detector {
 	if err != nil {
 		t.Fatalf("load shipped bundle: %v", err)
 	}
-	be, err := OpenBackend(backend, b.Model, ort.Options{}, nil)
+	be, err := OpenBackend(backend, b, ort.Options{}, nil)
 	if err != nil {
 		t.Fatalf("open %s backend: %v (run `make ort` for onnxruntime)", backend, err)
 	}

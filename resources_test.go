@@ -88,7 +88,7 @@ func TestLoadCloseNoLeak(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				be, err := OpenBackend(backend, b.Model, ort.Options{}, nil)
+				be, err := OpenBackend(backend, b, ort.Options{}, nil)
 				if err != nil {
 					t.Fatalf("open %s backend: %v (run `make ort` for onnxruntime)", backend, err)
 				}

@@ -87,6 +87,10 @@ type Update struct {
 	Score   float64 // P(phishing) after this segment
 	Delta   float64 // change caused by this segment
 	Level   string  // level after the policy
+	// Family and FamilyProb: the most likely scenario family after this
+	// segment (models with a family head; empty otherwise).
+	Family     string
+	FamilyProb float64
 	// Alert is the new level when the level rose with this segment, else "".
 	Alert   string
 	Reasons []Reason // set with Alert
@@ -116,12 +120,17 @@ type segRecord struct {
 type Session struct {
 	d      *Detector
 	policy Policy
+	// id orders lock acquisition in FeedBatch, so that two batches holding
+	// the same sessions in opposite orders cannot deadlock.
+	id uint64
 
 	mu      sync.Mutex
 	state   State
 	started bool
 	score   float64
 	level   string
+	family  string
+	famProb float64
 	recent  []float64
 	top     []segRecord // at most policy.Reasons, largest Delta first
 	nseg    int
@@ -133,7 +142,7 @@ func (d *Detector) NewSession(p Policy) (*Session, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return &Session{d: d, policy: p, level: LevelNone}, nil
+	return &Session{d: d, policy: p, level: LevelNone, id: d.sessionIDs.Add(1)}, nil
 }
 
 // Score is the call's current P(phishing); Level its current level.
@@ -142,11 +151,11 @@ func (s *Session) Score() float64 { s.mu.Lock(); defer s.mu.Unlock(); return s.s
 // Level is the call's current alert level.
 func (s *Session) Level() string { s.mu.Lock(); defer s.mu.Unlock(); return s.level }
 
-// State returns a copy of the LSTM state (zero-length before any token).
+// State returns a copy of the recurrent state (nil before any token).
 func (s *Session) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return State{H: append([]float32(nil), s.state.H...), C: append([]float32(nil), s.state.C...)}
+	return s.state.Clone()
 }
 
 // Feed scores one segment of this call.
@@ -174,6 +183,12 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 			return nil, errors.New("FeedBatch: a session appears twice; feed its segments in order, one per batch")
 		}
 		seen[s] = true
+	}
+	// Lock in one global order (session id), whatever the caller's order:
+	// two batches over the same sessions then never wait on each other.
+	byID := append([]*Session(nil), sessions...)
+	sort.Slice(byID, func(a, b int) bool { return byID[a].id < byID[b].id })
+	for _, s := range byID {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	}
@@ -191,13 +206,14 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 		init[i] = s.state
 		ups[i].Tokens = len(ids)
 	}
-	scores, states, err := d.ScoreIDs(ctx, rows, init)
+	scores, states, err := d.Score(ctx, rows, init)
 	if err != nil {
 		return nil, err
 	}
 	for i, s := range sessions {
 		if ups[i].Err != nil {
 			ups[i].Score, ups[i].Level = s.score, s.level
+			ups[i].Family, ups[i].FamilyProb = s.family, s.famProb
 			continue
 		}
 		prev := s.score
@@ -206,7 +222,8 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 		}
 		before := s.state
 		if len(rows[i]) > 0 {
-			s.state, s.score, s.started = states[i], float64(scores[i]), true
+			s.state, s.score, s.started = states[i], float64(scores[i].Phishing), true
+			s.family, s.famProb = d.Family(scores[i].Family)
 		}
 		// A segment with no words (silence, fillers removed by STT) leaves the
 		// state and score as they were.
@@ -218,6 +235,7 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 		}
 		s.nseg++
 		ups[i].Score, ups[i].Delta = s.score, delta
+		ups[i].Family, ups[i].FamilyProb = s.family, s.famProb
 		s.applyPolicy(&ups[i])
 	}
 	// Phrase-level reasons need extra backend runs; only alerts pay for them.
@@ -336,39 +354,42 @@ func (s *Session) phrase(ctx context.Context, sg segRecord) string {
 // SessionState is everything a session carries between segments, so that a
 // call can continue in another process (the server's state token).
 type SessionState struct {
-	ModelSHA256 string       `json:"model_sha256"`
-	H           []float32    `json:"h,omitempty"`
-	C           []float32    `json:"c,omitempty"`
-	Started     bool         `json:"started,omitempty"`
-	Score       float64      `json:"score"`
-	Level       string       `json:"level"`
-	Recent      []float64    `json:"recent,omitempty"`
-	Segments    int          `json:"segments"`
-	Tokens      int          `json:"tokens"`
-	Top         []TopSegment `json:"top,omitempty"`
+	ModelSHA256 string `json:"model_sha256"`
+	// State holds the model's state tensors for this call (h, c and, for
+	// newer models, p), in the signature's order.
+	State      [][]float32  `json:"state,omitempty"`
+	Started    bool         `json:"started,omitempty"`
+	Score      float64      `json:"score"`
+	Level      string       `json:"level"`
+	Family     string       `json:"family,omitempty"`
+	FamilyProb float64      `json:"family_prob,omitempty"`
+	Recent     []float64    `json:"recent,omitempty"`
+	Segments   int          `json:"segments"`
+	Tokens     int          `json:"tokens"`
+	Top        []TopSegment `json:"top,omitempty"`
 }
 
 // TopSegment is a kept reason candidate inside SessionState.
 type TopSegment struct {
-	Text  string    `json:"text"`
-	Start float64   `json:"start,omitempty"`
-	End   float64   `json:"end,omitempty"`
-	Index int       `json:"index"`
-	Delta float64   `json:"delta"`
-	Prior float64   `json:"prior"`
-	H     []float32 `json:"h,omitempty"`
-	C     []float32 `json:"c,omitempty"`
+	Text  string      `json:"text"`
+	Start float64     `json:"start,omitempty"`
+	End   float64     `json:"end,omitempty"`
+	Index int         `json:"index"`
+	Delta float64     `json:"delta"`
+	Prior float64     `json:"prior"`
+	State [][]float32 `json:"state,omitempty"`
 }
 
 // Snapshot returns the session's state.
 func (s *Session) Snapshot() SessionState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := SessionState{ModelSHA256: s.d.bundle.ModelSHA256, H: clone(s.state.H), C: clone(s.state.C), Started: s.started,
-		Score: s.score, Level: s.level, Recent: append([]float64(nil), s.recent...), Segments: s.nseg, Tokens: s.tokens}
+	st := SessionState{ModelSHA256: s.d.bundle.ModelSHA256, State: s.state.Clone(), Started: s.started,
+		Score: s.score, Level: s.level, Family: s.family, FamilyProb: s.famProb,
+		Recent: append([]float64(nil), s.recent...), Segments: s.nseg, Tokens: s.tokens}
 	for _, t := range s.top {
 		st.Top = append(st.Top, TopSegment{Text: t.Text, Start: t.Start, End: t.End, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
-			H: clone(t.Before.H), C: clone(t.Before.C)})
+			State: t.Before.Clone()})
 	}
 	return st
 }
@@ -386,33 +407,46 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 	if st.ModelSHA256 != d.bundle.ModelSHA256 {
 		return nil, fmt.Errorf("%w: state is for model %.12s, this is %.12s", ErrStateMismatch, st.ModelSHA256, d.bundle.ModelSHA256)
 	}
-	sh := d.be.StateShape()
-	n := sh.Layers * sh.Hidden
-	okState := func(h, c []float32) bool { return (len(h) == 0 && len(c) == 0) || (len(h) == n && len(c) == n) }
-	if !okState(st.H, st.C) {
-		return nil, fmt.Errorf("%w: state has %d/%d values, want %d", ErrStateMismatch, len(st.H), len(st.C), n)
+	sig := d.be.Signature()
+	// A state is absent (nil: before any token) or one finite slice of the
+	// right size per state tensor.
+	checkState := func(what string, x [][]float32) error {
+		if x == nil {
+			return nil
+		}
+		if len(x) != len(sig.States) {
+			return fmt.Errorf("%w: %s has %d tensors, this model carries %d", ErrStateMismatch, what, len(x), len(sig.States))
+		}
+		for k, spec := range sig.States {
+			if len(x[k]) != spec.RowSize() {
+				return fmt.Errorf("%w: %s tensor %s has %d values, want %d", ErrStateMismatch, what, spec.In, len(x[k]), spec.RowSize())
+			}
+			for _, v := range x[k] {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return fmt.Errorf("%w: %s tensor %s holds a non-finite value", ErrStateMismatch, what, spec.In)
+				}
+			}
+		}
+		return nil
+	}
+	if err := checkState("state", st.State); err != nil {
+		return nil, err
 	}
 	if levelRank(st.Level) == 0 && st.Level != LevelNone {
 		return nil, fmt.Errorf("%w: unknown level %q", ErrStateMismatch, st.Level)
 	}
-	s.state = State{H: clone(st.H), C: clone(st.C)}
+	s.state = State(st.State).Clone()
 	s.started, s.score, s.level, s.nseg, s.tokens = st.Started, st.Score, st.Level, st.Segments, st.Tokens
+	s.family, s.famProb = st.Family, st.FamilyProb
 	s.recent = append([]float64(nil), st.Recent...)
 	for _, t := range st.Top {
-		if !okState(t.H, t.C) {
-			return nil, fmt.Errorf("%w: reason state has %d values, want %d", ErrStateMismatch, len(t.H), n)
+		if err := checkState("reason state", t.State); err != nil {
+			return nil, err
 		}
 		s.top = append(s.top, segRecord{Segment: Segment{Text: t.Text, Start: t.Start, End: t.End}, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
-			Before: State{H: clone(t.H), C: clone(t.C)}})
+			Before: State(t.State).Clone()})
 	}
 	return s, nil
-}
-
-func clone(x []float32) []float32 {
-	if x == nil {
-		return nil
-	}
-	return append([]float32(nil), x...)
 }
 
 func round4(f float64) float64 {

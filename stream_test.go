@@ -4,8 +4,10 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStreamMatchesWhole: a call fed as N segments ends at the same score as
@@ -152,9 +154,19 @@ func TestSnapshotResume(t *testing.T) {
 		t.Fatal("state of another model was accepted")
 	}
 	bad = half.Snapshot()
-	bad.H = bad.H[:3]
+	bad.State[0] = bad.State[0][:3]
 	if _, err := other.Resume(other.DefaultPolicy(), bad); err == nil {
 		t.Fatal("truncated state was accepted")
+	}
+	bad = half.Snapshot()
+	bad.State = bad.State[:1]
+	if _, err := other.Resume(other.DefaultPolicy(), bad); err == nil {
+		t.Fatal("state with a missing tensor was accepted")
+	}
+	bad = half.Snapshot()
+	bad.State[1][0] = float32(math.NaN())
+	if _, err := other.Resume(other.DefaultPolicy(), bad); err == nil {
+		t.Fatal("non-finite state was accepted")
 	}
 }
 
@@ -298,5 +310,58 @@ func BenchmarkFeedBatch64(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFeedBatchOppositeOrders feeds the same sessions in opposite orders from
+// many goroutines at once. FeedBatch used to lock sessions in the caller's
+// order and could deadlock here; it must finish, and every call must end with
+// all of its segments applied exactly once.
+func TestFeedBatchOppositeOrders(t *testing.T) {
+	d := openDetector(t, BackendNative)
+	const nsess, rounds, workers = 4, 10, 8
+	sessions := make([]*Session, nsess)
+	for i := range sessions {
+		s, err := d.NewSession(d.DefaultPolicy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = s
+	}
+	done := make(chan error, workers)
+	for w := range workers {
+		go func(w int) {
+			for r := range rounds {
+				order := append([]*Session(nil), sessions...)
+				if (w+r)%2 == 1 {
+					slices.Reverse(order)
+				}
+				segs := make([]Segment, len(order))
+				for i := range segs {
+					segs[i] = Segment{Text: "네 고객님 계좌 확인 부탁드립니다"}
+				}
+				if _, err := d.FeedBatch(context.Background(), order, segs); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(w)
+	}
+	timeout := time.After(2 * time.Minute)
+	for range workers {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatal("FeedBatch deadlocked: batches over the same sessions in opposite orders did not finish")
+		}
+	}
+	for i, s := range sessions {
+		if got := s.Snapshot().Segments; got != workers*rounds {
+			t.Errorf("session %d saw %d segments, want %d", i, got, workers*rounds)
+		}
 	}
 }

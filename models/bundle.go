@@ -14,8 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
+	"github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
 
@@ -85,6 +84,12 @@ type Architecture struct {
 	Opset     int    `json:"opset,omitempty"`
 }
 
+// StatePair is one state tensor as the card names it.
+type StatePair struct {
+	In  string `json:"in"`
+	Out string `json:"out"`
+}
+
 // Card is card.json. Unknown fields (training details, metrics) are kept in
 // Extra so tools can show them without this package knowing their shape.
 type Card struct {
@@ -98,7 +103,15 @@ type Card struct {
 	MaxTextBytes int                `json:"max_text_bytes,omitempty"`
 	Files        map[string]FileSum `json:"files"`
 	Architecture Architecture       `json:"architecture"`
-	Training     json.RawMessage    `json:"training,omitempty"`
+	// Families names the family_probs columns (scenario families of both
+	// classes), for models that have that output.
+	Families []string `json:"families,omitempty"`
+	// State names the state tensor pairs (in → out) the model carries, for
+	// tools; the graph itself is the authority (runtime.Signature).
+	State []StatePair `json:"state,omitempty"`
+	// Outputs names the non-state outputs (probs, family_probs).
+	Outputs  []string        `json:"outputs,omitempty"`
+	Training json.RawMessage `json:"training,omitempty"`
 	Metrics      json.RawMessage    `json:"metrics,omitempty"`
 }
 
@@ -143,6 +156,10 @@ type Bundle struct {
 	// EmbeddingRows is the number of token ids the model's embedding table
 	// accepts, read from the graph: the tokenizer's vocabulary must match it.
 	EmbeddingRows int
+	// Proto is the parsed model and Signature its contract, read once here
+	// and handed to the backends.
+	Proto     *onnxpb.ModelProto
+	Signature runtime.Signature
 }
 
 // Load reads and verifies the bundle in dir.
@@ -196,7 +213,25 @@ func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
 		}
 	}
 	b.ModelSHA256 = card.Files[ModelFile].SHA256
-	rows, err := EmbeddingRows(b.Model)
+	b.Proto, err = runtime.ParseModel(b.Model)
+	if err != nil {
+		return nil, berr(ModelFile, "is not a valid ONNX model", "restore the file or rebuild the bundle with `make model`", err)
+	}
+	b.Signature, err = runtime.SignatureOf(b.Proto.GetGraph())
+	if err != nil {
+		return nil, berr(ModelFile, "does not follow the callwatch ONNX signature", "export the model with scripts/export.py or rebuild the bundle with `make model`", err)
+	}
+	if w := b.Signature.Extra(runtime.OutputFamily); w > 0 && len(card.Families) != w {
+		return nil, berr(CardFile, fmt.Sprintf("names %d families but model.onnx's %s has %d columns", len(card.Families), runtime.OutputFamily, w),
+			"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+	}
+	for _, p := range card.State {
+		if st, ok := b.Signature.State(p.In); !ok || st.Out != p.Out {
+			return nil, berr(CardFile, fmt.Sprintf("names state %s → %s, which model.onnx does not have", p.In, p.Out),
+				"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+		}
+	}
+	rows, err := embeddingRows(b.Proto)
 	if err != nil {
 		return nil, berr(ModelFile, "has no readable embedding table", "restore the file or rebuild the bundle with `make model`", err)
 	}
@@ -216,10 +251,14 @@ var ErrNoEmbedding = errors.New("no Gather over an initializer fed by input_ids"
 // initializer a Gather reads with input_ids, directly or through Cast or
 // Identity nodes).
 func EmbeddingRows(model []byte) (int, error) {
-	var m onnxpb.ModelProto
-	if err := proto.Unmarshal(model, &m); err != nil {
-		return 0, fmt.Errorf("not an ONNX model: %w", err)
+	m, err := runtime.ParseModel(model)
+	if err != nil {
+		return 0, err
 	}
+	return embeddingRows(m)
+}
+
+func embeddingRows(m *onnxpb.ModelProto) (int, error) {
 	g := m.GetGraph()
 	inits := map[string]*onnxpb.TensorProto{}
 	for _, t := range g.GetInitializer() {

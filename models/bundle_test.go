@@ -107,7 +107,7 @@ func TestLoadErrors(t *testing.T) {
 			m[ModelFile] = &fstest.MapFile{Data: junk}
 			f.card["files"].(map[string]any)[ModelFile] = map[string]any{"sha256": Sum(junk)}
 			m[CardFile].Data, _ = json.Marshal(f.card)
-		}, ModelFile, []string{"no readable embedding table"}},
+		}, ModelFile, []string{"is not a valid ONNX model"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,7 @@
 // Package runtime defines the inference backend contract shared by the
 // onnxruntime backend (runtime/ort) and the pure-Go backend (runtime/native).
-//
-// Both run the same exported ONNX graph (see DESIGN.md):
-//
-//	inputs:  input_ids int64 [batch, seq] right-padded; lengths int64 [batch];
-//	         h0, c0 float32 [layers, batch, hidden]
-//	outputs: probs float32 [batch, 2] at each row's last real token;
-//	         hn, cn float32 [layers, batch, hidden] at each row's last real token
+// The ONNX signature both run is described by Signature (signature.go), the
+// one place it lives.
 package runtime
 
 import (
@@ -25,21 +20,24 @@ type Input struct {
 	Lengths []int64
 	Batch   int
 	Seq     int
-	// H0 and C0 hold Layers*Batch*Hidden initial states in [layer][row][unit]
-	// order. Nil means zeros.
-	H0, C0 []float32
+	// State holds the initial state tensors in Signature.States order, each
+	// in its declared layout with Batch rows (h0 is [layer][row][unit]). A
+	// nil State, or a nil entry, means zeros: a fresh call.
+	State [][]float32
 }
 
 // Output is the result of one Run.
 type Output struct {
 	// Probs holds Batch*2 probabilities: (normal, phishing) per row.
 	Probs []float32
-	// HN and CN hold the final states, Layers*Batch*Hidden, same layout as
-	// Input.H0.
-	HN, CN []float32
+	// State holds the final state tensors, same order and layout as
+	// Input.State.
+	State [][]float32
+	// Extras holds Signature.Extras outputs, Batch*Width each.
+	Extras [][]float32
 }
 
-// Shape describes the recurrent state the model carries.
+// Shape describes the LSTM state the model carries.
 type Shape struct {
 	Layers int
 	Hidden int
@@ -50,8 +48,8 @@ type Shape struct {
 type Backend interface {
 	// Name is "ort" or "native".
 	Name() string
-	// StateShape reports the layer count and hidden size read from the model.
-	StateShape() Shape
+	// Signature is the model's contract, as read when the bundle loaded.
+	Signature() Signature
 	Run(ctx context.Context, in Input) (Output, error)
 	Close() error
 }
@@ -59,8 +57,8 @@ type Backend interface {
 // ErrInvalidInput is wrapped by errors about malformed Input values.
 var ErrInvalidInput = errors.New("invalid backend input")
 
-// Validate checks the shape invariants of in against the state shape s.
-func (in Input) Validate(s Shape) error {
+// Validate checks the shape invariants of in against the signature.
+func (in Input) Validate(s Signature) error {
 	if in.Batch <= 0 || in.Seq <= 0 {
 		return fmt.Errorf("%w: batch %d and seq %d must both be positive", ErrInvalidInput, in.Batch, in.Seq)
 	}
@@ -75,15 +73,29 @@ func (in Input) Validate(s Shape) error {
 			return fmt.Errorf("%w: row %d has length %d, want 1..%d", ErrInvalidInput, i, l, in.Seq)
 		}
 	}
-	n := s.Layers * in.Batch * s.Hidden
-	if in.H0 != nil && len(in.H0) != n {
-		return fmt.Errorf("%w: h0 has %d values, want %d", ErrInvalidInput, len(in.H0), n)
+	if in.State == nil {
+		return nil
 	}
-	if in.C0 != nil && len(in.C0) != n {
-		return fmt.Errorf("%w: c0 has %d values, want %d", ErrInvalidInput, len(in.C0), n)
+	if len(in.State) != len(s.States) {
+		return fmt.Errorf("%w: %d state tensors, the model has %d", ErrInvalidInput, len(in.State), len(s.States))
 	}
-	if (in.H0 == nil) != (in.C0 == nil) {
-		return fmt.Errorf("%w: h0 and c0 must both be set or both be nil", ErrInvalidInput)
+	for k, st := range s.States {
+		if v := in.State[k]; v != nil && len(v) != st.RowSize()*in.Batch {
+			return fmt.Errorf("%w: %s has %d values, want %d", ErrInvalidInput, st.In, len(v), st.RowSize()*in.Batch)
+		}
 	}
 	return nil
+}
+
+// StateOrZeros returns in.State with nil entries replaced by zeros.
+func (in Input) StateOrZeros(s Signature) [][]float32 {
+	out := make([][]float32, len(s.States))
+	for k, st := range s.States {
+		if in.State != nil && in.State[k] != nil {
+			out[k] = in.State[k]
+		} else {
+			out[k] = make([]float32, st.RowSize()*in.Batch)
+		}
+	}
+	return out
 }

@@ -56,7 +56,7 @@ func openDetector(t testing.TB) (*callwatch.Detector, *countingBackend) {
 	if err != nil {
 		t.Fatalf("load shipped bundle: %v", err)
 	}
-	be, err := callwatch.OpenBackend(callwatch.BackendAuto, b.Model, ort.Options{}, func(msg string) { t.Log(msg) })
+	be, err := callwatch.OpenBackend(callwatch.BackendAuto, b, ort.Options{}, func(msg string) { t.Log(msg) })
 	if err != nil {
 		t.Fatalf("open backend: %v", err)
 	}

@@ -325,7 +325,7 @@ func (e *env) ortOptions(c config) ort.Options {
 }
 
 func (e *env) openBackend(c config, kind string, b *models.Bundle) (cwruntime.Backend, error) {
-	be, err := callwatch.OpenBackend(kind, b.Model, e.ortOptions(c),
+	be, err := callwatch.OpenBackend(kind, b, e.ortOptions(c),
 		func(msg string) { fmt.Fprintf(e.stderr, "callwatch: %s\n", msg) })
 	if err != nil {
 		return nil, &errUsage{fmt.Errorf("%s backend for %s: %w", kind, b.Dir, err)}

@@ -16,8 +16,9 @@ import (
 	"github.com/callwatch/callwatch/runtime"
 )
 
-// Tolerance is the largest absolute difference accepted against PyTorch and
-// between backends (DESIGN.md measured ≤ 6e-8 for both backends).
+// Tolerance is the largest difference accepted against PyTorch and between
+// backends: absolute on probabilities, scaled by max(1,|x|) on state
+// (DESIGN.md measured ≤ 6e-8 for both backends on probabilities).
 const Tolerance = 1e-5
 
 // Fixtures is the format written by runtime/testdata/gen_fixtures.py and
@@ -39,15 +40,72 @@ type Case struct {
 	Lengths   []int64   `json:"lengths"`
 	H0        []float32 `json:"h0"`
 	C0        []float32 `json:"c0"`
+	P0        []float32 `json:"p0,omitempty"`
 	Probs     []float32 `json:"probs"`
 	HN        []float32 `json:"hn"`
 	CN        []float32 `json:"cn"`
+	PN        []float32 `json:"pn,omitempty"`
+	Family    []float32 `json:"family_probs,omitempty"`
 	Continues string    `json:"continues,omitempty"`
 }
 
-// Input turns a case into a backend input.
-func (c Case) Input() runtime.Input {
-	return runtime.Input{IDs: c.InputIDs, Lengths: c.Lengths, Batch: c.Batch, Seq: c.Seq, H0: c.H0, C0: c.C0}
+// named maps a contract name to the case's tensor.
+func (c Case) named(name string) []float32 {
+	switch name {
+	case "h0":
+		return c.H0
+	case "c0":
+		return c.C0
+	case "p0":
+		return c.P0
+	case "hn":
+		return c.HN
+	case "cn":
+		return c.CN
+	case "pn":
+		return c.PN
+	case runtime.OutputFamily:
+		return c.Family
+	}
+	return nil
+}
+
+// Input turns a case into a backend input for a model with signature sig.
+func (c Case) Input(sig runtime.Signature) runtime.Input {
+	in := runtime.Input{IDs: c.InputIDs, Lengths: c.Lengths, Batch: c.Batch, Seq: c.Seq}
+	if c.H0 != nil {
+		in.State = make([][]float32, len(sig.States))
+		for k, st := range sig.States {
+			in.State[k] = c.named(st.In)
+		}
+	}
+	return in
+}
+
+// Diff compares a backend's output with the case's PyTorch outputs:
+// probabilities and extra outputs absolutely, states scaled by max(1,|x|).
+// It says which tensor differs most.
+func (c Case) Diff(sig runtime.Signature, out runtime.Output) (float64, string) {
+	d, what := MaxAbs(out.Probs, c.Probs), "probs"
+	for k, st := range sig.States {
+		want := c.named(st.Out)
+		if want == nil {
+			return math.Inf(1), st.Out + " missing from fixtures"
+		}
+		if v := MaxScaled(out.State[k], want); v > d {
+			d, what = v, st.Out
+		}
+	}
+	for k, e := range sig.Extras {
+		want := c.named(e.Name)
+		if want == nil {
+			return math.Inf(1), e.Name + " missing from fixtures"
+		}
+		if v := MaxAbs(out.Extras[k], want); v > d {
+			d, what = v, e.Name
+		}
+	}
+	return d, what
 }
 
 // LoadFixtures reads a fixtures.json; model paths are resolved next to it.
@@ -115,10 +173,11 @@ func Run(t *testing.T, fixturesPath string, open Factory) {
 	be := open(t, fx.Model)
 	t.Cleanup(func() { be.Close() })
 
-	t.Run("StateShape", func(t *testing.T) {
-		got := be.StateShape()
+	sig := be.Signature()
+	t.Run("Signature", func(t *testing.T) {
+		got := sig.LSTMShape()
 		if got.Layers != fx.Layers || got.Hidden != fx.Hidden {
-			t.Fatalf("StateShape = %+v, want layers %d hidden %d", got, fx.Layers, fx.Hidden)
+			t.Fatalf("LSTMShape = %+v, want layers %d hidden %d", got, fx.Layers, fx.Hidden)
 		}
 	})
 	t.Run("Golden", func(t *testing.T) { testGolden(t, be, fx) })
@@ -129,64 +188,73 @@ func Run(t *testing.T, fixturesPath string, open Factory) {
 	t.Run("Cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := be.Run(ctx, fx.Cases[0].Input()); err == nil {
+		if _, err := be.Run(ctx, fx.Cases[0].Input(sig)); err == nil {
 			t.Fatal("Run with a cancelled context succeeded")
 		}
 	})
 }
 
 func testGolden(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	sig := be.Signature()
 	worst, worstName := 0.0, ""
 	for _, c := range fx.Cases {
-		out, err := be.Run(context.Background(), c.Input())
+		out, err := be.Run(context.Background(), c.Input(sig))
 		if err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
 		}
-		d := max(MaxAbs(out.Probs, c.Probs), MaxScaled(out.HN, c.HN), MaxScaled(out.CN, c.CN))
+		d, what := c.Diff(sig, out)
 		if d > Tolerance {
-			t.Errorf("%s: diff vs PyTorch %.3g > %g (probs %.3g abs, hn %.3g, cn %.3g scaled)", c.Name, d, Tolerance,
-				MaxAbs(out.Probs, c.Probs), MaxScaled(out.HN, c.HN), MaxScaled(out.CN, c.CN))
+			t.Errorf("%s: diff vs PyTorch %.3g > %g (worst tensor %s)", c.Name, d, Tolerance, what)
 		}
 		if d > worst {
-			worst, worstName = d, c.Name
+			worst, worstName = d, c.Name+" "+what
 		}
 	}
 	t.Logf("%s vs PyTorch: %d cases, max diff %.3g (%s; probs absolute, states scaled by max(1,|x|))", be.Name(), len(fx.Cases), worst, worstName)
 }
 
 // row extracts row r of a batched run as its own batch-1 input.
-func row(c Case, r int, L, H int) runtime.Input {
+func row(sig runtime.Signature, c Case, r int) runtime.Input {
 	n := int(c.Lengths[r])
 	in := runtime.Input{IDs: append([]int64(nil), c.InputIDs[r*c.Seq:r*c.Seq+n]...), Lengths: []int64{int64(n)}, Batch: 1, Seq: n}
 	if c.H0 != nil {
-		in.H0, in.C0 = make([]float32, L*H), make([]float32, L*H)
-		for l := 0; l < L; l++ {
-			copy(in.H0[l*H:], c.H0[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H])
-			copy(in.C0[l*H:], c.C0[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H])
+		full := c.Input(sig)
+		in.State = make([][]float32, len(sig.States))
+		for k, st := range sig.States {
+			if full.State[k] == nil {
+				continue
+			}
+			in.State[k] = make([]float32, st.RowSize())
+			st.GatherRow(in.State[k], full.State[k], c.Batch, r)
 		}
 	}
 	return in
 }
 
 func testPadding(t *testing.T, be runtime.Backend, fx *Fixtures) {
-	L, H := fx.Layers, fx.Hidden
+	sig := be.Signature()
 	checked := 0
 	for _, c := range fx.Cases {
 		if c.Batch < 2 {
 			continue
 		}
-		batch, err := be.Run(context.Background(), c.Input())
+		batch, err := be.Run(context.Background(), c.Input(sig))
 		if err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
 		}
 		for r := 0; r < c.Batch; r++ {
-			alone, err := be.Run(context.Background(), row(c, r, L, H))
+			alone, err := be.Run(context.Background(), row(sig, c, r))
 			if err != nil {
 				t.Fatalf("%s row %d: %v", c.Name, r, err)
 			}
 			d := MaxAbs(alone.Probs, batch.Probs[2*r:2*r+2])
-			for l := 0; l < L; l++ {
-				d = max(d, MaxScaled(alone.HN[l*H:(l+1)*H], batch.HN[(l*c.Batch+r)*H:(l*c.Batch+r+1)*H]))
+			for k, st := range sig.States {
+				got := make([]float32, st.RowSize())
+				st.GatherRow(got, batch.State[k], c.Batch, r)
+				d = max(d, MaxScaled(alone.State[k], got))
+			}
+			for k, e := range sig.Extras {
+				d = max(d, MaxAbs(alone.Extras[k], batch.Extras[k][r*e.Width:(r+1)*e.Width]))
 			}
 			if d > Tolerance {
 				t.Errorf("%s row %d: padded-batch row differs from the row alone by %.3g", c.Name, r, d)
@@ -200,6 +268,7 @@ func testPadding(t *testing.T, be runtime.Backend, fx *Fixtures) {
 }
 
 func testCarry(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	sig := be.Signature()
 	byName := map[string]Case{}
 	for _, c := range fx.Cases {
 		byName[c.Name] = c
@@ -213,18 +282,18 @@ func testCarry(t *testing.T, be runtime.Backend, fx *Fixtures) {
 		if !ok {
 			t.Fatalf("%s continues unknown case %q", c.Name, c.Continues)
 		}
-		first, err := be.Run(context.Background(), prev.Input())
+		first, err := be.Run(context.Background(), prev.Input(sig))
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := c.Input()
-		in.H0, in.C0 = first.HN, first.CN
+		in := c.Input(sig)
+		in.State = first.State
 		second, err := be.Run(context.Background(), in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := max(MaxAbs(second.Probs, c.Probs), MaxScaled(second.HN, c.HN), MaxScaled(second.CN, c.CN)); d > Tolerance {
-			t.Errorf("%s: state carried from %s differs from PyTorch by %.3g", c.Name, prev.Name, d)
+		if d, what := c.Diff(sig, second); d > Tolerance {
+			t.Errorf("%s: state carried from %s differs from PyTorch by %.3g (%s)", c.Name, prev.Name, d, what)
 		}
 		checked++
 	}
@@ -234,8 +303,13 @@ func testCarry(t *testing.T, be runtime.Backend, fx *Fixtures) {
 }
 
 func testInvalid(t *testing.T, be runtime.Backend, fx *Fixtures) {
-	good := fx.Cases[0].Input()
-	L, H := fx.Layers, fx.Hidden
+	sig := be.Signature()
+	good := fx.Cases[0].Input(sig)
+	zero := func(k, n int) [][]float32 {
+		st := make([][]float32, len(sig.States))
+		st[k] = make([]float32, n)
+		return st
+	}
 	tests := []struct {
 		name string
 		in   runtime.Input
@@ -244,8 +318,8 @@ func testInvalid(t *testing.T, be runtime.Backend, fx *Fixtures) {
 		{"ids short", runtime.Input{IDs: []int64{1}, Lengths: []int64{2}, Batch: 1, Seq: 2}},
 		{"length zero", runtime.Input{IDs: []int64{1, 2}, Lengths: []int64{0}, Batch: 1, Seq: 2}},
 		{"length past seq", runtime.Input{IDs: []int64{1, 2}, Lengths: []int64{3}, Batch: 1, Seq: 2}},
-		{"h0 wrong size", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, H0: make([]float32, 1), C0: make([]float32, 1)}},
-		{"only h0", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, H0: make([]float32, L*good.Batch*H)}},
+		{"h0 wrong size", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, State: zero(0, 1)}},
+		{"state count", runtime.Input{IDs: good.IDs, Lengths: good.Lengths, Batch: good.Batch, Seq: good.Seq, State: make([][]float32, len(sig.States)+1)}},
 	}
 	for _, tt := range tests {
 		if _, err := be.Run(context.Background(), tt.in); err == nil {
@@ -255,9 +329,10 @@ func testInvalid(t *testing.T, be runtime.Backend, fx *Fixtures) {
 }
 
 func testConcurrent(t *testing.T, be runtime.Backend, fx *Fixtures) {
+	sig := be.Signature()
 	want := make([]runtime.Output, len(fx.Cases))
 	for i, c := range fx.Cases {
-		out, err := be.Run(context.Background(), c.Input())
+		out, err := be.Run(context.Background(), c.Input(sig))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +346,7 @@ func testConcurrent(t *testing.T, be runtime.Backend, fx *Fixtures) {
 			defer wg.Done()
 			for k := range fx.Cases {
 				i := (k + g*7) % len(fx.Cases)
-				out, err := be.Run(context.Background(), fx.Cases[i].Input())
+				out, err := be.Run(context.Background(), fx.Cases[i].Input(sig))
 				if err != nil {
 					errs <- err
 					return

@@ -9,6 +9,18 @@ import (
 	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
 
+// Contract names the hand-built test graphs use.
+const (
+	inIDs     = "input_ids"
+	inLengths = "lengths"
+	inH0      = "h0"
+	inC0      = "c0"
+	outProbs  = "probs"
+	outHN     = "hn"
+	outCN     = "cn"
+)
+
+
 // Helpers that build ONNX models by hand, so that kernels can be checked
 // against values computed independently of any exporter.
 

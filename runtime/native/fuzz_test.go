@@ -60,7 +60,7 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
-		s := b.StateShape()
+		s := b.Signature().LSTMShape()
 		if s.Layers <= 0 || s.Hidden <= 0 {
 			t.Fatalf("loaded model has state shape %+v", s)
 		}
@@ -75,8 +75,8 @@ func FuzzLoad(f *testing.F) {
 			return // a model that loads may still fail on input; it must say so
 		}
 		n := s.Layers * 2 * s.Hidden
-		if len(out.Probs) != 4 || len(out.HN) != n || len(out.CN) != n {
-			t.Fatalf("output sizes probs %d hn %d cn %d, want 4, %d, %d", len(out.Probs), len(out.HN), len(out.CN), n, n)
+		if len(out.Probs) != 4 || len(out.State[0]) != n || len(out.State[1]) != n {
+			t.Fatalf("output sizes probs %d hn %d cn %d, want 4, %d, %d", len(out.Probs), len(out.State[0]), len(out.State[1]), n, n)
 		}
 	})
 }

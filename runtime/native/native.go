@@ -29,8 +29,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/runtime/onnxpb"
 )
@@ -56,22 +54,11 @@ func (e *UnsupportedOpError) Error() string {
 // Is makes errors.Is(err, ErrInvalidModel) hold for unsupported ops too.
 func (e *UnsupportedOpError) Is(target error) bool { return target == ErrInvalidModel }
 
-// Graph input and output names fixed by the export contract (DESIGN.md).
-const (
-	inIDs     = "input_ids"
-	inLengths = "lengths"
-	inH0      = "h0"
-	inC0      = "c0"
-	outProbs  = "probs"
-	outHN     = "hn"
-	outCN     = "cn"
-)
-
 // Backend runs one loaded model. It holds no mutable state after New
 // returns, so Run is safe for concurrent use.
 type Backend struct {
-	g     *graph
-	shape runtime.Shape
+	g   *graph
+	sig runtime.Signature
 }
 
 var _ runtime.Backend = (*Backend)(nil)
@@ -88,6 +75,17 @@ func Open(path string) (*Backend, error) {
 // New loads an ONNX model from its serialized bytes.
 func New(model []byte) (*Backend, error) {
 	return load("model", model)
+}
+
+// NewFromProto compiles a model already parsed and whose signature was read
+// when its bundle loaded (models.Bundle), so the file is parsed once.
+func NewFromProto(m *onnxpb.ModelProto, sig runtime.Signature) (_ *Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &modelError{fmt.Errorf("native: model is not a valid ONNX model: %v", r)}
+		}
+	}()
+	return fromProto("model", m, sig)
 }
 
 // modelError carries a complete message and wraps ErrInvalidModel without
@@ -111,9 +109,20 @@ func load(name string, data []byte) (_ *Backend, err error) {
 	if len(data) == 0 {
 		return nil, invalid(errors.New("empty file"))
 	}
-	m, err := parseModel(data)
+	m, err := runtime.ParseModel(data)
 	if err != nil {
 		return nil, invalid(err)
+	}
+	sig, err := runtime.SignatureOf(m.GetGraph())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	return fromProto(name, m, sig)
+}
+
+func fromProto(name string, m *onnxpb.ModelProto, sig runtime.Signature) (*Backend, error) {
+	invalid := func(err error) error {
+		return &modelError{fmt.Errorf("native: %s is not a valid ONNX model: %w", name, err)}
 	}
 	if m.GetGraph() == nil || len(m.GetGraph().GetNode()) == 0 {
 		return nil, invalid(errors.New("no graph nodes"))
@@ -127,8 +136,7 @@ func load(name string, data []byte) (_ *Backend, err error) {
 	if opset == 0 {
 		return nil, invalid(errors.New("no default-domain opset import"))
 	}
-	g, err := compile(m.GetGraph(), opset,
-		[]string{inIDs, inLengths, inH0, inC0}, []string{outProbs, outHN, outCN})
+	g, err := compile(m.GetGraph(), opset, sig.InputNames(), sig.OutputNames())
 	if err != nil {
 		var uo *UnsupportedOpError
 		if errors.As(err, &uo) {
@@ -136,87 +144,43 @@ func load(name string, data []byte) (_ *Backend, err error) {
 		}
 		return nil, &modelError{fmt.Errorf("native: %s: %w", name, err)}
 	}
-	shape, err := stateShape(m.GetGraph())
-	if err != nil {
-		return nil, &modelError{fmt.Errorf("native: %s: %w", name, err)}
-	}
-	return &Backend{g: g, shape: shape}, nil
-}
-
-func parseModel(data []byte) (*onnxpb.ModelProto, error) {
-	var m onnxpb.ModelProto
-	if err := proto.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	return &m, nil
-}
-
-// stateShape reads [layers, batch, hidden] from h0's declared type, falling
-// back to the LSTM nodes (their count and hidden_size) when h0's dims are
-// symbolic.
-func stateShape(g *onnxpb.GraphProto) (runtime.Shape, error) {
-	var s runtime.Shape
-	for _, vi := range g.GetInput() {
-		if vi.GetName() != inH0 {
-			continue
-		}
-		dims := vi.GetType().GetTensorType().GetShape().GetDim()
-		if len(dims) != 3 {
-			return s, fmt.Errorf("input %q has rank %d, want 3 [layers, batch, hidden]", inH0, len(dims))
-		}
-		s.Layers = int(dims[0].GetDimValue())
-		s.Hidden = int(dims[2].GetDimValue())
-	}
-	lstms, hidden := 0, 0
-	for _, n := range g.GetNode() {
-		if n.GetOpType() == "LSTM" {
-			lstms++
-			hidden = int(attrInt(n, "hidden_size", 0))
-		}
-	}
-	if s.Layers <= 0 {
-		s.Layers = lstms
-	}
-	if s.Hidden <= 0 {
-		s.Hidden = hidden
-	}
-	if s.Layers <= 0 || s.Hidden <= 0 {
-		return s, fmt.Errorf("cannot tell the state shape: %q has no static layers/hidden dims and the graph has no LSTM node", inH0)
-	}
-	return s, nil
+	return &Backend{g: g, sig: sig}, nil
 }
 
 // Name reports "native".
 func (b *Backend) Name() string { return "native" }
 
-// StateShape reports the layer count and hidden size read from the model.
-func (b *Backend) StateShape() runtime.Shape { return b.shape }
+// Signature reports the model's contract.
+func (b *Backend) Signature() runtime.Signature { return b.sig }
 
 // Close releases nothing: the model lives on the Go heap.
 func (b *Backend) Close() error { return nil }
 
 // Run executes the graph on one batch.
 func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, error) {
-	if err := in.Validate(b.shape); err != nil {
+	if err := in.Validate(b.sig); err != nil {
 		return runtime.Output{}, err
 	}
-	n := b.shape.Layers * in.Batch * b.shape.Hidden
-	h0, c0 := in.H0, in.C0
-	if h0 == nil {
-		h0, c0 = make([]float32, n), make([]float32, n)
-	}
-	st := []int{b.shape.Layers, in.Batch, b.shape.Hidden}
-	outs, err := b.g.run(ctx, []*tensor{
+	state := in.StateOrZeros(b.sig)
+	inputs := []*tensor{
 		intTensor([]int{in.Batch, in.Seq}, in.IDs),
 		intTensor([]int{in.Batch}, in.Lengths),
-		floatTensor(st, h0),
-		floatTensor(st, c0),
-	})
+	}
+	for k, st := range b.sig.States {
+		inputs = append(inputs, floatTensor(ints(st.Shape(in.Batch)), state[k]))
+	}
+	outs, err := b.g.run(ctx, inputs)
 	if err != nil {
 		return runtime.Output{}, err
 	}
-	want := []int{in.Batch * 2, n, n}
-	res := make([][]float32, 3)
+	want := []int{in.Batch * 2}
+	for _, st := range b.sig.States {
+		want = append(want, st.RowSize()*in.Batch)
+	}
+	for _, e := range b.sig.Extras {
+		want = append(want, e.Width*in.Batch)
+	}
+	res := make([][]float32, len(outs))
 	for k, t := range outs {
 		if t.dt != float32T || t.size() != want[k] {
 			return runtime.Output{}, fmt.Errorf("native: output %q is %s %v, want %d float32 values",
@@ -225,5 +189,14 @@ func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, er
 		// Copy: an output may alias a weight or another output.
 		res[k] = append([]float32(nil), t.f...)
 	}
-	return runtime.Output{Probs: res[0], HN: res[1], CN: res[2]}, nil
+	ns := len(b.sig.States)
+	return runtime.Output{Probs: res[0], State: res[1 : 1+ns], Extras: res[1+ns:]}, nil
+}
+
+func ints(d []int64) []int {
+	out := make([]int, len(d))
+	for i, v := range d {
+		out[i] = int(v)
+	}
+	return out
 }

@@ -52,19 +52,19 @@ func TestFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if got, want := b.StateShape(), (runtime.Shape{Layers: f.Layers, Hidden: f.Hidden}); got != want {
+			if got, want := b.Signature().LSTMShape(), (runtime.Shape{Layers: f.Layers, Hidden: f.Hidden}); got != want {
 				t.Fatalf("StateShape() = %+v, want %+v", got, want)
 			}
 			worst := 0.0
 			for _, c := range f.Cases {
-				out, err := b.Run(context.Background(), c.Input())
+				out, err := b.Run(context.Background(), c.Input(b.Signature()))
 				if err != nil {
 					t.Fatalf("%s: %v", c.Name, err)
 				}
 				for _, o := range []struct {
 					name      string
 					got, want []float32
-				}{{"probs", out.Probs, c.Probs}, {"hn", out.HN, c.HN}, {"cn", out.CN, c.CN}} {
+				}{{"probs", out.Probs, c.Probs}, {"hn", out.State[0], c.HN}, {"cn", out.State[1], c.CN}} {
 					d := maxAbsDiff(t, c.Name+" "+o.name, o.got, o.want)
 					worst = max(worst, d)
 					if d > tol {
@@ -116,7 +116,7 @@ func TestLSTMHandComputed(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := b.Run(context.Background(), runtime.Input{IDs: []int64{1}, Lengths: []int64{1}, Batch: 1, Seq: 1,
-			H0: []float32{0.2}, C0: []float32{-0.1}})
+			State: [][]float32{{0.2}, {-0.1}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +128,11 @@ func TestLSTMHandComputed(t *testing.T) {
 		c := f*-0.1 + i*cc
 		h := o * math.Tanh(c)
 		p1 := sig(-2 * h) // softmax of (h, -h), phishing = second class
-		if d := math.Abs(float64(out.CN[0]) - c); d > 1e-6 {
-			t.Errorf("c = %v, want %v", out.CN[0], c)
+		if d := math.Abs(float64(out.State[1][0]) - c); d > 1e-6 {
+			t.Errorf("c = %v, want %v", out.State[1][0], c)
 		}
-		if d := math.Abs(float64(out.HN[0]) - h); d > 1e-6 {
-			t.Errorf("h = %v, want %v", out.HN[0], h)
+		if d := math.Abs(float64(out.State[0][0]) - h); d > 1e-6 {
+			t.Errorf("h = %v, want %v", out.State[0][0], h)
 		}
 		if d := math.Abs(float64(out.Probs[1]) - p1); d > 1e-6 {
 			t.Errorf("P(phishing) = %v, want %v", out.Probs[1], p1)
@@ -146,7 +146,7 @@ func TestLSTMHandComputed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := b.StateShape(); got != (runtime.Shape{Layers: L, Hidden: H}) {
+		if got := b.Signature().LSTMShape(); got != (runtime.Shape{Layers: L, Hidden: H}) {
 			t.Fatalf("StateShape() = %+v", got)
 		}
 		ids := []int64{1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 6, 5, 4, 0, 0}
@@ -209,11 +209,11 @@ func TestLSTMHandComputed(t *testing.T) {
 				}
 				for j := 0; j < H; j++ {
 					k := (l*3+row)*H + j
-					if d := math.Abs(float64(out.HN[k]) - h[j]); d > 1e-5 {
-						t.Errorf("layer %d row %d unit %d: h = %v, want %v", l, row, j, out.HN[k], h[j])
+					if d := math.Abs(float64(out.State[0][k]) - h[j]); d > 1e-5 {
+						t.Errorf("layer %d row %d unit %d: h = %v, want %v", l, row, j, out.State[0][k], h[j])
 					}
-					if d := math.Abs(float64(out.CN[k]) - c[j]); d > 1e-5 {
-						t.Errorf("layer %d row %d unit %d: c = %v, want %v", l, row, j, out.CN[k], c[j])
+					if d := math.Abs(float64(out.State[1][k]) - c[j]); d > 1e-5 {
+						t.Errorf("layer %d row %d unit %d: c = %v, want %v", l, row, j, out.State[1][k], c[j])
 					}
 				}
 				x, in = ys, H
@@ -225,7 +225,7 @@ func TestLSTMHandComputed(t *testing.T) {
 // loadRaw decodes every initializer of a serialized model by name.
 func loadRaw(t *testing.T, model []byte) map[string][]float32 {
 	t.Helper()
-	m, err := parseModel(model)
+	m, err := runtime.ParseModel(model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestLoadErrors(t *testing.T) {
 			g := exportLikeGraph(make([]float32, 4), 2, 2, 1, []lstmWeights{{make([]float32, 8), make([]float32, 4), make([]float32, 8)}}, []float32{1, 1}, []float32{0, 0})
 			g.Input = g.Input[:3]
 			return marshalModel(t, g)
-		}, []string{`no input "c0"`}},
+		}, []string{`no LSTM state input c0`}},
 		{"missing output", func(t *testing.T) []byte {
 			g := exportLikeGraph(make([]float32, 4), 2, 2, 1, []lstmWeights{{make([]float32, 8), make([]float32, 4), make([]float32, 8)}}, []float32{1, 1}, []float32{0, 0})
 			g.Output = g.Output[1:]
@@ -348,13 +348,13 @@ func TestZeroStateEqualsNil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := b.StateShape()
+	s := b.Signature().LSTMShape()
 	in := runtime.Input{IDs: []int64{3, 4, 5, 6, 7, 8}, Lengths: []int64{3, 2}, Batch: 2, Seq: 3}
 	a, err := b.Run(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.H0, in.C0 = make([]float32, s.Layers*2*s.Hidden), make([]float32, s.Layers*2*s.Hidden)
+	in.State = [][]float32{make([]float32, s.Layers*2*s.Hidden), make([]float32, s.Layers*2*s.Hidden)}
 	z, err := b.Run(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -372,7 +372,7 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	want := make([]runtime.Output, len(f.Cases))
 	for k, c := range f.Cases {
-		if want[k], err = b.Run(context.Background(), c.Input()); err != nil {
+		if want[k], err = b.Run(context.Background(), c.Input(b.Signature())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -385,12 +385,12 @@ func TestConcurrentRuns(t *testing.T) {
 			defer wg.Done()
 			for j := range f.Cases {
 				k := (j + w) % len(f.Cases)
-				out, err := b.Run(context.Background(), f.Cases[k].Input())
+				out, err := b.Run(context.Background(), f.Cases[k].Input(b.Signature()))
 				if err != nil {
 					errs <- err
 					return
 				}
-				for _, p := range [][2][]float32{{out.Probs, want[k].Probs}, {out.HN, want[k].HN}, {out.CN, want[k].CN}} {
+				for _, p := range [][2][]float32{{out.Probs, want[k].Probs}, {out.State[0], want[k].State[0]}, {out.State[1], want[k].State[1]}} {
 					for i := range p[0] {
 						if p[0][i] != p[1][i] {
 							errs <- errors.New(f.Cases[k].Name + ": concurrent result differs")
@@ -471,9 +471,9 @@ func TestErrorMessages(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"corrupt", []byte{0xff, 0xff, 0xff, 0xff}, "native: model is not a valid ONNX model: proto:"},
+		{"corrupt", []byte{0xff, 0xff, 0xff, 0xff}, "native: model is not a valid ONNX model: not an ONNX model: proto:"},
 		{"truncated", good[:len(good)-7], "native: model is not a valid ONNX model: "},
-		{"missing input", noLengths, `native: model: graph has no input "lengths" (want inputs [input_ids lengths h0 c0])`},
+		{"missing input", noLengths, `native: model is not a valid ONNX model: model does not follow the callwatch ONNX signature: no input "lengths"`},
 	} {
 		_, err := New(tc.data)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -496,20 +496,20 @@ func TestRowGroupsEqualRowsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := be.StateShape()
+	s := be.Signature().LSTMShape()
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, batch := range []int{16, 37, 64} {
 		const seq = 45
 		in := runtime.Input{IDs: make([]int64, batch*seq), Lengths: make([]int64, batch), Batch: batch, Seq: seq,
-			H0: make([]float32, s.Layers*batch*s.Hidden), C0: make([]float32, s.Layers*batch*s.Hidden)}
+			State: [][]float32{make([]float32, s.Layers*batch*s.Hidden), make([]float32, s.Layers*batch*s.Hidden)}}
 		for k := range in.IDs {
 			in.IDs[k] = r.Int64N(300)
 		}
 		for k := range in.Lengths {
 			in.Lengths[k] = 1 + r.Int64N(seq)
 		}
-		for k := range in.H0 {
-			in.H0[k], in.C0[k] = r.Float32()-0.5, 2*r.Float32()-1
+		for k := range in.State[0] {
+			in.State[0][k], in.State[1][k] = r.Float32()-0.5, 2*r.Float32()-1
 		}
 		all, err := be.Run(context.Background(), in)
 		if err != nil {
@@ -517,10 +517,10 @@ func TestRowGroupsEqualRowsAlone(t *testing.T) {
 		}
 		for row := 0; row < batch; row++ {
 			one := runtime.Input{IDs: in.IDs[row*seq : (row+1)*seq], Lengths: in.Lengths[row : row+1], Batch: 1, Seq: seq,
-				H0: make([]float32, s.Layers*s.Hidden), C0: make([]float32, s.Layers*s.Hidden)}
+				State: [][]float32{make([]float32, s.Layers*s.Hidden), make([]float32, s.Layers*s.Hidden)}}
 			for l := 0; l < s.Layers; l++ {
-				copy(one.H0[l*s.Hidden:(l+1)*s.Hidden], in.H0[(l*batch+row)*s.Hidden:])
-				copy(one.C0[l*s.Hidden:(l+1)*s.Hidden], in.C0[(l*batch+row)*s.Hidden:])
+				copy(one.State[0][l*s.Hidden:(l+1)*s.Hidden], in.State[0][(l*batch+row)*s.Hidden:])
+				copy(one.State[1][l*s.Hidden:(l+1)*s.Hidden], in.State[1][(l*batch+row)*s.Hidden:])
 			}
 			got, err := be.Run(context.Background(), one)
 			if err != nil {
@@ -533,7 +533,7 @@ func TestRowGroupsEqualRowsAlone(t *testing.T) {
 			}
 			for l := 0; l < s.Layers; l++ {
 				for j := 0; j < s.Hidden; j++ {
-					if got.HN[l*s.Hidden+j] != all.HN[(l*batch+row)*s.Hidden+j] || got.CN[l*s.Hidden+j] != all.CN[(l*batch+row)*s.Hidden+j] {
+					if got.State[0][l*s.Hidden+j] != all.State[0][(l*batch+row)*s.Hidden+j] || got.State[1][l*s.Hidden+j] != all.State[1][(l*batch+row)*s.Hidden+j] {
 						t.Fatalf("batch %d row %d layer %d: state differs from the row alone", batch, row, l)
 					}
 				}

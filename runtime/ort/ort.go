@@ -170,15 +170,10 @@ type Options struct {
 // is safe for concurrent Run calls, so one Backend serves many goroutines.
 type Backend struct {
 	sess    *ortgo.DynamicAdvancedSession
-	shape   runtime.Shape
+	sig     runtime.Signature
 	lib     string
 	version string
 }
-
-var (
-	inputNames  = []string{"input_ids", "lengths", "h0", "c0"}
-	outputNames = []string{"probs", "hn", "cn"}
-)
 
 // Open loads the library (once per process) and creates a session for the
 // model file at modelPath.
@@ -190,21 +185,24 @@ func Open(modelPath string, opts Options) (*Backend, error) {
 	return New(data, opts)
 }
 
-// New is Open on model bytes already in memory.
+// New is Open on model bytes already in memory; it reads the signature
+// itself. Callers that loaded a bundle pass the bundle's with NewWithSignature.
 func New(model []byte, opts Options) (*Backend, error) {
+	sig, err := runtime.ReadSignature(model)
+	if err != nil {
+		return nil, fmt.Errorf("ort: model is not a valid callwatch ONNX file: %w", err)
+	}
+	return NewWithSignature(model, sig, opts)
+}
+
+// NewWithSignature creates a session for model, whose signature was read
+// when its bundle loaded.
+func NewWithSignature(model []byte, sig runtime.Signature, opts Options) (*Backend, error) {
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	lib, version, err := Init(Candidates(opts.Library, getenv))
-	if err != nil {
-		return nil, err
-	}
-	ins, outs, err := signature(model)
-	if err != nil {
-		return nil, fmt.Errorf("ort: model is not a valid ONNX file: %w", err)
-	}
-	shape, err := checkSignature(ins, outs)
 	if err != nil {
 		return nil, err
 	}
@@ -223,80 +221,34 @@ func New(model []byte, opts Options) (*Backend, error) {
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
 	}
-	sess, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputNames, outputNames, so)
+	sess, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, sig.InputNames(), sig.OutputNames(), so)
 	if err != nil {
 		return nil, fmt.Errorf("ort: model is not a valid ONNX file for onnxruntime %s: %w", version, err)
 	}
-	return &Backend{sess: sess, shape: shape, lib: lib, version: version}, nil
-}
-
-// checkSignature verifies the ONNX signature of DESIGN.md and reads the state
-// shape from h0's static dimensions.
-func checkSignature(ins, outs []ortgo.InputOutputInfo) (runtime.Shape, error) {
-	want := map[string]ortgo.TensorElementDataType{
-		"input_ids": ortgo.TensorElementDataTypeInt64,
-		"lengths":   ortgo.TensorElementDataTypeInt64,
-		"h0":        ortgo.TensorElementDataTypeFloat,
-		"c0":        ortgo.TensorElementDataTypeFloat,
-	}
-	var shape runtime.Shape
-	got := map[string]bool{}
-	for _, in := range ins {
-		got[in.Name] = true
-		if dt, ok := want[in.Name]; ok && in.DataType != dt {
-			return shape, fmt.Errorf("ort: model input %q has type %s, want %s", in.Name, in.DataType, ortgo.TensorElementDataType(dt))
-		}
-		if in.Name == "h0" {
-			d := in.Dimensions
-			if len(d) != 3 || d[0] <= 0 || d[2] <= 0 {
-				return shape, fmt.Errorf("ort: model input h0 has shape %s, want [layers, batch, hidden] with static layers and hidden", d)
-			}
-			shape = runtime.Shape{Layers: int(d[0]), Hidden: int(d[2])}
-		}
-	}
-	for _, n := range inputNames {
-		if !got[n] {
-			return shape, fmt.Errorf("ort: model has no input %q; callwatch models take input_ids, lengths, h0, c0 (see DESIGN.md)", n)
-		}
-	}
-	gotOut := map[string]bool{}
-	for _, o := range outs {
-		gotOut[o.Name] = true
-	}
-	for _, n := range outputNames {
-		if !gotOut[n] {
-			return shape, fmt.Errorf("ort: model has no output %q; callwatch models produce probs, hn, cn (see DESIGN.md)", n)
-		}
-	}
-	return shape, nil
+	return &Backend{sess: sess, sig: sig, lib: lib, version: version}, nil
 }
 
 // Name implements runtime.Backend.
 func (b *Backend) Name() string { return "ort" }
 
-// StateShape implements runtime.Backend.
-func (b *Backend) StateShape() runtime.Shape { return b.shape }
+// Signature implements runtime.Backend.
+func (b *Backend) Signature() runtime.Signature { return b.sig }
 
 // Library reports the loaded library path and version.
 func (b *Backend) Library() (path, version string) { return b.lib, b.version }
 
 // Run implements runtime.Backend.
 func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, error) {
-	var out runtime.Output
-	if err := in.Validate(b.shape); err != nil {
-		return out, err
+	if err := in.Validate(b.sig); err != nil {
+		return runtime.Output{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return out, err
+		return runtime.Output{}, err
 	}
 	B, S := int64(in.Batch), int64(in.Seq)
-	L, H := int64(b.shape.Layers), int64(b.shape.Hidden)
-	n := int(L * B * H)
-	h0, c0 := in.H0, in.C0
-	if h0 == nil {
-		h0, c0 = make([]float32, n), make([]float32, n)
-	}
-	out = runtime.Output{Probs: make([]float32, 2*in.Batch), HN: make([]float32, n), CN: make([]float32, n)}
+	state := in.StateOrZeros(b.sig)
+	out := runtime.Output{Probs: make([]float32, 2*in.Batch),
+		State: make([][]float32, len(b.sig.States)), Extras: make([][]float32, len(b.sig.Extras))}
 
 	var vals []ortgo.Value
 	defer func() {
@@ -304,23 +256,31 @@ func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, er
 			v.Destroy()
 		}
 	}()
-	mk := func(v ortgo.Value, err error) error {
+	var errs []error
+	mk := func(v ortgo.Value, err error) {
 		if err != nil {
-			return fmt.Errorf("ort: tensor: %w", err)
+			errs = append(errs, fmt.Errorf("ort: tensor: %w", err))
+			return
 		}
 		vals = append(vals, v)
-		return nil
 	}
-	if err := errors.Join(
-		mk(tensor(ortgo.NewShape(B, S), in.IDs)),
-		mk(tensor(ortgo.NewShape(B), in.Lengths)),
-		mk(tensor(ortgo.NewShape(L, B, H), h0)),
-		mk(tensor(ortgo.NewShape(L, B, H), c0)),
-		mk(tensor(ortgo.NewShape(B, 2), out.Probs)),
-		mk(tensor(ortgo.NewShape(L, B, H), out.HN)),
-		mk(tensor(ortgo.NewShape(L, B, H), out.CN)),
-	); err != nil {
-		return runtime.Output{}, err
+	mk(tensor(ortgo.NewShape(B, S), in.IDs))
+	mk(tensor(ortgo.NewShape(B), in.Lengths))
+	for k, st := range b.sig.States {
+		mk(tensor(ortgo.NewShape(st.Shape(in.Batch)...), state[k]))
+	}
+	nIn := len(vals)
+	mk(tensor(ortgo.NewShape(B, 2), out.Probs))
+	for k, st := range b.sig.States {
+		out.State[k] = make([]float32, st.RowSize()*in.Batch)
+		mk(tensor(ortgo.NewShape(st.Shape(in.Batch)...), out.State[k]))
+	}
+	for k, e := range b.sig.Extras {
+		out.Extras[k] = make([]float32, e.Width*in.Batch)
+		mk(tensor(ortgo.NewShape(B, int64(e.Width)), out.Extras[k]))
+	}
+	if len(errs) > 0 {
+		return runtime.Output{}, errors.Join(errs...)
 	}
 
 	ro, err := ortgo.NewRunOptions()
@@ -339,7 +299,7 @@ func (b *Backend) Run(ctx context.Context, in runtime.Input) (runtime.Output, er
 		case <-done:
 		}
 	}()
-	if err := b.sess.RunWithOptions(vals[:4], vals[4:], ro); err != nil {
+	if err := b.sess.RunWithOptions(vals[:nIn], vals[nIn:], ro); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return runtime.Output{}, cerr
 		}

@@ -294,7 +294,7 @@ func openDetector(dir, backend string, batch int, opts ...callwatch.Option) (*ca
 	if err != nil {
 		return nil, err
 	}
-	be, err := callwatch.OpenBackend(backend, bundle.Model, ort.Options{IntraOpThreads: 1}, nil)
+	be, err := callwatch.OpenBackend(backend, bundle, ort.Options{IntraOpThreads: 1}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s backend: %w", backend, err)
 	}

@@ -60,7 +60,7 @@ func (b *bench) sweep(ctx context.Context, w io.Writer) error {
 	}
 	dets := make([]*callwatch.Detector, len(ks))
 	for i, k := range ks {
-		be, err := callwatch.OpenBackend(k.backend, bundle.Model, ort.Options{IntraOpThreads: k.threads}, nil)
+		be, err := callwatch.OpenBackend(k.backend, bundle, ort.Options{IntraOpThreads: k.threads}, nil)
 		if err != nil {
 			return fmt.Errorf("%v: %w", k, err)
 		}

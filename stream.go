@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/tokenize"
 )
 
@@ -72,14 +73,7 @@ func levelRank(l string) int {
 }
 
 // Reason is a segment (and the phrase within it) that raised the score.
-type Reason struct {
-	Segment int     `json:"segment"`
-	Text    string  `json:"text"`
-	Phrase  string  `json:"phrase,omitempty"`
-	Delta   float64 `json:"delta"`
-	Start   float64 `json:"start,omitempty"`
-	End     float64 `json:"end,omitempty"`
-}
+type Reason = api.Reason
 
 // Update is the outcome of feeding one segment.
 type Update struct {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callwatch/callwatch/server"
+	"github.com/callwatch/callwatch/api"
 )
 
 // Client talks to one callwatch server (or a load balancer in front of
@@ -44,10 +44,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Error is a non-2xx answer from the server.
+// Error is a non-2xx answer from the api.
 type Error struct {
 	Status     int
-	Code       server.Code // stable code; branch on this
+	Code       api.Code // stable code; branch on this
 	Message    string
 	RetryAfter time.Duration // from Retry-After, when the server sent one
 }
@@ -57,23 +57,23 @@ func (e *Error) Error() string {
 }
 
 // Classify scores texts; one result per text, in order (ids "1".."n").
-func (c *Client) Classify(ctx context.Context, texts ...string) ([]server.ClassifyResult, error) {
-	var out server.ClassifyResponse
-	err := c.do(ctx, http.MethodPost, "/v1/classify", server.ClassifyRequest{Texts: texts}, &out)
+func (c *Client) Classify(ctx context.Context, texts ...string) ([]api.Result, error) {
+	var out api.ClassifyResponse
+	err := c.do(ctx, http.MethodPost, "/v1/classify", api.ClassifyRequest{Texts: texts}, &out)
 	return out.Results, err
 }
 
 // ClassifyRecords scores records with their own ids.
-func (c *Client) ClassifyRecords(ctx context.Context, recs []server.Record) ([]server.ClassifyResult, error) {
-	var out server.ClassifyResponse
-	err := c.do(ctx, http.MethodPost, "/v1/classify", server.ClassifyRequest{Records: recs}, &out)
+func (c *Client) ClassifyRecords(ctx context.Context, recs []api.Record) ([]api.Result, error) {
+	var out api.ClassifyResponse
+	err := c.do(ctx, http.MethodPost, "/v1/classify", api.ClassifyRequest{Records: recs}, &out)
 	return out.Results, err
 }
 
 // Segment sends one segment of a call. Pass the previous response's State
 // in seg.State to continue the call on any replica.
-func (c *Client) Segment(ctx context.Context, callID string, seg server.SegmentRequest) (server.SegmentResponse, error) {
-	var out server.SegmentResponse
+func (c *Client) Segment(ctx context.Context, callID string, seg api.SegmentRequest) (api.SegmentResponse, error) {
+	var out api.SegmentResponse
 	err := c.do(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(callID)+"/segments", seg, &out)
 	return out, err
 }
@@ -89,8 +89,8 @@ type Call struct {
 func (c *Client) NewCall(id string) *Call { return &Call{c: c, id: id} }
 
 // Feed sends the call's next segment.
-func (k *Call) Feed(ctx context.Context, text string, start, end float64) (server.SegmentResponse, error) {
-	r, err := k.c.Segment(ctx, k.id, server.SegmentRequest{Text: text, Start: start, End: end, State: k.state})
+func (k *Call) Feed(ctx context.Context, text string, start, end float64) (api.SegmentResponse, error) {
+	r, err := k.c.Segment(ctx, k.id, api.SegmentRequest{Text: text, Start: start, End: end, State: k.state})
 	if err == nil {
 		k.state = r.State
 	}
@@ -103,8 +103,8 @@ func (c *Client) EndCall(ctx context.Context, callID string) error {
 }
 
 // Infer calls the Open Inference Protocol v2 endpoint of model.
-func (c *Client) Infer(ctx context.Context, model string, req server.V2InferRequest) (server.V2InferResponse, error) {
-	var out server.V2InferResponse
+func (c *Client) Infer(ctx context.Context, model string, req api.V2InferRequest) (api.V2InferResponse, error) {
+	var out api.V2InferResponse
 	err := c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(model)+"/infer", req, &out)
 	return out, err
 }
@@ -172,13 +172,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // decodeError reads both error shapes: /v1 {"error":{"code","message"}}
 // and v2 {"error":"code: message"}.
 func decodeError(resp *http.Response, data []byte) error {
-	e := &Error{Status: resp.StatusCode, Code: server.Code(resp.Header.Get("X-Error-Code"))}
+	e := &Error{Status: resp.StatusCode, Code: api.Code(resp.Header.Get("X-Error-Code"))}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}
 	var v1 struct {
 		Error struct {
-			Code    server.Code `json:"code"`
+			Code    api.Code `json:"code"`
 			Message string      `json:"message"`
 		} `json:"error"`
 	}
@@ -194,7 +194,7 @@ func decodeError(resp *http.Response, data []byte) error {
 		e.Message = strings.TrimSpace(string(data))
 	}
 	if e.Code == "" {
-		e.Code = server.Code("http_" + strconv.Itoa(resp.StatusCode))
+		e.Code = api.Code("http_" + strconv.Itoa(resp.StatusCode))
 	}
 	return e
 }

@@ -9,77 +9,35 @@ import (
 	"strconv"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/api"
 )
 
-// Code is a stable, machine-readable error code. Clients branch on it; the
-// message is for people and may change.
-type Code string
+// Code is the stable error code of package api (one table maps codes to
+// HTTP statuses there).
+type Code = api.Code
 
-// Error codes. Their HTTP status is in codeStatus, the one place that maps
-// them.
+// Error codes (see api).
 const (
-	CodeBadRequest    Code = "bad_request"        // malformed JSON or missing fields
-	CodeInvalidText   Code = "invalid_text"       // a text that cannot be scored (empty after cleaning)
-	CodeBodyTooLarge  Code = "body_too_large"     // request body over server.max_body_bytes
-	CodeTextTooLarge  Code = "text_too_large"     // one text over server.max_text_bytes
-	CodeTooManyTexts  Code = "too_many_texts"     // more texts than server.max_texts in one request
-	CodeInvalidState  Code = "invalid_state"      // state token malformed or its signature does not verify
-	CodeStateCallID   Code = "state_call_id"      // state token belongs to another call id
-	CodeStateModel    Code = "state_model"        // state token was made by another model
-	CodeModelNotFound Code = "model_not_found"    // v2 model name unknown
-	CodeCallNotFound  Code = "call_not_found"     // DELETE of a call not in the session store
-	CodeNotFound      Code = "not_found"          // no route for the path
-	CodeMethod        Code = "method_not_allowed" // the path exists with other methods (see Allow)
-	CodeOverloaded    Code = "overloaded"         // batch queue full: retry later
-	CodeTooManyCalls  Code = "too_many_calls"     // session store full
-	CodeNotReady      Code = "not_ready"          // model loading or warming up
-	CodeShuttingDown  Code = "shutting_down"      // draining for shutdown
-	CodeTimeout       Code = "timeout"            // request deadline passed
-	CodeCanceled      Code = "canceled"           // client went away
-	CodeInternal      Code = "internal"           // a bug or a broken backend
+	CodeBadRequest    = api.CodeBadRequest
+	CodeInvalidText   = api.CodeInvalidText
+	CodeBodyTooLarge  = api.CodeBodyTooLarge
+	CodeTextTooLarge  = api.CodeTextTooLarge
+	CodeTooManyTexts  = api.CodeTooManyTexts
+	CodeInvalidState  = api.CodeInvalidState
+	CodeStateCallID   = api.CodeStateCallID
+	CodeStateModel    = api.CodeStateModel
+	CodeModelNotFound = api.CodeModelNotFound
+	CodeCallNotFound  = api.CodeCallNotFound
+	CodeNotFound      = api.CodeNotFound
+	CodeMethod        = api.CodeMethod
+	CodeOverloaded    = api.CodeOverloaded
+	CodeTooManyCalls  = api.CodeTooManyCalls
+	CodeNotReady      = api.CodeNotReady
+	CodeShuttingDown  = api.CodeShuttingDown
+	CodeTimeout       = api.CodeTimeout
+	CodeCanceled      = api.CodeCanceled
+	CodeInternal      = api.CodeInternal
 )
-
-// codeStatus is the only mapping from error code to HTTP status.
-var codeStatus = map[Code]int{
-	CodeBadRequest:    http.StatusBadRequest,
-	CodeInvalidText:   http.StatusBadRequest,
-	CodeBodyTooLarge:  http.StatusRequestEntityTooLarge,
-	CodeTextTooLarge:  http.StatusRequestEntityTooLarge,
-	CodeTooManyTexts:  http.StatusRequestEntityTooLarge,
-	CodeInvalidState:  http.StatusBadRequest,
-	CodeStateCallID:   http.StatusBadRequest,
-	CodeStateModel:    http.StatusConflict,
-	CodeModelNotFound: http.StatusNotFound,
-	CodeCallNotFound:  http.StatusNotFound,
-	CodeNotFound:      http.StatusNotFound,
-	CodeMethod:        http.StatusMethodNotAllowed,
-	CodeOverloaded:    http.StatusTooManyRequests,
-	CodeTooManyCalls:  http.StatusServiceUnavailable,
-	CodeNotReady:      http.StatusServiceUnavailable,
-	CodeShuttingDown:  http.StatusServiceUnavailable,
-	CodeTimeout:       http.StatusGatewayTimeout,
-	CodeCanceled:      499, // nginx's "client closed request"; nobody reads it
-	CodeInternal:      http.StatusInternalServerError,
-}
-
-// Status is the HTTP status for code (500 for an unknown code).
-func (c Code) Status() int {
-	if s, ok := codeStatus[c]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// retryAfter says which codes tell the client to come back, and when (s).
-func (c Code) retryAfter() int {
-	switch c {
-	case CodeOverloaded, CodeShuttingDown:
-		return 1
-	case CodeNotReady, CodeTooManyCalls:
-		return 5
-	}
-	return 0
-}
 
 // Error is an error with a code, returned by handlers and the batcher.
 type Error struct {
@@ -145,7 +103,7 @@ func writeV2Error(w http.ResponseWriter, err error) {
 }
 
 func writeErrorHeaders(w http.ResponseWriter, e *Error) {
-	if s := e.Code.retryAfter(); s > 0 {
+	if s := e.Code.RetryAfter(); s > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(s))
 	}
 	w.Header().Set("X-Error-Code", string(e.Code))

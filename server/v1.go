@@ -12,74 +12,19 @@ import (
 	"time"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/models"
 )
 
-// ClassifyRequest is the body of POST /v1/classify: either texts (ids are
-// then "1".."n") or records with their own ids.
-type ClassifyRequest struct {
-	Texts   []string `json:"texts,omitempty"`
-	Records []Record `json:"records,omitempty"`
-}
-
-// Record is one input text with its id.
-type Record struct {
-	ID   string `json:"id"`
-	Text string `json:"text"`
-}
-
-// ClassifyResult has the CLI's record shapes: {"id","label","score","level"}
-// or {"id","error"}.
-type ClassifyResult struct {
-	ID    string  `json:"id"`
-	Label string  `json:"label,omitempty"`
-	Score float64 `json:"score,omitempty"`
-	Level string  `json:"level,omitempty"`
-	Error string  `json:"error,omitempty"`
-}
-
-// MarshalJSON keeps score even when it is 0 on a verdict, and drops the
-// verdict fields on an error record.
-func (r ClassifyResult) MarshalJSON() ([]byte, error) {
-	if r.Error != "" {
-		return json.Marshal(struct {
-			ID    string `json:"id"`
-			Error string `json:"error"`
-		}{r.ID, r.Error})
-	}
-	return json.Marshal(struct {
-		ID    string  `json:"id"`
-		Label string  `json:"label"`
-		Score float64 `json:"score"`
-		Level string  `json:"level"`
-	}{r.ID, r.Label, r.Score, r.Level})
-}
-
-// ClassifyResponse is one result per input, in input order.
-type ClassifyResponse struct {
-	Results []ClassifyResult `json:"results"`
-}
-
-// SegmentRequest is the body of POST /v1/calls/{call_id}/segments.
-type SegmentRequest struct {
-	Text  string  `json:"text"`
-	Start float64 `json:"start,omitempty"`
-	End   float64 `json:"end,omitempty"`
-	// State is the token from this call's previous response. Without it the
-	// server-side store is used when enabled, else the call starts afresh.
-	State string `json:"state,omitempty"`
-}
-
-// SegmentResponse is the call's standing after the segment.
-type SegmentResponse struct {
-	CallID  string             `json:"call_id"`
-	Segment int                `json:"segment"`
-	Score   float64            `json:"score"`
-	Level   string             `json:"level"`
-	Alert   string             `json:"alert,omitempty"`
-	Reasons []callwatch.Reason `json:"reasons,omitempty"`
-	State   string             `json:"state"`
-}
+// Wire types live in package api, shared with the CLI and the client.
+type (
+	ClassifyRequest  = api.ClassifyRequest
+	Record           = api.Record
+	ClassifyResult   = api.Result
+	ClassifyResponse = api.ClassifyResponse
+	SegmentRequest   = api.SegmentRequest
+	SegmentResponse  = api.SegmentResponse
+)
 
 // decode reads a JSON body into v, mapping the body limit to 413.
 func decode(r *http.Request, v any) error {
@@ -212,11 +157,12 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 	resp := ClassifyResponse{Results: make([]ClassifyResult, len(recs))}
 	for i, rec := range recs {
 		if errs[i] != nil {
-			resp.Results[i] = ClassifyResult{ID: rec.ID, Error: textError(errs[i])}
+			resp.Results[i] = ClassifyResult{Verdict: api.Verdict{ID: rec.ID}, Error: textError(errs[i])}
 			continue
 		}
 		v := d.Verdict(float64(scores[i]))
-		resp.Results[i] = ClassifyResult{ID: rec.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level}
+		resp.Results[i] = ClassifyResult{Verdict: api.Verdict{ID: rec.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level,
+			Family: v.Family, FamilyProb: round6(v.FamilyProb)}}
 	}
 	writeJSON(w, resp)
 }
@@ -350,6 +296,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, SegmentResponse{CallID: callID, Segment: up.Segment, Score: round6(up.Score), Level: up.Level,
+		Family: up.Family, FamilyProb: round6(up.FamilyProb),
 		Alert: up.Alert, Reasons: up.Reasons, State: tok})
 }
 
@@ -382,4 +329,4 @@ func (s *Server) handleModelInfo(w http.ResponseWriter, r *http.Request) {
 		Thresholds: b.Card.Thresholds, Policy: s.policy})
 }
 
-func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }
+func round6(f float64) float64 { return api.Round6(f) }

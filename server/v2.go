@@ -5,41 +5,20 @@ import (
 	"slices"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/api"
 )
 
 // Open Inference Protocol v2 (KServe / Triton) over JSON. The model takes
 // one BYTES tensor "text" of shape [N] and returns "probabilities" FP32
 // [N,2] (normal, phishing), "label" BYTES [N] and "level" BYTES [N].
 
-// V2Tensor is a tensor in the protocol's JSON form; data is flat, row-major.
-type V2Tensor struct {
-	Name       string         `json:"name"`
-	Shape      []int64        `json:"shape"`
-	Datatype   string         `json:"datatype"`
-	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       []any          `json:"data"`
-}
-
-// V2InferRequest is the body of POST /v2/models/{name}/infer.
-type V2InferRequest struct {
-	ID         string           `json:"id,omitempty"`
-	Parameters map[string]any   `json:"parameters,omitempty"`
-	Inputs     []V2Tensor       `json:"inputs"`
-	Outputs    []V2OutputWanted `json:"outputs,omitempty"`
-}
-
-// V2OutputWanted names a requested output.
-type V2OutputWanted struct {
-	Name string `json:"name"`
-}
-
-// V2InferResponse is the infer reply.
-type V2InferResponse struct {
-	ModelName    string     `json:"model_name"`
-	ModelVersion string     `json:"model_version,omitempty"`
-	ID           string     `json:"id,omitempty"`
-	Outputs      []V2Tensor `json:"outputs"`
-}
+// The protocol's wire types live in package api.
+type (
+	V2Tensor        = api.V2Tensor
+	V2InferRequest  = api.V2InferRequest
+	V2OutputWanted  = api.V2OutputWanted
+	V2InferResponse = api.V2InferResponse
+)
 
 type v2TensorMeta struct {
 	Name     string  `json:"name"`

@@ -13,22 +13,15 @@ import (
 	"time"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/internal/records"
 )
 
-// verdictRecord and errorRecord are the two output shapes of classify.
-type verdictRecord struct {
-	ID    string  `json:"id"`
-	Label string  `json:"label"`
-	Score float64 `json:"score"`
-	Level string  `json:"level"`
-}
-
-type errorRecord struct {
-	ID    string `json:"id"`
-	Line  int    `json:"line,omitempty"`
-	Error string `json:"error"`
-}
+// The two output shapes of classify, shared with the server (package api).
+type (
+	verdictRecord = api.Verdict
+	errorRecord   = api.RecordError
+)
 
 // inputFlags adds the record-input flags shared by classify and tokenize.
 func addInputFlags(fsName string, e *env, synopsis string) (*inputOpts, *flagSet) {
@@ -166,7 +159,8 @@ func (e *env) classify(args []string) error {
 					werr = out.Write(errorRecord{ID: r.ID, Line: r.Line, Error: recordError(res[i].Err)})
 				default:
 					v := res[i].Verdict
-					werr = out.Write(verdictRecord{ID: r.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level})
+					werr = out.Write(verdictRecord{ID: r.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level,
+						Family: v.Family, FamilyProb: round6(v.FamilyProb)})
 				}
 				if werr != nil {
 					return werr
@@ -222,10 +216,7 @@ func recordError(err error) string {
 	return err.Error()
 }
 
-func round6(f float64) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', 6, 64), 64)
-	return v
-}
+func round6(f float64) float64 { return api.Round6(f) }
 
 // jsonlWriter writes one JSON object per line; each record is encoded in
 // full before any byte of it is written, so output stays valid JSONL even

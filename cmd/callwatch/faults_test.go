@@ -178,7 +178,7 @@ func TestBundleFaults(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, models.ModelFile), []byte("#!/bin/sh\necho not a model\n"), 0o644)
 			rewriteCard(t, dir, func(map[string]any) {})
 			return dir
-		}, []string{models.ModelFile, "no readable embedding table"}},
+		}, []string{models.ModelFile, "is not a valid ONNX model"}},
 		{"card.json has wrong types", func(t *testing.T) string {
 			dir := copyBundle(t)
 			rewriteCard(t, dir, func(c map[string]any) { c["max_seq_len"] = "512" })

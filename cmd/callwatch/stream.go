@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/api"
 )
 
 // segmentIn is one input line of `stream`.
@@ -24,26 +25,12 @@ type segmentIn struct {
 	Text   *string  `json:"text"`
 }
 
-type scoreEvent struct {
-	CallID string  `json:"call_id"`
-	T      float64 `json:"t"`
-	Score  float64 `json:"score"`
-	Level  string  `json:"level"`
-}
-
-type alertEvent struct {
-	CallID  string             `json:"call_id"`
-	Alert   string             `json:"alert"`
-	T       float64            `json:"t"`
-	Score   float64            `json:"score"`
-	Reasons []callwatch.Reason `json:"reasons"`
-}
-
-type segmentError struct {
-	CallID string `json:"call_id,omitempty"`
-	Line   int    `json:"line"`
-	Error  string `json:"error"`
-}
+// Output shapes of stream, shared with the server and client (package api).
+type (
+	scoreEvent   = api.ScoreEvent
+	alertEvent   = api.AlertEvent
+	segmentError = api.SegmentError
+)
 
 // addPolicyFlags adds the alert policy flags (config keys stream.*).
 func addPolicyFlags(fs *pflag.FlagSet) {
@@ -219,11 +206,13 @@ func (e *env) stream(args []string) error {
 					}
 					continue
 				}
-				if err := out.Write(scoreEvent{CallID: p.id, T: p.seg.End, Score: round6(u.Score), Level: u.Level}); err != nil {
+				if err := out.Write(scoreEvent{CallID: p.id, T: p.seg.End, Score: round6(u.Score), Level: u.Level,
+					Family: u.Family, FamilyProb: round6(u.FamilyProb)}); err != nil {
 					return err
 				}
 				if u.Alert != "" {
-					if err := out.Write(alertEvent{CallID: p.id, Alert: u.Alert, T: p.seg.End, Score: round6(u.Score), Reasons: u.Reasons}); err != nil {
+					if err := out.Write(alertEvent{CallID: p.id, Alert: u.Alert, T: p.seg.End, Score: round6(u.Score),
+						Family: u.Family, FamilyProb: round6(u.FamilyProb), Reasons: u.Reasons}); err != nil {
 						return err
 					}
 				}

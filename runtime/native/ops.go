@@ -20,6 +20,9 @@ var builders = map[string]builder{
 	"Sub":             binaryBuilder(func(a, b float32) float32 { return a - b }, func(a, b int64) (int64, error) { return a - b, nil }),
 	"Mul":             binaryBuilder(func(a, b float32) float32 { return a * b }, func(a, b int64) (int64, error) { return a * b, nil }),
 	"Div":             binaryBuilder(func(a, b float32) float32 { return a / b }, divInt),
+	"Max":             variadicBuilder(binaryBuilder(func(a, b float32) float32 { return max(a, b) }, func(a, b int64) (int64, error) { return max(a, b), nil })),
+	"Min":             variadicBuilder(binaryBuilder(func(a, b float32) float32 { return min(a, b) }, func(a, b int64) (int64, error) { return min(a, b), nil })),
+	"Clip":            buildClip,
 	"Equal":           compareBuilder(func(a, b float64) bool { return a == b }),
 	"Less":            compareBuilder(func(a, b float64) bool { return a < b }),
 	"LessOrEqual":     compareBuilder(func(a, b float64) bool { return a <= b }),
@@ -178,6 +181,70 @@ func binaryBuilder(ff func(a, b float32) float32, fi func(a, b int64) (int64, er
 			return one(r)
 		}, nil
 	}
+}
+
+// variadicBuilder turns a broadcasting binary op into ONNX's variadic form
+// (Max, Min: one or more inputs, folded left to right).
+func variadicBuilder(bin builder) builder {
+	return func(n *onnxpb.NodeProto, opset int64) (kernel, error) {
+		k, err := bin(n, opset)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, in []*tensor) ([]*tensor, error) {
+			if err := need(in, 1); err != nil {
+				return nil, err
+			}
+			acc := in[0]
+			for _, t := range in[1:] {
+				if t == nil {
+					return nil, fmt.Errorf("a variadic input is missing")
+				}
+				out, err := k(ctx, []*tensor{acc, t})
+				if err != nil {
+					return nil, err
+				}
+				acc = out[0]
+			}
+			return one(acc)
+		}, nil
+	}
+}
+
+// buildClip: Clip(x, min?, max?) on float32 (opset ≥ 11 takes the bounds as
+// optional scalar inputs).
+func buildClip(n *onnxpb.NodeProto, opset int64) (kernel, error) {
+	if opset < 11 {
+		return nil, fmt.Errorf("Clip before opset 11 (bounds as attributes) is not supported")
+	}
+	if err := onlyAttrs(n); err != nil {
+		return nil, err
+	}
+	return func(_ context.Context, in []*tensor) ([]*tensor, error) {
+		if err := need(in, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.dt != float32T {
+			return nil, fmt.Errorf("Clip on %s, want float32", x.dt)
+		}
+		lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
+		for k, dst := range []*float32{&lo, &hi} {
+			b := opt(in, k+1)
+			if b == nil {
+				continue
+			}
+			if b.dt != float32T || b.size() != 1 {
+				return nil, fmt.Errorf("Clip bound %d must be a float32 scalar", k+1)
+			}
+			*dst = b.f[0]
+		}
+		r := newTensor(float32T, x.shape)
+		for j, v := range x.f {
+			r.f[j] = min(max(v, lo), hi)
+		}
+		return one(r)
+	}, nil
 }
 
 func elem(t *tensor, k int) float64 {

@@ -1,0 +1,146 @@
+package api
+
+import "net/http"
+
+// HTTP wire types of callwatch serve (/v1 and the Open Inference Protocol v2).
+
+// ClassifyRequest is the body of POST /v1/classify: either texts (ids are
+// then "1".."n") or records with their own ids.
+type ClassifyRequest struct {
+	Texts   []string `json:"texts,omitempty"`
+	Records []Record `json:"records,omitempty"`
+}
+
+// Record is one input text with its id.
+type Record struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+}
+
+// ClassifyResponse is one result per input, in input order.
+type ClassifyResponse struct {
+	Results []Result `json:"results"`
+}
+
+// SegmentRequest is the body of POST /v1/calls/{call_id}/segments.
+type SegmentRequest struct {
+	Text  string  `json:"text"`
+	Start float64 `json:"start,omitempty"`
+	End   float64 `json:"end,omitempty"`
+	// State is the token from this call's previous response. Without it the
+	// server-side store is used when enabled, else the call starts afresh.
+	State string `json:"state,omitempty"`
+}
+
+// SegmentResponse is the call's standing after the segment.
+type SegmentResponse struct {
+	CallID     string   `json:"call_id"`
+	Segment    int      `json:"segment"`
+	Score      float64  `json:"score"`
+	Level      string   `json:"level"`
+	Family     string   `json:"family,omitempty"`
+	FamilyProb float64  `json:"family_prob,omitempty"`
+	Alert      string   `json:"alert,omitempty"`
+	Reasons    []Reason `json:"reasons,omitempty"`
+	State      string   `json:"state"`
+}
+
+// V2Tensor is a tensor in the protocol's JSON form; data is flat, row-major.
+type V2Tensor struct {
+	Name       string         `json:"name"`
+	Shape      []int64        `json:"shape"`
+	Datatype   string         `json:"datatype"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       []any          `json:"data"`
+}
+
+// V2InferRequest is the body of POST /v2/models/{name}/infer.
+type V2InferRequest struct {
+	ID         string           `json:"id,omitempty"`
+	Parameters map[string]any   `json:"parameters,omitempty"`
+	Inputs     []V2Tensor       `json:"inputs"`
+	Outputs    []V2OutputWanted `json:"outputs,omitempty"`
+}
+
+// V2OutputWanted names a requested output.
+type V2OutputWanted struct {
+	Name string `json:"name"`
+}
+
+// V2InferResponse is the infer reply.
+type V2InferResponse struct {
+	ModelName    string     `json:"model_name"`
+	ModelVersion string     `json:"model_version,omitempty"`
+	ID           string     `json:"id,omitempty"`
+	Outputs      []V2Tensor `json:"outputs"`
+}
+
+// Code is a stable, machine-readable error code. Clients branch on it; the
+// message is for people and may change.
+type Code string
+
+// Error codes. Their HTTP status is in codeStatus, the one place that maps
+// them.
+const (
+	CodeBadRequest    Code = "bad_request"        // malformed JSON or missing fields
+	CodeInvalidText   Code = "invalid_text"       // a text that cannot be scored (empty after cleaning)
+	CodeBodyTooLarge  Code = "body_too_large"     // request body over server.max_body_bytes
+	CodeTextTooLarge  Code = "text_too_large"     // one text over server.max_text_bytes
+	CodeTooManyTexts  Code = "too_many_texts"     // more texts than server.max_texts in one request
+	CodeInvalidState  Code = "invalid_state"      // state token malformed or its signature does not verify
+	CodeStateCallID   Code = "state_call_id"      // state token belongs to another call id
+	CodeStateModel    Code = "state_model"        // state token was made by another model
+	CodeModelNotFound Code = "model_not_found"    // v2 model name unknown
+	CodeCallNotFound  Code = "call_not_found"     // DELETE of a call not in the session store
+	CodeNotFound      Code = "not_found"          // no route for the path
+	CodeMethod        Code = "method_not_allowed" // the path exists with other methods (see Allow)
+	CodeOverloaded    Code = "overloaded"         // batch queue full: retry later
+	CodeTooManyCalls  Code = "too_many_calls"     // session store full
+	CodeNotReady      Code = "not_ready"          // model loading or warming up
+	CodeShuttingDown  Code = "shutting_down"      // draining for shutdown
+	CodeTimeout       Code = "timeout"            // request deadline passed
+	CodeCanceled      Code = "canceled"           // client went away
+	CodeInternal      Code = "internal"           // a bug or a broken backend
+)
+
+// codeStatus is the only mapping from error code to HTTP status.
+var codeStatus = map[Code]int{
+	CodeBadRequest:    http.StatusBadRequest,
+	CodeInvalidText:   http.StatusBadRequest,
+	CodeBodyTooLarge:  http.StatusRequestEntityTooLarge,
+	CodeTextTooLarge:  http.StatusRequestEntityTooLarge,
+	CodeTooManyTexts:  http.StatusRequestEntityTooLarge,
+	CodeInvalidState:  http.StatusBadRequest,
+	CodeStateCallID:   http.StatusBadRequest,
+	CodeStateModel:    http.StatusConflict,
+	CodeModelNotFound: http.StatusNotFound,
+	CodeCallNotFound:  http.StatusNotFound,
+	CodeNotFound:      http.StatusNotFound,
+	CodeMethod:        http.StatusMethodNotAllowed,
+	CodeOverloaded:    http.StatusTooManyRequests,
+	CodeTooManyCalls:  http.StatusServiceUnavailable,
+	CodeNotReady:      http.StatusServiceUnavailable,
+	CodeShuttingDown:  http.StatusServiceUnavailable,
+	CodeTimeout:       http.StatusGatewayTimeout,
+	CodeCanceled:      499, // nginx's "client closed request"; nobody reads it
+	CodeInternal:      http.StatusInternalServerError,
+}
+
+// Status is the HTTP status for code (500 for an unknown code).
+func (c Code) Status() int {
+	if s, ok := codeStatus[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// RetryAfter says which codes tell the client to come back, and when (s).
+func (c Code) RetryAfter() int {
+	switch c {
+	case CodeOverloaded, CodeShuttingDown:
+		return 1
+	case CodeNotReady, CodeTooManyCalls:
+		return 5
+	}
+	return 0
+}

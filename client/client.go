@@ -179,7 +179,7 @@ func decodeError(resp *http.Response, data []byte) error {
 	var v1 struct {
 		Error struct {
 			Code    api.Code `json:"code"`
-			Message string      `json:"message"`
+			Message string   `json:"message"`
 		} `json:"error"`
 	}
 	var v2 struct {

@@ -20,7 +20,6 @@ const (
 	outCN     = "cn"
 )
 
-
 // Helpers that build ONNX models by hand, so that kernels can be checked
 // against values computed independently of any exporter.
 

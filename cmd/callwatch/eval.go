@@ -28,8 +28,23 @@ type evalReport struct {
 	Thresholds map[string]float64             `json:"thresholds"`
 	At         map[string]metrics.AtThreshold `json:"at"`
 	Tokens     tokenStats                     `json:"tokens"`
+	// Families is the per-family table, for data whose records name their
+	// family (the generated corpus does): how many calls, the share flagged
+	// at suspicious (recall for phishing families, false-positive rate for
+	// normal ones) and how often the family head names the family.
+	Families       map[string]*familyStats `json:"families,omitempty"`
+	FamilyAccuracy *float64                `json:"family_accuracy,omitempty"`
 	Errors     []errorRecord                  `json:"errors,omitempty"`
 	Stream     *streamReport                  `json:"stream,omitempty"`
+}
+
+type familyStats struct {
+	Label         string  `json:"label"`
+	Calls         int     `json:"calls"`
+	Flagged       int     `json:"flagged_suspicious"`
+	FlaggedShare  float64 `json:"flagged_share"`
+	FamilyCorrect int     `json:"family_correct"`
+	FamilyAcc     float64 `json:"family_accuracy"`
 }
 
 type tokenStats struct {
@@ -108,6 +123,23 @@ func (e *env) eval(args []string) error {
 					continue
 				}
 				rep.Scored++
+				if f := keep[i].Family; f != "" {
+					if rep.Families == nil {
+						rep.Families = map[string]*familyStats{}
+					}
+					fs := rep.Families[f]
+					if fs == nil {
+						fs = &familyStats{Label: keep[i].Label}
+						rep.Families[f] = fs
+					}
+					fs.Calls++
+					if r.Level != callwatch.LevelNone {
+						fs.Flagged++
+					}
+					if r.Family == f {
+						fs.FamilyCorrect++
+					}
+				}
 				labels = append(labels, keep[i].Label == callwatch.LabelPhishing)
 				scores = append(scores, r.Score)
 				perCall = append(perCall, r.Tokens)
@@ -142,6 +174,19 @@ func (e *env) eval(args []string) error {
 		"suspicious": metrics.At(labels, scores, b.Card.Thresholds.Suspicious),
 		"dangerous":  metrics.At(labels, scores, b.Card.Thresholds.Dangerous),
 		"0.5":        metrics.At(labels, scores, 0.5),
+	}
+	if rep.Families != nil {
+		calls, correct := 0, 0
+		for _, fs := range rep.Families {
+			fs.FlaggedShare = float64(fs.Flagged) / float64(fs.Calls)
+			fs.FamilyAcc = float64(fs.FamilyCorrect) / float64(fs.Calls)
+			calls += fs.Calls
+			correct += fs.FamilyCorrect
+		}
+		if d.Families() != nil {
+			acc := float64(correct) / float64(calls)
+			rep.FamilyAccuracy = &acc
+		}
 	}
 	if rep.Tokens.Total > 0 {
 		rep.Tokens.UnkRate = float64(rep.Tokens.Unknown) / float64(rep.Tokens.Total)

@@ -384,3 +384,34 @@ func TestWithoutORTLibrary(t *testing.T) {
 		t.Fatalf("fake library: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestEvalFamilies: records that name their family get a per-family table.
+func TestEvalFamilies(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "val.jsonl")
+	lines := `{"id":"1","family":"prosecutor","label":"phishing","text":"서울중앙지검 수사관입니다 명의가 도용돼서 안전계좌로 옮기셔야 합니다"}
+{"id":"2","family":"prosecutor","label":"phishing","text":"검찰청입니다 사건에 연루되셨어요 지금 통화 끊지 마시고 현금 인출하세요"}
+{"id":"3","family":"bank_callcenter","label":"normal","text":"네 고객센터입니다 적금 만기 안내는 앱에서 확인하시면 됩니다"}
+`
+	if err := os.WriteFile(data, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", nil, "eval", "--model", modelDir, "--backend", "native", "--data", data)
+	if r.err != nil {
+		t.Fatalf("eval: %v\n%s", r.err, r.stderr)
+	}
+	var rep struct {
+		Families map[string]struct {
+			Label   string `json:"label"`
+			Calls   int    `json:"calls"`
+			Flagged int    `json:"flagged_suspicious"`
+		} `json:"families"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	p, n := rep.Families["prosecutor"], rep.Families["bank_callcenter"]
+	if p.Calls != 2 || p.Label != "phishing" || n.Calls != 1 || n.Label != "normal" {
+		t.Fatalf("families table %+v", rep.Families)
+	}
+}

@@ -35,7 +35,10 @@ type Record struct {
 	Text  string
 	Label string
 	Group string
-	Err   error
+	// Family is the scenario family, where the data names it (eval's
+	// per-family table).
+	Family string
+	Err    error
 }
 
 // ErrMalformed is wrapped by every per-record parse error.
@@ -174,7 +177,7 @@ func parseJSONL(b []byte, line int) Record {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"label", &rec.Label}, {"group", &rec.Group}} {
+	}{{"label", &rec.Label}, {"group", &rec.Group}, {"family", &rec.Family}} {
 		if v, ok := raw[f.name]; ok && string(v) != "null" {
 			if err := json.Unmarshal(v, f.dst); err != nil {
 				rec.Err = fmt.Errorf("%w: line %d: %q must be a string", ErrMalformed, line, f.name)
@@ -282,6 +285,7 @@ func (r *csvReader) Next() (Record, error) {
 	}
 	rec.Label, _ = get("label")
 	rec.Group, _ = get("group")
+	rec.Family, _ = get("family")
 	t, ok := get("text")
 	if !ok {
 		rec.Err = fmt.Errorf("%w: CSV row %d (line %d) has %d fields, no \"text\" column", ErrMalformed, r.rowNum, line, len(fields))

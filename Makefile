@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-short ort torch chromium build model corpus parity fuzz bench bench-peers clean
+.PHONY: all run test test-short ort torch chromium build model baselines corpus parity fuzz bench bench-peers clean
 
 all: build
 
@@ -15,14 +15,14 @@ all: build
 ort:
 	@bash scripts/setup-ort.sh
 
-## torch: install Debian's python3-torch, python3-onnx and OpenBLAS (without it torch falls back to the reference BLAS, ~30x slower)
+## torch: install Debian's python3-torch, python3-onnx, python3-sklearn and OpenBLAS (without it torch falls back to the reference BLAS, ~30x slower)
 torch:
-	@if ! $(PY) -c 'import torch, onnx' 2>/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]; then \
-	  echo "installing python3-torch python3-onnx (Debian packages, ~660 MB)"; \
+	@if ! $(PY) -c 'import torch, onnx, sklearn' 2>/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]; then \
+	  echo "installing python3-torch python3-onnx python3-sklearn (Debian packages, ~700 MB)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-onnx libopenblas0-pthread >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-onnx python3-sklearn libopenblas0-pthread >/dev/null; \
 	fi
-	@$(PY) -c 'import torch, onnx; print("torch", torch.__version__, "onnx", onnx.__version__)'
+	@$(PY) -c 'import torch, onnx, sklearn; print("torch", torch.__version__, "onnx", onnx.__version__, "sklearn", sklearn.__version__)'
 
 ## chromium: install Debian's chromium (the monitor page's browser test drives it headless)
 chromium:
@@ -72,6 +72,10 @@ corpus:
 ## model: rebuild models/ko-vishing-lstm from the repository (corpus → vocab → tokenize → train → export → bundle)
 model: ort torch build
 	bash scripts/make-model.sh
+
+## baselines: TF-IDF+LR (token ids, characters) and a keyword rule vs the LSTM on each real-eval file (BASELINES_ARGS: --corpus DIR, --tokenizer FILE, --lstm-model DIR, --lstm-results FILE)
+baselines: ort torch build
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) scripts/baselines.py $(BASELINES_ARGS)
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -8,17 +8,21 @@ The forward pass packs the right-padded batch, so padding never reaches the
 recurrence: this is the reference semantics that the ONNX export (with
 sequence_lens wired into every LSTM op, see export.py) must reproduce.
 
+v2 (CallWatchPooled, ModelConfig.arch == "pooled") adds a pooled running
+state p and a family head; see its docstring. Both kinds load through
+load_checkpoint.
+
 Works with torch 1.13 (Debian) and torch 2.x.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 PAD_ID = 0
 LABELS = ("normal", "phishing")
@@ -33,15 +37,35 @@ class ModelConfig:
     # Training-only dropout on embeddings and on the head's input; a no-op in
     # eval mode, so it never changes the exported graph.
     dropout: float = 0.0
+    # "last": v1, head on the top layer's h at the last real token (CallWatchLSTM).
+    # "pooled": v2, head on pooled running state + family head (CallWatchPooled).
+    arch: str = "last"
+    # v2 only: family names of the family head (sorted; both classes), hidden
+    # units of the heads' shared ReLU layer (0: linear heads), and which pooled
+    # features the head reads (subset of "mean_h", "max_h", "last_h", "mean_e",
+    # always accumulated in p so that the state layout does not depend on it).
+    families: Tuple[str, ...] = ()
+    head_hidden: int = 0
+    features: Tuple[str, ...] = ("mean_h", "max_h", "last_h", "mean_e")
+    # Training-only: drop each feature group whole with this probability.
+    group_dropout: float = 0.0
 
-    def to_dict(self) -> Dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["families"] = list(self.families)
+        d["features"] = list(self.features)
+        return d
 
     @staticmethod
     def from_dict(d: Dict[str, Any]) -> "ModelConfig":
         return ModelConfig(vocab=int(d["vocab"]), embed=int(d["embed"]),
                            hidden=int(d["hidden"]), layers=int(d["layers"]),
-                           dropout=float(d.get("dropout", 0.0)))
+                           dropout=float(d.get("dropout", 0.0)),
+                           arch=str(d.get("arch", "last")),
+                           families=tuple(d.get("families", ())),
+                           head_hidden=int(d.get("head_hidden", 0)),
+                           features=tuple(d.get("features", ("mean_h", "max_h", "last_h", "mean_e"))),
+                           group_dropout=float(d.get("group_dropout", 0.0)))
 
 
 class CallWatchLSTM(nn.Module):
@@ -133,14 +157,167 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-def save_checkpoint(model: CallWatchLSTM, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e")
+DEFAULT_FAMILIES = ("normal", "phishing")
+
+
+class CallWatchPooled(nn.Module):
+    """v2: the head reads pooled summaries of the whole call, carried as state.
+
+    Embedding -> unidirectional LSTM (as v1) -> a running pooled state p
+    [B, P], P = 2H + E + 1, laid out as
+
+        [ sum_t h_t (H) | max(0, max_t h_t) (H) | sum_t e_t (E) | n (1) ]
+
+    over the real tokens seen so far (h_t: top layer's output, e_t: the
+    token's embedding, n: token count). Every part is an accumulator that
+    starts at zero, so p0 = 0 is a fresh call and scoring a call in segments
+    (feeding pn back as p0, hn/cn as h0/c0) equals scoring it whole up to
+    float rounding. The max part is floored at 0 (max over relu(h_t)), which
+    makes 0 its correct initial value. Padded positions are masked explicitly
+    with arange(seq) < lengths.
+
+    The heads read the features named in cfg.features, from
+        mean_h = sum_h / max(n, 1), max_h, last_h = top layer's h at the last
+        real token (= hn[-1]), mean_e = sum_e / max(n, 1),
+    through an optional shared ReLU layer, into probs (normal, phishing) and
+    family_probs (softmax over cfg.families, the corpus families of both
+    classes in sorted order).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.arch != "pooled":
+            raise ValueError("CallWatchPooled needs cfg.arch == 'pooled'")
+        for f in cfg.features:
+            if f not in FEATURES:
+                raise ValueError(f"unknown feature {f!r}, want some of {FEATURES}")
+        self.cfg = cfg
+        self.families = tuple(cfg.families) or DEFAULT_FAMILIES
+        H, E = cfg.hidden, cfg.embed
+        self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
+        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E}
+        fdim = sum(self.sizes[f] for f in cfg.features)
+        self.hid = nn.Linear(fdim, cfg.head_hidden) if cfg.head_hidden > 0 else None
+        width = cfg.head_hidden if cfg.head_hidden > 0 else fdim
+        self.head = nn.Linear(width, 2)
+        self.fam_head = nn.Linear(width, len(self.families))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    @property
+    def pooled_size(self) -> int:
+        return 2 * self.cfg.hidden + self.cfg.embed + 1
+
+    def zero_state(self, batch: int, device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        shape = (self.cfg.layers, batch, self.cfg.hidden)
+        return (torch.zeros(shape, device=device), torch.zeros(shape, device=device),
+                torch.zeros(batch, self.pooled_size, device=device))
+
+    def accumulate(self, e: Tensor, y: Tensor, lengths: Tensor, p0: Tensor) -> Tensor:
+        """pn from p0 and one segment: e [B,S,E] embeddings, y [B,S,H] top-layer outputs
+        (any values at padded positions), lengths [B]."""
+        H, E = self.cfg.hidden, self.cfg.embed
+        seq = e.shape[1]
+        mask = (torch.arange(seq, device=e.device).unsqueeze(0) < lengths.unsqueeze(1)).to(e.dtype)
+        mask = mask.unsqueeze(2)  # [B,S,1]
+        ym = y * mask
+        sum_h = p0[:, :H] + ym.sum(1)
+        max_h = torch.max(p0[:, H:2 * H], (torch.relu(y) * mask).max(1)[0])
+        sum_e = p0[:, 2 * H:2 * H + E] + (e * mask).sum(1)
+        n = p0[:, 2 * H + E:] + lengths.unsqueeze(1).to(e.dtype)
+        return torch.cat([sum_h, max_h, sum_e, n], 1)
+
+    def head_logits(self, pn: Tensor, h_last: Tensor) -> Tuple[Tensor, Tensor]:
+        """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
+        H, E = self.cfg.hidden, self.cfg.embed
+        n = torch.clamp(pn[:, 2 * H + E:], min=1.0)
+        parts = {"mean_h": lambda: pn[:, :H] / n, "max_h": lambda: pn[:, H:2 * H],
+                 "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n}
+        feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
+        if self.training and self.cfg.group_dropout > 0:
+            keep = 1.0 - self.cfg.group_dropout
+            feats = [f * (torch.rand(f.shape[0], 1, device=f.device) < keep).to(f.dtype) / keep
+                     for f in feats]
+        z = self.drop(torch.cat(feats, 1))
+        if self.hid is not None:
+            z = self.drop(torch.relu(self.hid(z)))
+        return self.head(z), self.fam_head(z)
+
+    def train_logits(self, input_ids: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """Logits from zero state with a plain (unpacked) LSTM run over the padded batch: right
+        padding comes after every real position, so it cannot reach them, and the mask keeps it
+        out of p. Same values as encode(); much faster to train on CPU (see logits_at_last)."""
+        e = self.drop(self.embed(input_ids))
+        y, _ = self.lstm(e)
+        b = input_ids.shape[0]
+        lengths = lengths.to(y.device)
+        p0 = torch.zeros(b, self.pooled_size, device=y.device)
+        pn = self.accumulate(e, y, lengths, p0)
+        last = y[torch.arange(b, device=y.device), lengths - 1]
+        return self.head_logits(pn, last)
+
+    def logits_at_last(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        return self.train_logits(input_ids, lengths)[0]
+
+    def encode(self, input_ids: Tensor, lengths: Tensor, h0: Optional[Tensor] = None,
+               c0: Optional[Tensor] = None, p0: Optional[Tensor] = None):
+        """(logits, family logits, hn, cn, pn), packed reference semantics."""
+        b = input_ids.shape[0]
+        z = self.zero_state(b, input_ids.device)
+        h0 = z[0] if h0 is None else h0
+        c0 = z[1] if c0 is None else c0
+        p0 = z[2] if p0 is None else p0
+        e = self.drop(self.embed(input_ids))
+        packed = pack_padded_sequence(e, lengths.to("cpu", torch.int64), batch_first=True,
+                                      enforce_sorted=False)
+        out, (hn, cn) = self.lstm(packed, (h0, c0))
+        y, _ = pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        pn = self.accumulate(e, y, lengths.to(e.device), p0)
+        logits, fam = self.head_logits(pn, hn[-1])
+        return logits, fam, hn, cn, pn
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, h0: Optional[Tensor] = None,
+                c0: Optional[Tensor] = None, p0: Optional[Tensor] = None):
+        """(probs [B,2], hn, cn [L,B,H], pn [B,P], family_probs [B,F])."""
+        logits, fam, hn, cn, pn = self.encode(input_ids, lengths, h0, c0, p0)
+        return torch.softmax(logits, -1), hn, cn, pn, torch.softmax(fam, -1)
+
+
+class PooledForExport(nn.Module):
+    """CallWatchPooled with a plain LSTM, for tracing (see UnpackedForExport): export.py wires
+    lengths into each LSTM's sequence_lens, so hn/cn (and h_last = hn[-1]) are at each row's
+    last real token; the pooled sums are masked explicitly by arange(seq) < lengths."""
+
+    def __init__(self, model: CallWatchPooled) -> None:
+        super().__init__()
+        self.m = model
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor, p0: Tensor):
+        m = self.m
+        e = m.embed(input_ids)
+        y, (hn, cn) = m.lstm(e, (h0, c0))
+        pn = m.accumulate(e, y, lengths, p0)
+        logits, fam = m.head_logits(pn, hn[-1])
+        return torch.softmax(logits, -1), hn, cn, pn, torch.softmax(fam, -1)
+
+
+def save_checkpoint(model: nn.Module, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
     torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(),
                 "extra": extra or {}}, path)
 
 
-def load_checkpoint(path: str) -> CallWatchLSTM:
+def build_model(cfg: ModelConfig) -> Union["CallWatchLSTM", "CallWatchPooled"]:
+    if cfg.arch == "pooled":
+        return CallWatchPooled(cfg)
+    if cfg.arch != "last":
+        raise ValueError(f"unknown model arch {cfg.arch!r}")
+    return CallWatchLSTM(cfg)
+
+
+def load_checkpoint(path: str) -> Union["CallWatchLSTM", "CallWatchPooled"]:
     ck = torch.load(path, map_location="cpu")
-    model = CallWatchLSTM(ModelConfig.from_dict(ck["config"]))
+    model = build_model(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["state_dict"])
     model.eval()
     return model

@@ -1,10 +1,19 @@
 #!/usr/bin/python3
-"""Export a CallWatchLSTM to ONNX with the callwatch signature (DESIGN.md).
+"""Export a callwatch model to ONNX with the callwatch signature (DESIGN.md).
 
+v2 (cwmodel.CallWatchPooled, the current recipe):
   inputs:  input_ids int64 [batch, seq] (right-padded), lengths int64 [batch],
-           h0, c0 float32 [layers, batch, hidden]
+           h0, c0 float32 [layers, batch, hidden], p0 float32 [batch, P]
   outputs: probs float32 [batch, 2] (normal, phishing), hn, cn float32
-           [layers, batch, hidden], all at each row's last real token.
+           [layers, batch, hidden], pn float32 [batch, P], family_probs
+           float32 [batch, F] (order = the model's sorted family names)
+  All-zero h0, c0, p0 is a fresh call; feeding hn, cn, pn back as h0, c0, p0
+  continues it. P = 2*hidden + embed + 1 (layout: cwmodel.CallWatchPooled;
+  opaque to the runtime).
+
+v1 (cwmodel.CallWatchLSTM, older bundles):
+  inputs:  input_ids, lengths, h0, c0; outputs: probs, hn, cn, all at each
+  row's last real token.
 
 Route: trace an unpacked twin of the model (cwmodel.UnpackedForExport) with
 h0/c0 as graph inputs (so no batch size is baked in), then rewrite the graph
@@ -35,16 +44,43 @@ import torch
 from onnx import TensorProto, helper
 
 import onnxref
-from cwmodel import CallWatchLSTM, LABELS, PAD_ID, UnpackedForExport, load_checkpoint
+from cwmodel import (CallWatchLSTM, CallWatchPooled, LABELS, PAD_ID, PooledForExport,
+                     UnpackedForExport, load_checkpoint)
 
 OPSET = 17
 INPUTS = ("input_ids", "lengths", "h0", "c0")
 OUTPUTS = ("probs", "hn", "cn")
+INPUTS_V2 = ("input_ids", "lengths", "h0", "c0", "p0")
+OUTPUTS_V2 = ("probs", "hn", "cn", "pn", "family_probs")
+PROB_OUTPUTS = ("probs", "family_probs")
 LENGTHS_I32 = "lengths_int32"
-# Parity tolerance between the exported graph (float64 reference) and PyTorch
-# float32, on |got - want| / max(1, |want|): the cell state is unbounded (it
-# reaches hundreds on long calls), so it is compared relative to its size.
+# Ops a v2 graph may contain (the Go interpreter implements exactly these).
+ALLOWED_OPS_V2 = frozenset((
+    "LSTM", "Gather", "Add", "Sub", "Mul", "Div", "Relu", "Max", "Min", "ReduceSum", "ReduceMax",
+    "Range", "Less", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gemm", "MatMul", "Softmax", "Shape",
+    "Slice", "Reshape", "Transpose", "Expand", "Constant", "ConstantOfShape", "Where", "Equal",
+    "Tanh", "Sigmoid", "Clip"))
+# Parity tolerances between the exported graph (numpy reference, float64) and
+# PyTorch (float32):
+# - probabilities (probs, family_probs) are bounded in [0, 1]: strict absolute
+#   |got - want| <= PROB_TOLERANCE;
+# - state (hn, cn, pn) on |got - want| / max(1, |want|) <= TOLERANCE. The
+#   cell state c is unbounded (hundreds on long calls), and pn holds running
+#   sums that grow with the number of tokens (sum of h_t and of embeddings,
+#   the token count). Where the float32 drift comes from: each backend adds the
+#   per-token terms in its own order (PyTorch's reduction tree, ORT's, the Go
+#   loop, and a streamed call adds one partial sum per segment), and every
+#   float32 addition rounds at ~6e-8 relative to the running total, so the
+#   absolute error of a sum grows with its size and with n (worst case
+#   ~ n * 6e-8 * |sum|, typically ~ sqrt(n) * 6e-8 * |sum|), while its
+#   relative error stays small. The means the head reads (sum / n) carry only
+#   that relative error, which is why probabilities stay tight. Because the
+#   sum of h_t can cancel (|sum| small while sum |h_t| ~ n), pn is compared on
+#   |got - want| / max(1, |want|, n_row), n_row = the row's token count (the
+#   last component of pn): each term is O(1), so the rounding error of a sum
+#   is bounded by ~ n_row * eps (scaled_diff_pooled).
 TOLERANCE = 1e-5
+PROB_TOLERANCE = 1e-5
 
 
 def scaled_diff(got: np.ndarray, want: np.ndarray) -> float:
@@ -54,25 +90,43 @@ def scaled_diff(got: np.ndarray, want: np.ndarray) -> float:
     return float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max())
 
 
+def scaled_diff_pooled(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max(1, |want|, n_row) over a pooled state [B, P] whose last column is
+    the row's token count n_row (see TOLERANCE)."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if want.ndim != 2:
+        return scaled_diff(got, want)
+    scale = np.maximum(np.maximum(1.0, np.abs(want)), np.abs(want[:, -1:]))
+    return float((np.abs(got - want) / scale).max())
+
+
 class ExportError(Exception):
     """The exported graph does not have the callwatch shape or semantics."""
 
 
-def _torch_export(module: torch.nn.Module, args: tuple, f: io.BytesIO) -> None:
+def signature(model: torch.nn.Module) -> tuple:
+    """(input names, output names) of the graph exported for model."""
+    if isinstance(model, CallWatchPooled):
+        return INPUTS_V2, OUTPUTS_V2
+    return INPUTS, OUTPUTS
+
+
+_DYNAMIC_AXES = {
+    "input_ids": {0: "batch", 1: "seq"}, "lengths": {0: "batch"}, "h0": {1: "batch"},
+    "c0": {1: "batch"}, "p0": {0: "batch"}, "probs": {0: "batch"}, "hn": {1: "batch"},
+    "cn": {1: "batch"}, "pn": {0: "batch"}, "family_probs": {0: "batch"},
+}
+
+
+def _torch_export(module: torch.nn.Module, args: tuple, f: io.BytesIO,
+                  inputs: tuple = INPUTS, outputs: tuple = OUTPUTS) -> None:
     kwargs = dict(
-        input_names=list(INPUTS),
-        output_names=list(OUTPUTS),
+        input_names=list(inputs),
+        output_names=list(outputs),
         opset_version=OPSET,
         do_constant_folding=True,
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "seq"},
-            "lengths": {0: "batch"},
-            "h0": {1: "batch"},
-            "c0": {1: "batch"},
-            "probs": {0: "batch"},
-            "hn": {1: "batch"},
-            "cn": {1: "batch"},
-        },
+        dynamic_axes={k: v for k, v in _DYNAMIC_AXES.items() if k in inputs + outputs},
     )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
@@ -82,7 +136,7 @@ def _torch_export(module: torch.nn.Module, args: tuple, f: io.BytesIO) -> None:
         torch.onnx.export(module, args, f, **kwargs)
 
 
-def _wire_lengths(model: onnx.ModelProto) -> None:
+def _wire_lengths(model: onnx.ModelProto, inputs: tuple = INPUTS) -> None:
     g = model.graph
     names = [i.name for i in g.input]
     if "lengths" not in names:
@@ -90,7 +144,7 @@ def _wire_lengths(model: onnx.ModelProto) -> None:
         g.input.insert(1, helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]))
     # Inputs in contract order (after the exporter's own order, initializers excluded).
     by_name = {i.name: i for i in g.input}
-    ordered = [by_name[n] for n in INPUTS] + [i for i in g.input if i.name not in INPUTS]
+    ordered = [by_name[n] for n in inputs] + [i for i in g.input if i.name not in inputs]
     copies = [onnx.ValueInfoProto() for _ in ordered]
     for c, o in zip(copies, ordered):
         c.CopyFrom(o)
@@ -115,18 +169,23 @@ def _producers(model: onnx.ModelProto) -> Dict[str, onnx.NodeProto]:
     return {o: n for n in model.graph.node for o in n.output if o}
 
 
-def check_structure(model: onnx.ModelProto, layers: int) -> None:
-    """Checks the contract that does not need numbers: names, types, LSTM wiring."""
+def check_structure(model: onnx.ModelProto, layers: int, v2: Optional[bool] = None) -> None:
+    """Checks the contract that does not need numbers: names, types, LSTM wiring,
+    and for v2 graphs the op set."""
     g = model.graph
     got_in = [i.name for i in g.input]
     got_out = [o.name for o in g.output]
-    if got_in != list(INPUTS):
-        raise ExportError(f"graph inputs {got_in}, want {list(INPUTS)}")
-    if got_out != list(OUTPUTS):
-        raise ExportError(f"graph outputs {got_out}, want {list(OUTPUTS)}")
+    if v2 is None:
+        v2 = "p0" in got_in
+    inputs, outputs = (INPUTS_V2, OUTPUTS_V2) if v2 else (INPUTS, OUTPUTS)
+    if got_in != list(inputs):
+        raise ExportError(f"graph inputs {got_in}, want {list(inputs)}")
+    if got_out != list(outputs):
+        raise ExportError(f"graph outputs {got_out}, want {list(outputs)}")
     want_types = {"input_ids": TensorProto.INT64, "lengths": TensorProto.INT64,
                   "h0": TensorProto.FLOAT, "c0": TensorProto.FLOAT, "probs": TensorProto.FLOAT,
-                  "hn": TensorProto.FLOAT, "cn": TensorProto.FLOAT}
+                  "hn": TensorProto.FLOAT, "cn": TensorProto.FLOAT, "p0": TensorProto.FLOAT,
+                  "pn": TensorProto.FLOAT, "family_probs": TensorProto.FLOAT}
     for vi in list(g.input) + list(g.output):
         if vi.type.tensor_type.elem_type != want_types[vi.name]:
             raise ExportError(f"{vi.name} has element type {vi.type.tensor_type.elem_type}")
@@ -152,6 +211,13 @@ def check_structure(model: onnx.ModelProto, layers: int) -> None:
         want = [l.output[port] for l in lstms]
         if srcs != want:
             raise ExportError(f"{out} comes from {srcs}, want LSTM outputs {want}")
+    if v2:
+        # The mask needs shape ops (Shape/Range/...); a baked-in size would show up in verify,
+        # which runs batch sizes and lengths unlike the tracing input.
+        bad = sorted({n.op_type for n in g.node} - ALLOWED_OPS_V2)
+        if bad:
+            raise ExportError(f"ops outside the v2 set: {bad}")
+        return
     # Nothing may carry a traced batch size: no shape-building ops at all.
     for n in g.node:
         if n.op_type in ("Reshape", "Expand", "ConstantOfShape", "Tile"):
@@ -166,10 +232,33 @@ def _numpy_state(model: CallWatchLSTM, batch: int) -> np.ndarray:
     return np.zeros((model.cfg.layers, batch, model.cfg.hidden), np.float32)
 
 
-def verify(model: CallWatchLSTM, onnx_model: onnx.ModelProto, seed: int = 1234) -> float:
+def random_p0(model: CallWatchPooled, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """A plausible nonzero pooled state: sums of earlier tokens, a non-negative max, a count."""
+    H, E = model.cfg.hidden, model.cfg.embed
+    n = torch.randint(1, 300, (batch, 1), generator=gen).float()
+    sum_h = torch.randn(batch, H, generator=gen) * 0.3 * n
+    max_h = torch.rand(batch, H, generator=gen) * 0.8
+    sum_e = torch.randn(batch, E, generator=gen) * 0.2 * n
+    return torch.cat([sum_h, max_h, sum_e, n], 1)
+
+
+def compare(name: str, got: np.ndarray, want: np.ndarray) -> float:
+    """Parity measure of one output, as a fraction of its tolerance (<= 1 passes)."""
+    if name in PROB_OUTPUTS:
+        d = float(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64)).max())
+        return d / PROB_TOLERANCE
+    if name in ("pn", "p0"):
+        return scaled_diff_pooled(got, want) / TOLERANCE
+    return scaled_diff(got, want) / TOLERANCE
+
+
+def verify(model: torch.nn.Module, onnx_model: onnx.ModelProto, seed: int = 1234) -> float:
     """Runs the graph (numpy reference) against PyTorch's packed forward on
-    batch sizes and lengths unlike the tracing input; returns the worst
-    scaled_diff over probs, hn and cn."""
+    batch sizes and lengths unlike the tracing input, with garbage padding and
+    nonzero states; returns the worst difference (absolute on probabilities,
+    scaled_diff on states; both tolerances are 1e-5)."""
+    if isinstance(model, CallWatchPooled):
+        return _verify_v2(model, onnx_model, seed)
     gen = torch.Generator().manual_seed(seed)
     cfg = model.cfg
     worst = 0.0
@@ -195,22 +284,64 @@ def verify(model: CallWatchLSTM, onnx_model: onnx.ModelProto, seed: int = 1234) 
     return worst
 
 
-def export_onnx(model: CallWatchLSTM, path: str, metadata: Optional[Dict[str, str]] = None,
+def _verify_v2(model: CallWatchPooled, onnx_model: onnx.ModelProto, seed: int,
+               verbose: bool = False) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    cfg = model.cfg
+    worst = 0.0  # as a fraction of the tolerance
+    for k, lengths in enumerate(([1], [9], [5, 1, 17, 17, 3], [2, 40, 7, 1, 33, 12, 40], [300, 4])):
+        b, s = len(lengths), max(lengths) + (k % 2)
+        ids = torch.randint(1, cfg.vocab, (b, s), generator=gen)
+        lens = torch.tensor(lengths, dtype=torch.int64)
+        for r, l in enumerate(lengths):
+            ids[r, l:] = torch.randint(0, cfg.vocab, (s - l,), generator=gen)  # garbage padding
+        if k % 2:
+            h0 = torch.randn(cfg.layers, b, cfg.hidden, generator=gen) * 0.5
+            c0 = torch.randn(cfg.layers, b, cfg.hidden, generator=gen) * 0.5
+            p0 = random_p0(model, b, gen)
+        else:
+            h0, c0, p0 = model.zero_state(b)
+        with torch.no_grad():
+            want = model(ids, lens, h0, c0, p0)
+        got = onnxref.run(onnx_model, {"input_ids": ids.numpy(), "lengths": lens.numpy(),
+                                       "h0": h0.numpy(), "c0": c0.numpy(), "p0": p0.numpy()})
+        for name, w in zip(OUTPUTS_V2, want):
+            g = got[name]
+            if g.shape != tuple(w.shape):
+                raise ExportError(f"{name}: shape {g.shape}, want {tuple(w.shape)} (lengths {lengths})")
+            worst = max(worst, compare(name, g, w.numpy()))
+            if verbose:
+                print(f"verify v2 lengths {lengths}: {name} {compare(name, g, w.numpy()):.3g} x tol")
+    if worst > 1.0:
+        raise ExportError(f"exported graph differs from PyTorch by {worst:.3g} x the tolerance")
+    return worst * TOLERANCE
+
+
+def export_onnx(model: torch.nn.Module, path: str, metadata: Optional[Dict[str, str]] = None,
                 check: bool = True, log=sys.stderr) -> onnx.ModelProto:
-    """Exports model to path and returns the written ModelProto.
+    """Exports model (CallWatchLSTM: v1 signature; CallWatchPooled: v2) to path and
+    returns the written ModelProto.
 
     With check, runs onnx.checker, the structural contract checks and a
     numeric comparison against PyTorch's packed forward."""
     model = model.eval()
     cfg = model.cfg
+    v2 = isinstance(model, CallWatchPooled)
+    inputs, outputs = signature(model)
     batch, seq = 3, 5  # deliberately unlike any real batch: a baked-in size would show up in verify
     args = (torch.randint(1, cfg.vocab, (batch, seq)), torch.tensor([5, 2, 4], dtype=torch.int64),
             torch.zeros(cfg.layers, batch, cfg.hidden), torch.zeros(cfg.layers, batch, cfg.hidden))
+    if v2:
+        args = args + (torch.zeros(batch, model.pooled_size),)
     buf = io.BytesIO()
+    # The wrapper must be in eval mode: torch.onnx.export restores the wrapper's mode on the
+    # whole module tree afterwards, which would leave dropout on in the model itself.
+    twin = (PooledForExport(model) if v2 else UnpackedForExport(model)).eval()
     with torch.no_grad():
-        _torch_export(UnpackedForExport(model), args, buf)
+        _torch_export(twin, args, buf, inputs, outputs)
+    model.eval()
     m = onnx.load_from_string(buf.getvalue())
-    _wire_lengths(m)
+    _wire_lengths(m, inputs)
     meta = {
         "callwatch.layers": str(cfg.layers),
         "callwatch.hidden": str(cfg.hidden),
@@ -220,15 +351,20 @@ def export_onnx(model: CallWatchLSTM, path: str, metadata: Optional[Dict[str, st
         "callwatch.pad_id": str(PAD_ID),
         "callwatch.torch": torch.__version__,
     }
+    if v2:
+        meta.update({"callwatch.arch": "pooled", "callwatch.pooled": str(model.pooled_size),
+                     "callwatch.families": ",".join(model.families),
+                     "callwatch.features": ",".join(cfg.features)})
     meta.update(metadata or {})
     del m.metadata_props[:]
     for k in sorted(meta):
         m.metadata_props.add(key=k, value=str(meta[k]))
     m.producer_name = "callwatch-export"
-    m.doc_string = "callwatch LSTM: probs (normal, phishing), hn, cn at each row's last real token"
+    m.doc_string = ("callwatch LSTM v2: probs (normal, phishing), hn, cn, pooled state pn, family_probs"
+                    if v2 else "callwatch LSTM: probs (normal, phishing), hn, cn at each row's last real token")
     if check:
         onnx.checker.check_model(m, full_check=True)
-        check_structure(m, cfg.layers)
+        check_structure(m, cfg.layers, v2)
         diff = verify(model, m)
         print(f"export: ops {op_list(m)}; max scaled |onnx - torch| = {diff:.3g}", file=log)
     onnx.save(m, path)

@@ -106,6 +106,49 @@ def _axes(ins: List[np.ndarray], attrs: Dict[str, object]) -> Sequence[int]:
     return list(attrs.get("axes", []))
 
 
+def _reduce(fn, ins: List[np.ndarray], attrs: Dict[str, object]) -> np.ndarray:
+    # opset 13+: ReduceSum takes axes as an input; ReduceMax (< 18) as an attribute.
+    axes = _axes(ins, attrs)
+    keep = bool(attrs.get("keepdims", 1))
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return ins[0]
+        axes = list(range(ins[0].ndim))
+    return fn(ins[0], axis=tuple(axes), keepdims=keep)
+
+
+def _clip(ins: List[np.ndarray]) -> np.ndarray:
+    x = ins[0]
+    if len(ins) > 1 and ins[1] is not None:
+        x = np.maximum(x, ins[1])
+    if len(ins) > 2 and ins[2] is not None:
+        x = np.minimum(x, ins[2])
+    return x
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        return np.trunc(a / b).astype(np.result_type(a, b))
+    return a / b
+
+
+def _nary(fn, ins: List[np.ndarray]) -> np.ndarray:
+    out = ins[0]
+    for x in ins[1:]:
+        out = fn(out, x)
+    return out
+
+
+def _expand(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    # ONNX Expand broadcasts both ways (a 1 in shape keeps x's dimension).
+    return x * np.ones([int(d) for d in shape], dtype=x.dtype)
+
+
+def _constant_of_shape(ins: List[np.ndarray], attrs: Dict[str, object]) -> np.ndarray:
+    v = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    return np.full([int(d) for d in ins[0]], v.reshape(-1)[0], dtype=v.dtype)
+
+
 _Op = Callable[[onnx.NodeProto, List[np.ndarray], Dict[str, object]], List[np.ndarray]]
 _OPS: Dict[str, _Op] = {
     "Constant": lambda n, i, a: [numpy_helper.to_array(a["value"])],
@@ -126,6 +169,23 @@ _OPS: Dict[str, _Op] = {
     "Reshape": lambda n, i, a: [np.reshape(i[0], [d if d != 0 else i[0].shape[k]
                                                   for k, d in enumerate(i[1].tolist())])],
     "LSTM": _lstm,
+    "Sub": lambda n, i, a: [i[0] - i[1]],
+    "Mul": lambda n, i, a: [i[0] * i[1]],
+    "Div": lambda n, i, a: [_div(i[0], i[1])],
+    "Relu": lambda n, i, a: [np.maximum(i[0], 0)],
+    "Max": lambda n, i, a: [_nary(np.maximum, i)],
+    "Min": lambda n, i, a: [_nary(np.minimum, i)],
+    "ReduceSum": lambda n, i, a: [_reduce(np.sum, i, a)],
+    "ReduceMax": lambda n, i, a: [_reduce(np.max, i, a)],
+    "Range": lambda n, i, a: [np.arange(i[0].item(), i[1].item(), i[2].item()).astype(i[0].dtype)],
+    "Less": lambda n, i, a: [i[0] < i[1]],
+    "Equal": lambda n, i, a: [i[0] == i[1]],
+    "Where": lambda n, i, a: [np.where(i[0], i[1], i[2])],
+    "Tanh": lambda n, i, a: [np.tanh(i[0])],
+    "Sigmoid": lambda n, i, a: [_sigmoid(i[0])],
+    "Clip": lambda n, i, a: [_clip(i)],
+    "Expand": lambda n, i, a: [_expand(i[0], i[1])],
+    "ConstantOfShape": lambda n, i, a: [_constant_of_shape(i, a)],
 }
 
 

@@ -55,7 +55,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # Debian's torch and numpy call a threaded OpenBLAS whose threads fight
 # torch's own OpenMP threads: 3x slower training on 2 cores. Must be set
@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import LABELS, CallWatchLSTM, ModelConfig, save_checkpoint
+from cwmodel import LABELS, CallWatchLSTM, ModelConfig, build_model, save_checkpoint
 from export import OPSET, export_onnx, op_list
 
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}  # normal 0, phishing 1
@@ -82,6 +82,8 @@ class Call:
     group: str
     label: int
     ids: Tuple[int, ...]
+    # Scenario family: the record's "family", else the group name less its "-NNN" suffix.
+    family: str = ""
 
 
 Example = Tuple[Sequence[int], int]  # (token ids, label)
@@ -108,7 +110,8 @@ def load_calls(path: str, vocab: int) -> List[Call]:
             if cid in seen:
                 raise DataError(f"{path}:{n}: duplicate id {cid!r}")
             seen.add(cid)
-            calls.append(Call(cid, group, LABEL_IDS[label], tuple(int(i) for i in ids)))
+            family = str(rec.get("family") or group.rsplit("-", 1)[0])
+            calls.append(Call(cid, group, LABEL_IDS[label], tuple(int(i) for i in ids), family))
     if not calls:
         raise DataError(f"{path}: no calls")
     return calls
@@ -345,6 +348,428 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------------------
+# v2 (--arch pooled): pooled running state + family head, crops that start and
+# end anywhere, recombined calls, token-level regularization, distillation from
+# the linear teacher, selection on a synthetic pool. See the module docstring's
+# "v2" section.
+
+@dataclass
+class Ex2:
+    ids: np.ndarray          # int64 token ids
+    label: int               # 0/1, or -1: no hard label (teacher target only)
+    family: int = -1         # family index, -1: none (recombined sequences)
+    teacher: float = float("nan")
+
+
+def log_uniform_int(rng: random.Random, lo: int, hi: int) -> int:
+    if hi <= lo:
+        return max(1, hi)
+    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+def random_crop(rng: random.Random, ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """A window that starts and ends anywhere: length log-uniform in [lo, min(len, hi)]."""
+    n = len(ids)
+    if n <= lo:
+        return ids
+    k = log_uniform_int(rng, lo, min(n, hi))
+    start = rng.randint(0, n - k)
+    return ids[start:start + k]
+
+
+def window(rng: random.Random, ids: np.ndarray, max_len: int) -> np.ndarray:
+    """At most max_len tokens: a random window of a longer sequence."""
+    if len(ids) <= max_len:
+        return ids
+    start = rng.randint(0, len(ids) - max_len)
+    return ids[start:start + max_len]
+
+
+def shuffle_segments(rng: random.Random, ids: np.ndarray, max_parts: int = 6) -> np.ndarray:
+    """Cuts the sequence at random points into 2..max_parts segments and permutes them
+    (real transcripts merge turns, and a label must not hang on word order across turns)."""
+    n = len(ids)
+    k = rng.randint(2, max_parts)
+    if n < 2 * k:
+        return ids
+    cuts = sorted(rng.sample(range(1, n), k - 1))
+    parts = np.split(ids, cuts)
+    rng.shuffle(parts)
+    return np.concatenate(parts)
+
+
+def corrupt(nrng: np.random.RandomState, ids: np.ndarray, unk: int, p_unk: float, p_del: float,
+            span_frac: float) -> np.ndarray:
+    """Token dropout ([UNK] with p_unk), token deletion (p_del) and span masking (spans of
+    1..8 tokens to [UNK] covering ~span_frac of the sequence)."""
+    out = ids.copy()
+    n = len(out)
+    if span_frac > 0 and n > 4:
+        n_spans = nrng.binomial(n, span_frac / 4.5)
+        for st, ln in zip(nrng.randint(0, n, n_spans), nrng.randint(1, 9, n_spans)):
+            out[st:st + ln] = unk
+    if p_unk > 0:
+        out[nrng.random_sample(n) < p_unk] = unk
+    if p_del > 0 and n > 8:
+        keep = nrng.random_sample(n) >= p_del
+        if keep.any():
+            out = out[keep]
+    return out
+
+
+def mix_examples(rng: random.Random, calls: List[Call], n: int, lo: int, hi: int, max_len: int,
+                 latch: bool) -> List[Ex2]:
+    """n sequences of 2-4 random crops of random calls (labels mixed at random).
+    latch: hard label phishing if any part is phishing (a call in which a scam happened is a
+    scam call); otherwise only all-normal ones get a hard label, mixed ones learn the
+    teacher's label alone."""
+    out: List[Ex2] = []
+    for _ in range(n):
+        parts = [rng.choice(calls) for _ in range(rng.randint(2, 4))]
+        ids = np.concatenate([random_crop(rng, np.asarray(c.ids, np.int64), lo, hi) for c in parts])
+        ids = window(rng, ids, max_len)
+        anyp = any(c.label == 1 for c in parts)
+        label = 1 if anyp and latch else (0 if not anyp else -1)
+        out.append(Ex2(ids, label))
+    return out
+
+
+def v2_epoch(a, rng: random.Random, nrng: np.random.RandomState, train: List[Call],
+             fam_idx: Dict[str, int]) -> List[Ex2]:
+    ex: List[Ex2] = []
+    sel = subsample_variants(train, a.variants_per_epoch, rng)
+    for c in sel:
+        ids = np.asarray(c.ids, np.int64)
+        f = fam_idx[c.family]
+        ex.append(Ex2(window(rng, ids, a.max_len), c.label, f))
+        for _ in range(a.crops):
+            ex.append(Ex2(random_crop(rng, ids, a.crop_min, a.max_len), c.label, f))
+        for _ in range(a.prefixes):
+            p = prefix_len(rng, len(ids), a.min_prefix)
+            if p is not None:
+                ex.append(Ex2(window(rng, ids[:p], a.max_len), c.label, f))
+    if a.concat > 0:
+        for ids, lab in concat_examples(train, rng, a.concat, a.concat_min, a.concat_max, 1 << 30,
+                                        a.concat_phish_share):
+            ex.append(Ex2(window(rng, np.asarray(ids, np.int64), a.max_len), lab))
+    if a.mix > 0:
+        ex += mix_examples(rng, train, a.mix, a.crop_min, a.max_len, a.max_len,
+                           latch=(a.mix_label == "latch"))
+    for e in ex:
+        if a.shuffle > 0 and rng.random() < a.shuffle:
+            e.ids = shuffle_segments(rng, e.ids)
+        e.ids = corrupt(nrng, e.ids, a.unk_id, a.word_dropout, a.token_delete, a.span_mask)
+        if len(e.ids) == 0:
+            e.ids = np.array([a.unk_id], np.int64)
+    return ex
+
+
+def v2_tensors(b: List[Ex2]):
+    s = max(len(e.ids) for e in b)
+    x = torch.zeros(len(b), s, dtype=torch.int64)
+    for i, e in enumerate(b):
+        x[i, :len(e.ids)] = torch.from_numpy(np.asarray(e.ids, np.int64))
+    lens = torch.tensor([len(e.ids) for e in b], dtype=torch.int64)
+    y = torch.tensor([e.label for e in b], dtype=torch.int64)
+    fam = torch.tensor([e.family for e in b], dtype=torch.int64)
+    t = torch.tensor([e.teacher for e in b], dtype=torch.float32)
+    return x, lens, y, fam, t
+
+
+def v2_batches(ex: List[Ex2], batch: int, rng: random.Random, max_tokens: int) -> List[List[Ex2]]:
+    """Shuffled batches of similar lengths, at most batch rows and ~max_tokens padded tokens."""
+    idx = list(range(len(ex)))
+    rng.shuffle(idx)
+    out: List[List[Ex2]] = []
+    chunk = batch * 32
+    for k in range(0, len(idx), chunk):
+        part = sorted(idx[k:k + chunk], key=lambda i: len(ex[i].ids))
+        cur: List[Ex2] = []
+        for i in part:
+            if cur and (len(cur) >= batch or (len(cur) + 1) * len(ex[i].ids) > max_tokens):
+                out.append(cur)
+                cur = []
+            cur.append(ex[i])
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def v2_predict(model, seqs: List[np.ndarray], batch_tokens: int = 32768) -> np.ndarray:
+    """P(phishing) per sequence, zero state (one pass = the streamed score)."""
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    scores = np.zeros(len(seqs))
+    k = 0
+    with torch.no_grad():
+        while k < len(order):
+            s = len(seqs[order[min(k + 63, len(order) - 1)]])
+            n = max(1, min(64, batch_tokens // max(1, s)))
+            idx = order[k:k + n]
+            b = [Ex2(np.asarray(seqs[i], np.int64), 0) for i in idx]
+            x, lens, _, _, _ = v2_tensors(b)
+            logits = model.logits_at_last(x, lens)
+            scores[idx] = torch.softmax(logits, -1)[:, 1].double().numpy()
+            k += len(idx)
+    return scores
+
+
+def v2_val_pool(a, val: List[Call]) -> Dict[str, List[Tuple[np.ndarray, int]]]:
+    """The synthetic selection pool (fixed for a seed): validation calls whole, one crop of
+    each (starts and ends anywhere), long concatenations of validation calls (normal ones all
+    normal; phishing ones hold a phishing call), and noisy crops (token dropout 0.2)."""
+    rng = random.Random(a.seed + 2)
+    nrng = np.random.RandomState(a.seed + 2)
+    sel = subsample_variants(val, a.val_variants, None)
+    pool: Dict[str, List[Tuple[np.ndarray, int]]] = {"calls": [], "crops": [], "long": [], "noisy": []}
+    for c in sel:
+        ids = np.asarray(c.ids, np.int64)
+        pool["calls"].append((ids, c.label))
+        crop = random_crop(rng, ids, a.crop_min, len(ids))
+        pool["crops"].append((crop, c.label))
+        pool["noisy"].append((corrupt(nrng, random_crop(rng, ids, a.crop_min, len(ids)), a.unk_id,
+                                      0.2, 0.0, 0.0), c.label))
+    if a.val_concat > 0:
+        for ids, lab in concat_examples(val, random.Random(a.seed + 3), a.val_concat, a.concat_min,
+                                        a.concat_max, 1 << 30, a.concat_phish_share):
+            pool["long"].append((np.asarray(ids, np.int64), lab))
+    return {k: v for k, v in pool.items() if v}
+
+
+def v2_eval_pool(model, pool) -> Dict[str, Any]:
+    res: Dict[str, Any] = {}
+    ys, ss = [], []
+    for name, items in pool.items():
+        s = v2_predict(model, [ids for ids, _ in items])
+        y = np.array([lab for _, lab in items])
+        res[name] = roc_auc(y, s)
+        ys.append(y)
+        ss.append(s)
+    res["all"] = roc_auc(np.concatenate(ys), np.concatenate(ss))
+    res["_scores"] = (ys, ss)
+    return res
+
+
+def train_v2(a, t0: float, log) -> int:
+    calls = load_calls(a.data, a.vocab_size)
+    train, val = split_by_group(calls, a.val_frac, a.seed)
+    families = sorted({c.family for c in calls})
+    fam_idx = {f: i for i, f in enumerate(families)}
+    log(f"{len(calls)} calls: train {len(train)} ({len({c.group for c in train})} groups), "
+        f"validation {len(val)} ({len({c.group for c in val})} groups), {len(families)} families")
+    n_pos = sum(c.label for c in train)
+    counts = torch.tensor([len(train) - n_pos, n_pos], dtype=torch.float32)
+    class_weight = counts.sum() / (2 * counts)
+
+    teacher = None
+    if a.distill > 0:
+        from lrteacher import LRTeacher
+        teacher = LRTeacher(C=a.teacher_c).fit([c.ids for c in train], [c.label for c in train])
+        log(f"teacher: {teacher.params} fit on {len(train)} training calls")
+
+    cfg = ModelConfig(vocab=a.vocab_size, embed=a.embed, hidden=a.hidden, layers=a.layers,
+                      dropout=a.dropout, arch="pooled", families=tuple(families),
+                      head_hidden=a.head_hidden, features=tuple(a.features.split(",")),
+                      group_dropout=a.group_dropout)
+    model = build_model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    rng = random.Random(a.seed + 1)
+    nrng = np.random.RandomState(a.seed + 1)
+    pool = v2_val_pool(a, val)
+    log("selection pool: " + ", ".join(f"{k} {len(v)}" for k, v in pool.items()))
+
+    best = (-math.inf, -1, None)
+    history = []
+    epochs_run = 0
+    for epoch in range(1, a.epochs + 1):
+        te = time.time()
+        model.train()
+        ex = v2_epoch(a, rng, nrng, train, fam_idx)
+        if teacher is not None:
+            tp = teacher.predict([e.ids for e in ex])
+            for e, p in zip(ex, tp):
+                e.teacher = float(p)
+        ntok = sum(len(e.ids) for e in ex)
+        tot = {"loss": 0.0, "ce": 0.0, "kd": 0.0, "fam": 0.0}
+        nb = 0
+        for b in v2_batches(ex, a.batch, rng, a.batch_tokens):
+            x, lens, y, fam, tprob = v2_tensors(b)
+            logits, flog = model.train_logits(x, lens)
+            loss = torch.zeros(())
+            has = y >= 0
+            if has.any():
+                ce = F.cross_entropy(logits[has], y[has], weight=class_weight)
+                loss = loss + ce
+                tot["ce"] += float(ce)
+            if teacher is not None:
+                kd = F.binary_cross_entropy_with_logits(logits[:, 1] - logits[:, 0], tprob)
+                loss = loss + a.distill * kd
+                tot["kd"] += float(kd)
+            hf = fam >= 0
+            if a.family_weight > 0 and hf.any():
+                fl = F.cross_entropy(flog[hf], fam[hf])
+                loss = loss + a.family_weight * fl
+                tot["fam"] += float(fl)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tot["loss"] += float(loss)
+            nb += 1
+        epochs_run = epoch
+        ev = v2_eval_pool(model, pool)
+        h = {"epoch": epoch, "examples": len(ex), "tokens": ntok,
+             **{f"train_{k}": v / max(nb, 1) for k, v in tot.items()},
+             **{f"val_auc_{k}": v for k, v in ev.items() if not k.startswith("_")},
+             "seconds": round(time.time() - te, 1)}
+        history.append(h)
+        log(f"epoch {epoch}: {len(ex)} ex {ntok} tok, loss {h['train_loss']:.4f} (ce {h['train_ce']:.4f} "
+            f"kd {h['train_kd']:.4f} fam {h['train_fam']:.4f}); pool AUC " +
+            " ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("_")) + f" [{h['seconds']}s]")
+        key = ev["all"]
+        if math.isfinite(key) and key > best[0] + 1e-4:
+            best = (key, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        elif epoch - best[1] >= a.patience:
+            log(f"early stop: no improvement since epoch {best[1]}")
+            break
+        if a.time_budget and time.time() - t0 > a.time_budget:
+            log(f"time budget {a.time_budget}s reached after epoch {epoch}")
+            break
+    model.load_state_dict(best[2])
+    model.eval()
+    return finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx, teacher,
+                     history, epochs_run, best[1], n_pos)
+
+
+def threshold_pool(a, val: List[Call]) -> List[np.ndarray]:
+    """Synthetic normal pool the thresholds are set on (never real calls): validation normal
+    calls whole, two crops of each, noisy copies (token dropout 0.15, shuffled segments), and
+    long concatenations of 2..12 validation normals (excerpts of 1,000-8,000 tokens), which
+    score higher than short synthetic calls, as real normals do."""
+    rng = random.Random(a.seed + 5)
+    nrng = np.random.RandomState(a.seed + 5)
+    normals = [c for c in val if c.label == 0]
+    pool: List[np.ndarray] = []
+    for c in normals:
+        ids = np.asarray(c.ids, np.int64)
+        pool.append(ids)
+        pool.append(random_crop(rng, ids, a.crop_min, len(ids)))
+        pool.append(random_crop(rng, ids, a.crop_min, len(ids)))
+        pool.append(corrupt(nrng, shuffle_segments(rng, ids), a.unk_id, 0.15, 0.0, 0.0))
+    for _ in range(a.threshold_long):
+        target = log_uniform_int(rng, 1000, 8000)
+        parts: List[np.ndarray] = []
+        total = 0
+        while total < target:
+            c = rng.choice(normals)
+            ids = np.asarray(c.ids, np.int64)
+            parts.append(ids)
+            total += len(ids)
+        seq = np.concatenate(parts)
+        start = rng.randint(0, max(0, len(seq) - target))
+        seq = corrupt(nrng, seq[start:start + target], a.unk_id, 0.1 * rng.random(), 0.0, 0.0)
+        pool.append(seq)
+    return pool
+
+
+def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx, teacher,
+              history, epochs_run, best_epoch, n_pos) -> int:
+    ev = v2_eval_pool(model, pool)
+    tpool = threshold_pool(a, val)
+    ts = v2_predict(model, tpool)
+    susp = max(0.5, fpr_threshold(ts, a.suspicious_fpr))
+    th = {"suspicious": susp, "dangerous": max(susp, fpr_threshold(ts, a.dangerous_fpr))}
+    # Validation calls whole: metrics, per-family recall (phishing) / FPR (normal), family head.
+    vs = [np.asarray(c.ids, np.int64) for c in val]
+    y = np.array([c.label for c in val])
+    s = v2_predict(model, vs)
+    fam_pred = []
+    with torch.no_grad():
+        order = sorted(range(len(vs)), key=lambda i: len(vs[i]))
+        fp = np.zeros(len(vs), np.int64)
+        for k in range(0, len(order), 64):
+            idx = order[k:k + 64]
+            x, lens, _, _, _ = v2_tensors([Ex2(vs[i], 0) for i in idx])
+            fp[idx] = model.train_logits(x, lens)[1].argmax(-1).numpy()
+        fam_pred = fp
+    per_family: Dict[str, Dict[str, Any]] = {}
+    for f in families:
+        m = np.array([c.family == f for c in val])
+        if not m.any():
+            continue
+        lab = int(y[m][0])
+        ent = {"label": LABELS[lab], "calls": int(m.sum()),
+               "family_head_accuracy": float((fam_pred[m] == fam_idx[f]).mean())}
+        key = "recall" if lab == 1 else "fpr"
+        for lvl in ("suspicious", "dangerous"):
+            ent[f"{key}_at_{lvl}"] = float((s[m] >= th[lvl]).mean())
+        per_family[f] = ent
+    metrics = {
+        "calls": len(val), "phishing": int(y.sum()), "normal": int((y == 0).sum()),
+        "roc_auc": roc_auc(y, s),
+        "at_0.5": metrics_at(y, s, 0.5),
+        "at_suspicious": metrics_at(y, s, th["suspicious"]),
+        "at_dangerous": metrics_at(y, s, th["dangerous"]),
+        "selection_pool_roc_auc": {k: v for k, v in ev.items() if not k.startswith("_")},
+        "threshold_pool": {"sequences": len(tpool),
+                           "tokens_median": float(np.median([len(t) for t in tpool])),
+                           "fpr_at_suspicious": float((ts >= th["suspicious"]).mean()),
+                           "fpr_at_dangerous": float((ts >= th["dangerous"]).mean())},
+        "per_family": per_family,
+        "family_head_accuracy": float((fam_pred == np.array([fam_idx[c.family] for c in val])).mean()),
+    }
+    log(f"validation: AUC {metrics['roc_auc']:.4f}, pool AUC {ev['all']:.4f}, thresholds {th}, "
+        f"family head acc {metrics['family_head_accuracy']:.3f}")
+    onnx_path = os.path.join(a.out, "model.onnx")
+    save_checkpoint(model, os.path.join(a.out, "model.pt"), extra={"thresholds": th})
+    om = None
+    if not a.no_export:
+        om = export_onnx(model, onnx_path, metadata={"callwatch.seed": str(a.seed),
+                                                     "callwatch.max_len": str(a.max_len)})
+    report = {
+        "seed": a.seed,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "selection": "ROC-AUC on the synthetic validation pool (validation calls whole, crops, "
+                     "noisy crops, long concatenations); never real calls",
+        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out")},
+        "architecture": {"type": "lstm-pooled", "vocab_size": cfg.vocab, "embed": cfg.embed,
+                         "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET,
+                         "pooled_state": model.pooled_size, "features": list(cfg.features),
+                         "head_hidden": cfg.head_hidden, "families": list(families)},
+        "families": list(families),
+        "labels": list(LABELS),
+        "max_seq_len": a.max_len,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "commit": git_commit(),
+        "teacher": teacher.params if teacher is not None else None,
+        "data": {"path": os.path.abspath(a.data), "sha256": sha256_file(a.data),
+                 "calls": len(calls), "train_calls": len(train), "validation_calls": len(val),
+                 "train_groups": len({c.group for c in train}),
+                 "validation_groups": len({c.group for c in val}),
+                 "train_phishing": n_pos, "train_normal": len(train) - n_pos},
+        "threshold_rule": (f"suspicious = max(0.5, lowest t with FPR <= {a.suspicious_fpr} on the "
+                           f"synthetic normal pool); dangerous = max(suspicious, lowest t with FPR <= "
+                           f"{a.dangerous_fpr}); pool: validation normal calls whole, crops, noisy "
+                           f"shuffled copies, {a.threshold_long} long excerpts of concatenated "
+                           f"validation normals (1,000-8,000 tokens)"),
+        "thresholds": th,
+        "validation": metrics,
+        "history": history,
+        "onnx_ops": op_list(om) if om is not None else None,
+        "onnx_sha256": sha256_file(onnx_path) if om is not None else None,
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    with open(os.path.join(a.out, "train_report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    log(f"wrote {a.out}/model.pt{'' if a.no_export else ', model.onnx'} and train_report.json")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="train the callwatch LSTM and export model.onnx")
     ap.add_argument("--data", required=True, help="tokenized JSONL {id, group, label, ids}")
@@ -383,7 +808,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--unk-id", type=int, default=1)
     ap.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     ap.add_argument("--select", choices=("loss", "auc"), default="loss",
-                    help="early stopping / best epoch on validation loss or validation ROC-AUC")
+                    help="early stopping / best epoch on validation loss or validation ROC-AUC (v1)")
+    # v2 (--arch pooled)
+    ap.add_argument("--arch", choices=("last", "pooled"), default="last",
+                    help="last: v1 head on the last token; pooled: v2 pooled state + family head")
+    ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e", help="v2 head features")
+    ap.add_argument("--head-hidden", type=int, default=0, help="v2 shared ReLU layer (0: linear heads)")
+    ap.add_argument("--group-dropout", type=float, default=0.0, help="v2: drop a whole feature group")
+    ap.add_argument("--family-weight", type=float, default=0.2, help="v2: weight of the family loss")
+    ap.add_argument("--crops", type=int, default=1, help="v2: random crops per call per epoch")
+    ap.add_argument("--crop-min", type=int, default=24, help="v2: shortest crop, tokens")
+    ap.add_argument("--mix", type=int, default=0, help="v2: recombined sequences of 2-4 crops per epoch")
+    ap.add_argument("--mix-label", choices=("latch", "teacher"), default="latch",
+                    help="v2: label of a mixed sequence: phishing if any part is (latch) or the "
+                         "teacher's soft label only (teacher)")
+    ap.add_argument("--shuffle", type=float, default=0.0, help="v2: P(shuffle segments of a sequence)")
+    ap.add_argument("--token-delete", type=float, default=0.0, help="v2: P(token deleted)")
+    ap.add_argument("--span-mask", type=float, default=0.0, help="v2: share of tokens masked in spans")
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="v2: weight of BCE(student P(phishing), TF-IDF LR teacher's) on every example")
+    ap.add_argument("--teacher-c", type=float, default=10.0, help="v2: teacher's inverse L2 strength")
+    ap.add_argument("--batch-tokens", type=int, default=12288, help="v2: padded tokens per batch")
+    ap.add_argument("--threshold-long", type=int, default=300,
+                    help="v2: long normal excerpts in the threshold pool")
+    ap.add_argument("--time-budget", type=float, default=0, help="v2: stop after the epoch that passes N s")
+    ap.add_argument("--no-export", action="store_true", help="v2: skip the ONNX export (experiments)")
     a = ap.parse_args(argv)
 
     t0 = time.time()
@@ -395,6 +844,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(a.out, exist_ok=True)
     log = lambda msg: print(f"[{time.time() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
+    if a.arch == "pooled":
+        return train_v2(a, t0, log)
     calls = load_calls(a.data, a.vocab_size)
     train, val = split_by_group(calls, a.val_frac, a.seed)
     log(f"{len(calls)} calls: train {len(train)} ({len({c.group for c in train})} groups), "

@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-short ort torch chromium build model baselines corpus parity fuzz bench bench-peers clean
+.PHONY: all run test test-noort test-py test-short ort torch chromium build model baselines corpus parity fuzz bench bench-peers clean
 
 all: build
 
@@ -44,8 +44,22 @@ run: ort build
 test: ort torch chromium
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 45m ./...
+	$(MAKE) --no-print-directory test-noort
+	$(MAKE) --no-print-directory test-py
 	$(MAKE) --no-print-directory fuzz FUZZTIME=500x
 	$(MAKE) --no-print-directory parity
+
+## test-noort: the cgo-free, native-only variant (-tags noort) builds, vets and passes its tests
+test-noort:
+	CGO_ENABLED=0 $(GO) vet -tags noort ./...
+	CGO_ENABLED=0 $(GO) build -tags noort -o bin/callwatch-native ./cmd/callwatch
+	CGO_ENABLED=0 $(GO) test -tags noort -count=1 ./api ./client ./runtime ./runtime/native ./models ./tokenize ./internal/...
+	CGO_ENABLED=0 $(GO) test -tags noort -count=1 -run 'TestNoORT' ./cmd/callwatch
+
+## test-py: the Python scripts' unit tests (corpus generator and checks, baselines, training/export helpers)
+test-py: torch
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m unittest discover -s scripts/corpus -p 'test_*.py'
+	cd scripts && OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m unittest discover -s . -p 'test_*.py'
 
 ## parity: onnxruntime vs pure-Go backend on the shipped model over the parity calls
 parity: ort build

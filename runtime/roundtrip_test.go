@@ -1,3 +1,5 @@
+//go:build !noort
+
 package runtime_test
 
 import (

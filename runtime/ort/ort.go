@@ -1,5 +1,5 @@
-// Package ort runs the exported LSTM graph on onnxruntime through
-// github.com/yalue/onnxruntime_go.
+//go:build !noort
+
 package ort
 
 import (
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -15,100 +14,8 @@ import (
 	"github.com/callwatch/callwatch/runtime"
 )
 
-// MinVersion is the oldest onnxruntime release whose C API (version 24)
-// onnxruntime_go v1.27 can use.
-const MinVersion = "1.24"
-
-// InstallHint is the fix offered whenever the library cannot be used.
-const InstallHint = "run `make ort` (scripts/setup-ort.sh installs onnxruntime 1.24.3 into .ort/), " +
-	"or set CALLWATCH_ORT_LIBRARY / ort.library to a libonnxruntime.so >= " + MinVersion +
-	", or use --backend native"
-
-var (
-	// ErrLibraryNotFound means no candidate path held a loadable library.
-	ErrLibraryNotFound = errors.New("onnxruntime library not found")
-	// ErrLibraryVersion means a library loaded but is too old (or not onnxruntime).
-	ErrLibraryVersion = errors.New("unusable onnxruntime library")
-)
-
-// LibraryError explains which paths were tried and why each failed.
-type LibraryError struct {
-	Kind  error // ErrLibraryNotFound or ErrLibraryVersion
-	Tried []string
-	Cause string
-}
-
-func (e *LibraryError) Error() string {
-	msg := e.Kind.Error()
-	if e.Cause != "" {
-		msg += ": " + e.Cause
-	}
-	if len(e.Tried) > 0 {
-		msg += fmt.Sprintf(" (tried %d locations: %v)", len(e.Tried), e.Tried)
-	}
-	return msg + "; to fix: " + InstallHint
-}
-
-func (e *LibraryError) Unwrap() error { return e.Kind }
-
-// Candidates lists where the library is looked up, in order (DESIGN.md):
-// the configured path, else $CALLWATCH_ORT_LIBRARY (either one, when set, is
-// the only candidate), else .ort/ in the repository root
-// (found by walking up from the working directory), next to the executable,
-// then the system loader's own search path.
-func Candidates(configured string, getenv func(string) string) []string {
-	var out []string
-	add := func(p string) {
-		if p == "" {
-			return
-		}
-		for _, q := range out {
-			if q == p {
-				return
-			}
-		}
-		out = append(out, p)
-	}
-	// An explicit choice is the only candidate: if it cannot be used, that
-	// must be reported, not quietly replaced by a library found elsewhere.
-	if configured != "" {
-		return []string{configured}
-	}
-	if getenv != nil {
-		if p := getenv("CALLWATCH_ORT_LIBRARY"); p != "" {
-			return []string{p}
-		}
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			p := filepath.Join(dir, ".ort", "libonnxruntime.so")
-			if _, err := os.Stat(p); err == nil {
-				add(p)
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		dir := filepath.Dir(exe)
-		for _, name := range []string{"libonnxruntime.so", filepath.Join(".ort", "libonnxruntime.so")} {
-			if p := filepath.Join(dir, name); fileExists(p) {
-				add(p)
-			}
-		}
-	}
-	// Bare names go through the dynamic loader's search path.
-	add("libonnxruntime.so")
-	add("libonnxruntime.so.1")
-	return out
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
-}
+// Enabled reports whether this binary was built with onnxruntime support.
+const Enabled = true
 
 // env is the process-wide onnxruntime environment. onnxruntime_go keeps the
 // loaded library and its environment in package globals, so one process can
@@ -153,17 +60,6 @@ func Init(candidates []string) (path, version string, err error) {
 		cause = reasons[0]
 	}
 	return "", "", &LibraryError{Kind: ErrLibraryNotFound, Tried: candidates, Cause: cause}
-}
-
-// Options configure a Backend.
-type Options struct {
-	// Library is the configured library path (may be empty).
-	Library string
-	// Getenv is used for CALLWATCH_ORT_LIBRARY; nil means os.Getenv.
-	Getenv func(string) string
-	// IntraOpThreads per session; 0 means 1, which measured best on 2 cores
-	// because onnxruntime's spinning threads double CPU time (DESIGN.md).
-	IntraOpThreads int
 }
 
 // Backend is an onnxruntime session over one model. DynamicAdvancedSession

@@ -1,3 +1,5 @@
+//go:build !noort
+
 package ort
 
 /*

@@ -34,8 +34,8 @@ type evalReport struct {
 	// normal ones) and how often the family head names the family.
 	Families       map[string]*familyStats `json:"families,omitempty"`
 	FamilyAccuracy *float64                `json:"family_accuracy,omitempty"`
-	Errors     []errorRecord                  `json:"errors,omitempty"`
-	Stream     *streamReport                  `json:"stream,omitempty"`
+	Errors         []errorRecord           `json:"errors,omitempty"`
+	Stream         *streamReport           `json:"stream,omitempty"`
 }
 
 type familyStats struct {

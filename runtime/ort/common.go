@@ -121,4 +121,3 @@ type Options struct {
 	// because onnxruntime's spinning threads double CPU time (DESIGN.md).
 	IntraOpThreads int
 }
-

@@ -27,7 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import CallWatchLSTM, ModelConfig
+from cwmodel import ModelConfig, build_model
 from export import export_onnx, op_list
 from fixtures import CaseBuilder
 
@@ -58,7 +58,7 @@ def batchify(rows: List[List[int]]):
 def train(cfg: ModelConfig, seed: int, steps: int) -> tuple:
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = CallWatchLSTM(cfg)
+    model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)
     rows, labels = synthetic(rng, 512, cfg.vocab, 24)
     model.train()
@@ -66,7 +66,7 @@ def train(cfg: ModelConfig, seed: int, steps: int) -> tuple:
         idx = rng.sample(range(len(rows)), 32)
         ids, lens = batchify([rows[i] for i in idx])
         y = torch.tensor([labels[i] for i in idx])
-        logits, _, _ = model.encode(ids, lens)
+        logits = model.encode(ids, lens)[0]
         loss = F.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -74,7 +74,7 @@ def train(cfg: ModelConfig, seed: int, steps: int) -> tuple:
     model.eval()
     ids, lens = batchify(rows)
     with torch.no_grad():
-        probs, _, _ = model(ids, lens)
+        probs = model(ids, lens)[0]
     acc = float((probs.argmax(-1) == torch.tensor(labels)).float().mean())
     return model, acc
 
@@ -85,11 +85,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--arch", choices=("last", "pooled"), default="last",
+                    help="last: v1 signature; pooled: v2 (p0/pn, family_probs)")
     a = ap.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(2)
     os.makedirs(a.out, exist_ok=True)
-    cfg = ModelConfig(vocab=48, embed=8, hidden=12, layers=a.layers)
+    cfg = ModelConfig(vocab=48, embed=8, hidden=12, layers=a.layers, arch=a.arch,
+                      families=("fam_a", "fam_b", "fam_c") if a.arch == "pooled" else ())
     model, acc = train(cfg, a.seed, a.steps)
     om = export_onnx(model, os.path.join(a.out, "model.onnx"),
                      metadata={"callwatch.name": "roundtrip", "callwatch.seed": str(a.seed)})

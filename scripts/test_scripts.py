@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 import export  # noqa: E402
 import onnxref  # noqa: E402
-from cwmodel import CallWatchLSTM, ModelConfig  # noqa: E402
+from cwmodel import CallWatchLSTM, CallWatchPooled, ModelConfig  # noqa: E402
 from train import choose_thresholds, fpr_threshold, roc_auc  # noqa: E402
 
 
@@ -87,6 +87,115 @@ class ExportTest(unittest.TestCase):
             [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
         with self.assertRaises(NotImplementedError):
             onnxref.run(onnx.helper.make_model(g), {"x": np.zeros(1, np.float32)})
+
+
+def tiny_v2(layers: int = 2, head_hidden: int = 0) -> CallWatchPooled:
+    torch.manual_seed(5)
+    return CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, layers=layers, arch="pooled",
+                                       families=("a_normal", "b_phish", "c_phish"),
+                                       head_hidden=head_hidden)).eval()
+
+
+class PooledModelTest(unittest.TestCase):
+    def test_streaming_equals_whole(self) -> None:
+        m = tiny_v2()
+        row = torch.randint(1, 40, (1, 50))
+        with torch.no_grad():
+            whole = m(row, torch.tensor([50]))
+            state = m.zero_state(1)
+            for a, b in ((0, 1), (1, 20), (20, 21), (21, 50)):
+                out = m(row[:, a:b], torch.tensor([b - a]), *state)
+                state = out[1:4]
+        for name, w, g in zip(("probs", "hn", "cn", "pn", "family_probs"), whole, out):
+            self.assertLess(export.scaled_diff(g.numpy(), w.numpy()), 1e-5, name)
+
+    def test_padding_does_not_touch_pooled_state(self) -> None:
+        m = tiny_v2()
+        row = torch.randint(1, 40, (1, 6))
+        batch = torch.randint(0, 40, (3, 20))  # garbage padding
+        batch[1, :6] = row[0]
+        with torch.no_grad():
+            alone = m(row, torch.tensor([6]))
+            inside = m(batch, torch.tensor([20, 6, 9]))
+        for a, b in zip(alone, inside):
+            got = b[:, 1] if b.dim() == 3 else b[1]
+            want = a[:, 0] if a.dim() == 3 else a[0]
+            self.assertLess((got - want).abs().max().item(), 1e-6)
+
+    def test_train_logits_equal_packed(self) -> None:
+        m = tiny_v2(head_hidden=7)
+        x = torch.randint(0, 40, (5, 17))
+        lens = torch.tensor([5, 1, 17, 17, 3])
+        with torch.no_grad():
+            lg, fam = m.train_logits(x, lens)
+            ref = m.encode(x, lens)
+        self.assertLess((lg - ref[0]).abs().max().item(), 1e-6)
+        self.assertLess((fam - ref[1]).abs().max().item(), 1e-6)
+
+    def test_export_v2_contract(self) -> None:
+        for layers, hh in ((1, 0), (2, 8)):
+            with self.subTest(layers=layers), tempfile.TemporaryDirectory() as d:
+                model = tiny_v2(layers, hh)
+                path = os.path.join(d, "m.onnx")
+                with open(os.devnull, "w") as null:
+                    export.export_onnx(model, path, log=null)
+                m = onnx.load(path)
+                self.assertEqual([i.name for i in m.graph.input], list(export.INPUTS_V2))
+                self.assertEqual([o.name for o in m.graph.output], list(export.OUTPUTS_V2))
+                self.assertLessEqual(set(export.op_list(m)), export.ALLOWED_OPS_V2)
+                self.assertEqual(sum(n.op_type == "LSTM" for n in m.graph.node), layers)
+                meta = {p.key: p.value for p in m.metadata_props}
+                self.assertEqual(meta["callwatch.families"], "a_normal,b_phish,c_phish")
+                self.assertEqual(meta["callwatch.pooled"], str(model.pooled_size))
+                # Unwired sequence_lens must be caught (the mask alone would hide it from pn).
+                for n in m.graph.node:
+                    if n.op_type == "LSTM":
+                        n.input[4] = ""
+                with self.assertRaises(export.ExportError):
+                    export.check_structure(m, layers)
+                with self.assertRaises(export.ExportError):
+                    export.verify(model, m)
+
+    def test_fixtures_v2_stream_cases(self) -> None:
+        from fixtures import CaseBuilder
+        model = tiny_v2()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m.onnx")
+            with open(os.devnull, "w") as null:
+                om = export.export_onnx(model, path, log=null)
+        cb = CaseBuilder(model, seed=2)
+        cb.add_standard(long_len=40)
+        self.assertLess(cb.check_onnx(om), 1e-5)
+        cases = {c["name"]: c for c in cb.cases}
+        whole, last = cases["whole_call"], cases["segments_part3"]
+        self.assertLess(max(abs(a - b) for a, b in zip(whole["probs"], last["probs"])), 1e-6)
+        self.assertIn("family_probs", whole)
+
+
+class ReferenceOpsTest(unittest.TestCase):
+    def test_new_ops(self) -> None:
+        h = onnx.helper
+        nodes = [
+            h.make_node("Range", ["s", "e", "d"], ["r"]),
+            h.make_node("Less", ["r", "lim"], ["lt"]),
+            h.make_node("Cast", ["lt"], ["ltf"], to=onnx.TensorProto.FLOAT),
+            h.make_node("Mul", ["ltf", "x"], ["m"]),
+            h.make_node("ReduceSum", ["m", "ax"], ["rs"], keepdims=0),
+            h.make_node("ReduceMax", ["x"], ["rm"], axes=[0], keepdims=0),
+            h.make_node("Clip", ["x", "lo"], ["cl"]),
+            h.make_node("Max", ["rs", "rm"], ["mx"]),
+            h.make_node("Div", ["mx", "two"], ["y"]),
+        ]
+        i64 = lambda n, v: onnx.numpy_helper.from_array(np.array(v, np.int64), n)  # noqa: E731
+        f32 = lambda n, v: onnx.numpy_helper.from_array(np.array(v, np.float32), n)  # noqa: E731
+        g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, []),
+                          h.make_tensor_value_info("cl", onnx.TensorProto.FLOAT, [4])],
+                         [i64("s", 0), i64("e", 4), i64("d", 1), i64("lim", 2), i64("ax", [0]),
+                          f32("lo", 1.0), f32("two", 2.0)])
+        out = onnxref.run(h.make_model(g), {"x": np.array([3, -1, 5, 2], np.float32)})
+        self.assertAlmostEqual(float(out["y"]), 2.5)  # max(3 + -1, 5) / 2
+        np.testing.assert_array_equal(out["cl"], [3, 1, 5, 2])
 
 
 class MetricsTest(unittest.TestCase):

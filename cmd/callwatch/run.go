@@ -32,6 +32,7 @@ Commands:
   tokenize   print token ids for each input record
   parity     compare the onnxruntime and pure-Go backends on the same inputs
   eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
+  calibrate  set a bundle's alert thresholds from a target false-positive rate on your own normal calls
   vocab      build a WordPiece tokenizer.json from a corpus (training)
   version    print program, model and onnxruntime versions as JSON
   help       show this text; "callwatch <command> --help" shows a command's flags
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.vocab(rest)
 	case "eval":
 		return e.eval(rest)
+	case "calibrate":
+		return e.calibrate(rest)
 	case "stream":
 		return e.stream(rest)
 	case "serve":

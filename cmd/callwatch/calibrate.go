@@ -21,20 +21,20 @@ import (
 
 // calibrateReport is calibrate's JSON on stdout.
 type calibrateReport struct {
-	Model       string            `json:"model"`
-	ModelSHA    string            `json:"model_sha256"`
-	Data        string            `json:"data"`
-	DataSHA     string            `json:"data_sha256"`
-	Normals     int               `json:"normals"`
-	Positives   int               `json:"positives,omitempty"`
+	Model       string             `json:"model"`
+	ModelSHA    string             `json:"model_sha256"`
+	Data        string             `json:"data"`
+	DataSHA     string             `json:"data_sha256"`
+	Normals     int                `json:"normals"`
+	Positives   int                `json:"positives,omitempty"`
 	TargetFPR   map[string]float64 `json:"target_fpr"`
-	Before      models.Thresholds `json:"thresholds_before"`
-	After       models.Thresholds `json:"thresholds_after"`
-	Normal      rates             `json:"normal"`
-	NormalPrior rates             `json:"normal_at_previous_thresholds"`
-	Recall      *rates            `json:"positives_recall,omitempty"`
-	Warnings    []string          `json:"warnings,omitempty"`
-	Out         string            `json:"out,omitempty"`
+	Before      models.Thresholds  `json:"thresholds_before"`
+	After       models.Thresholds  `json:"thresholds_after"`
+	Normal      rates              `json:"normal"`
+	NormalPrior rates              `json:"normal_at_previous_thresholds"`
+	Recall      *rates             `json:"positives_recall,omitempty"`
+	Warnings    []string           `json:"warnings,omitempty"`
+	Out         string             `json:"out,omitempty"`
 }
 
 // rates are the shares of calls flagged at each level, scored whole and
@@ -292,8 +292,8 @@ func writeCalibrated(b *models.Bundle, dir string, rep calibrateReport) error {
 	hist, _ := card["threshold_history"].([]any)
 	hist = append(hist, map[string]any{
 		"suspicious": rep.Before.Suspicious, "dangerous": rep.Before.Dangerous,
-		"replaced":   time.Now().UTC().Format(time.RFC3339),
-		"source":     card["calibration"],
+		"replaced": time.Now().UTC().Format(time.RFC3339),
+		"source":   card["calibration"],
 	})
 	card["threshold_history"] = hist
 	card["thresholds"] = rep.After

@@ -25,8 +25,16 @@ func TestExportRoundTrip(t *testing.T) {
 	if err := exec.Command(python, "-c", "import torch, onnx").Run(); err != nil {
 		t.Skipf("PyTorch not available to %s (%v): run `make torch` (apt-get install python3-torch python3-onnx) to enable the export round trip", python, err)
 	}
+	for _, arch := range []string{"last", "pooled"} {
+		t.Run(arch, func(t *testing.T) { roundTrip(t, arch) })
+	}
+}
+
+// roundTrip exports one architecture: "last" is the v1 signature (h, c),
+// "pooled" the v2 one (h, c, p state; family_probs output).
+func roundTrip(t *testing.T, arch string) {
 	dir := t.TempDir()
-	cmd := exec.Command(python, filepath.Join("..", "scripts", "roundtrip.py"), "--out", dir, "--seed", "3")
+	cmd := exec.Command(python, filepath.Join("..", "scripts", "roundtrip.py"), "--out", dir, "--seed", "3", "--arch", arch)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -17,6 +17,8 @@ from noise import BACKCHANNELS, NoiseParams, draw_params, noisy_turn
 from slots import SlotLists
 
 CUT_PROB = 0.25          # share of calls cut before their last turn (both classes alike)
+EXCERPT_PROB = 0.36      # share of calls that are excerpts: start and end mid-call, often mid-sentence,
+                         # as real transcripts do (a recording starts late, a file is split)
 MAX_ATTEMPTS = 6         # redraws when a variant's text equals an earlier one
 _HANGUL_RE = re.compile(r"[가-힣]")
 
@@ -108,6 +110,7 @@ class Call:
     segments: list[dict[str, Any]]
     cut: bool
     noise: NoiseParams
+    excerpt: bool = False
 
     def json_line(self) -> str:
         return json.dumps({"id": self.id, "group": self.group, "family": self.family, "label": self.label,
@@ -123,9 +126,14 @@ def make_call(d: Dialogue, v: int, seed: int, lists: SlotLists, attempt: int = 0
     values: dict[str, str] = {}
     turns = [render_turn(t.parts, values, lists, rng) for t in d.turns]
     p = draw_params(rng)
-    cut = len(turns) > 4 and rng.random() < CUT_PROB
-    if cut:
-        turns = turns[:rng.randint(max(3, math.ceil(len(turns) * 0.4)), len(turns) - 1)]
+    excerpt = len(turns) >= 6 and rng.random() < EXCERPT_PROB
+    cut = False
+    if excerpt:
+        turns = excerpt_turns(turns, rng)
+    else:
+        cut = len(turns) > 4 and rng.random() < CUT_PROB
+        if cut:
+            turns = turns[:rng.randint(max(3, math.ceil(len(turns) * 0.4)), len(turns) - 1)]
     noisy: list[str] = []
     for t in turns:
         n = noisy_turn(t, p, rng)
@@ -159,7 +167,26 @@ def make_call(d: Dialogue, v: int, seed: int, lists: SlotLists, attempt: int = 0
         clock += rng.uniform(0.2, 1.2)  # pause between segments
     text = " ".join(s["text"] for s in segments)
     return Call(id=f"{d.id}-v{v:0{width}d}", group=d.id, family=d.family, label=d.label, text=text,
-                segments=segments, cut=cut, noise=p)
+                segments=segments, cut=cut, noise=p, excerpt=excerpt)
+
+
+def excerpt_turns(turns: list[str], rng: random.Random) -> list[str]:
+    """A stretch from the middle of a call: it starts at a later turn (60%: inside that turn, so the
+    first words are lost) and ends before the last turn or inside it; at least 3 turns are kept.
+    Label and family stay the base dialogue's: an excerpt of a scam before its ask is still a scam."""
+    n = len(turns)
+    start = rng.randint(1, max(1, n - 3))
+    end = rng.randint(min(n, start + 3), n)
+    out = list(turns[start:end])
+    if rng.random() < 0.6:
+        w = out[0].split()
+        if len(w) >= 4:
+            out[0] = " ".join(w[rng.randint(1, len(w) // 2):])
+    if rng.random() < 0.5:
+        w = out[-1].split()
+        if len(w) >= 4:
+            out[-1] = " ".join(w[:rng.randint(len(w) // 2, len(w) - 1)])
+    return out
 
 
 def variants_per_class(dialogues: list[Dialogue], min_calls: int) -> dict[str, int]:
@@ -209,12 +236,14 @@ def build_stats(calls: list[Call], dialogues: list[Dialogue], seed: int, variant
     length = {lab: _quartiles([len(c.text) for c in calls if c.label == lab]) for lab in sorted(per_class)}
     strength = {lab: _quartiles([c.noise.strength for c in calls if c.label == lab]) for lab in sorted(per_class)}
     cut = {lab: round(sum(c.cut for c in calls if c.label == lab) / max(1, per_class[lab]), 3) for lab in per_class}
+    excerpt = {lab: round(sum(c.excerpt for c in calls if c.label == lab) / max(1, per_class[lab]), 3) for lab in per_class}
     return {
         "seed": seed, "variants_per_base": variants, "base_dialogues": len(dialogues),
         "base_per_family": {f"{lab}/{fam}": n for (lab, fam), n in sorted(fam_dlgs.items())},
         "calls": len(calls), "distinct_texts": len({c.text for c in calls}), "duplicates_after_redraw": dups,
         "calls_per_class": dict(sorted(per_class.items())), "calls_per_family": per_family,
         "chars_per_class": length, "noise_strength_per_class": strength, "cut_share_per_class": cut,
+        "excerpt_share_per_class": excerpt,
         "shortcut": shortcut_checks([(c.group, c.label, c.text) for c in calls]),
     }
 
@@ -231,6 +260,7 @@ def format_report(st: dict[str, Any]) -> str:
         L.append(f"  {lab:9s} {q['mean']:8.1f} {q['q1']:8.1f} {q['median']:8.1f} {q['q3']:8.1f} {q['max']:6}")
     L.append("noise strength median per class: " + ", ".join(f"{k}={v['median']:.3f}" for k, v in st["noise_strength_per_class"].items()))
     L.append("cut share per class: " + ", ".join(f"{k}={v}" for k, v in st["cut_share_per_class"].items()))
+    L.append("excerpt share per class (starts and ends mid-call): " + ", ".join(f"{k}={v}" for k, v in st.get("excerpt_share_per_class", {}).items()))
     sc = st["shortcut"]
     if "error" in sc:
         L.append(f"shortcut checks: {sc['error']}")

@@ -20,7 +20,7 @@ import gen  # noqa: E402
 import noise  # noqa: E402
 import overlap  # noqa: E402
 from basefmt import Alt, Dialogue, Slot, Turn, parse_base, parse_template  # noqa: E402
-from generate import fix_particle, generate, make_call, render_turn  # noqa: E402
+from generate import excerpt_turns, fix_particle, generate, make_call, render_turn  # noqa: E402
 from noise import draw_params, noisy_turn  # noqa: E402
 from numko import parse_sino, sino  # noqa: E402
 from shortcut import roc_auc, split_groups  # noqa: E402
@@ -216,7 +216,25 @@ class NoiseTest(unittest.TestCase):
             self.assertAlmostEqual(s[lab], 0.5, delta=0.06)
             modes = Counter(c.noise.punct_mode for c in cs)
             self.assertAlmostEqual(modes["strip"] / len(cs), 0.45, delta=0.08, msg=lab)
-            self.assertAlmostEqual(sum(c.cut for c in cs) / len(cs), 0.25, delta=0.07, msg=lab)
+            # Excerpts (start and end mid-call) first, then end-cuts among the rest; the same for
+            # both classes (dialogues of 6+ turns only can be excerpts).
+            ex = sum(c.excerpt for c in cs) / len(cs)
+            self.assertGreater(ex, 0.25, msg=lab)
+            self.assertAlmostEqual(sum(c.cut for c in cs) / len(cs), 0.25 * (1 - ex), delta=0.07, msg=lab)
+        ex = {lab: sum(c.excerpt for c in cs) / len(cs) for lab, cs in by.items()}
+        self.assertAlmostEqual(ex["phishing"], ex["normal"], delta=0.08)
+
+    def test_excerpt_turns(self) -> None:
+        turns = [f"턴{i} 하나 둘 셋 넷 다섯" for i in range(12)]
+        for i in range(200):
+            out = excerpt_turns(turns, random.Random(i))
+            self.assertGreaterEqual(len(out), 3)
+            self.assertNotEqual(out[0], turns[0])  # never the whole opening
+            # the middle turns are kept verbatim, in order
+            mid = out[1:-1]
+            if mid:
+                k = turns.index(mid[0])
+                self.assertEqual(turns[k:k + len(mid)], mid)
 
     def test_writers_punctuation_never_leaks(self) -> None:
         # Writers punctuate at different rates (hence by class); the output must not depend on it.

@@ -34,95 +34,159 @@ type graph struct {
 	outNames []string
 }
 
-// compile resolves names to slots, orders nodes topologically, builds a
-// kernel per node (rejecting unsupported ops and attributes), and folds the
-// nodes that depend on constants only.
+// compile turns a GraphProto into a graph: slots for weights and inputs,
+// checks of the declared inputs and outputs, a kernel per node (rejecting
+// unsupported ops and attributes), topological order, slots per step,
+// constant folding and free lists. Each pass is a function below; each relies
+// on what the earlier ones established.
 func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*graph, error) {
-	slot := map[string]int{}
-	g := &graph{}
-	get := func(name string) int {
-		if s, ok := slot[name]; ok {
-			return s
-		}
-		slot[name] = g.nslots
-		g.nslots++
-		return g.nslots - 1
+	c := &compiler{gp: gp, nodes: gp.GetNode(), inputs: inputs, slot: map[string]int{}, consts: map[int]*tensor{}, g: &graph{}}
+	if err := c.loadInitializers(); err != nil {
+		return nil, err
 	}
-	var consts = map[int]*tensor{}
-	for _, ip := range gp.GetInitializer() {
+	if err := c.checkInputs(); err != nil {
+		return nil, err
+	}
+	if err := c.checkOutputs(outputs); err != nil {
+		return nil, err
+	}
+	if err := c.buildKernels(opset); err != nil {
+		return nil, err
+	}
+	if err := c.sortTopologically(); err != nil {
+		return nil, err
+	}
+	c.assignSlots()
+	if err := c.resolveOutputs(outputs); err != nil {
+		return nil, err
+	}
+	if err := c.foldConstants(); err != nil {
+		return nil, err
+	}
+	c.planFrees()
+	return c.g, nil
+}
+
+// compiler holds what the passes of compile share.
+type compiler struct {
+	gp     *onnxpb.GraphProto
+	nodes  []*onnxpb.NodeProto
+	inputs []string // the contract's input names, in feeding order
+	slot   map[string]int
+	consts map[int]*tensor // initializers, by slot, until foldConstants
+	steps  []step          // one per node, in file order
+	order  []int           // node indices, topologically sorted
+	g      *graph
+}
+
+// slotOf gives every value name one index into a run's value table, so that
+// a run looks values up by index instead of by name.
+func (c *compiler) slotOf(name string) int {
+	if s, ok := c.slot[name]; ok {
+		return s
+	}
+	c.slot[name] = c.g.nslots
+	c.g.nslots++
+	return c.g.nslots - 1
+}
+
+// loadInitializers decodes the weights first: they are constants every later
+// pass (input checks, folding, LSTM prepacking) must recognise.
+func (c *compiler) loadInitializers() error {
+	for _, ip := range c.gp.GetInitializer() {
 		t, err := tensorFromProto(ip)
 		if err != nil {
-			return nil, fmt.Errorf("initializer: %w", err)
+			return fmt.Errorf("initializer: %w", err)
 		}
-		consts[get(ip.GetName())] = t
+		c.consts[c.slotOf(ip.GetName())] = t
 	}
-	declared := map[string]*onnxpb.ValueInfoProto{}
-	for _, vi := range gp.GetInput() {
-		declared[vi.GetName()] = vi
+	return nil
+}
+
+// checkInputs maps the contract's inputs to slots and refuses a graph input
+// that is neither fed by Run nor a weight, which no run could ever provide.
+// (Types and shapes were checked by runtime.SignatureOf.)
+func (c *compiler) checkInputs() error {
+	declared := map[string]bool{}
+	for _, vi := range c.gp.GetInput() {
+		declared[vi.GetName()] = true
 	}
-	// Types and shapes were checked by runtime.SignatureOf.
-	for _, name := range inputs {
-		if _, ok := declared[name]; !ok {
-			return nil, fmt.Errorf("graph has no input %q (want inputs %v)", name, inputs)
+	for _, name := range c.inputs {
+		if !declared[name] {
+			return fmt.Errorf("graph has no input %q (want inputs %v)", name, c.inputs)
 		}
-		g.inSlots = append(g.inSlots, get(name))
+		c.g.inSlots = append(c.g.inSlots, c.slotOf(name))
 	}
-	for _, vi := range gp.GetInput() {
-		s := get(vi.GetName())
-		if consts[s] == nil && !contains(inputs, vi.GetName()) {
-			return nil, fmt.Errorf("graph input %q is not one of %v", vi.GetName(), inputs)
+	for _, vi := range c.gp.GetInput() {
+		s := c.slotOf(vi.GetName())
+		if c.consts[s] == nil && !contains(c.inputs, vi.GetName()) {
+			return fmt.Errorf("graph input %q is not one of %v", vi.GetName(), c.inputs)
 		}
 	}
-	declaredOut := map[string]bool{}
-	for _, vi := range gp.GetOutput() {
-		declaredOut[vi.GetName()] = true
+	return nil
+}
+
+// checkOutputs makes sure the graph declares every output the contract
+// returns, so a missing one is reported by name before anything runs.
+func (c *compiler) checkOutputs(outputs []string) error {
+	declared := map[string]bool{}
+	for _, vi := range c.gp.GetOutput() {
+		declared[vi.GetName()] = true
 	}
 	for _, name := range outputs {
-		if !declaredOut[name] {
-			return nil, fmt.Errorf("graph has no output %q (want outputs %v)", name, outputs)
+		if !declared[name] {
+			return fmt.Errorf("graph has no output %q (want outputs %v)", name, outputs)
 		}
 	}
+	return nil
+}
 
-	// Build kernels first so that an unsupported op is reported even in a
-	// graph that is otherwise malformed.
-	nodes := gp.GetNode()
-	steps := make([]step, len(nodes))
-	for k, n := range nodes {
+// buildKernels makes one kernel per node before any wiring is checked, so
+// that an unsupported op or attribute is reported even in a graph that is
+// otherwise malformed.
+func (c *compiler) buildKernels(opset int64) error {
+	c.steps = make([]step, len(c.nodes))
+	for k, n := range c.nodes {
 		name := n.GetName()
 		if name == "" {
 			name = fmt.Sprintf("#%d", k)
 		}
 		if d := n.GetDomain(); d != "" && d != "ai.onnx" {
-			return nil, &UnsupportedOpError{Op: n.GetOpType(), Domain: d, Node: name}
+			return &UnsupportedOpError{Op: n.GetOpType(), Domain: d, Node: name}
 		}
 		build, ok := builders[n.GetOpType()]
 		if !ok {
-			return nil, &UnsupportedOpError{Op: n.GetOpType(), Node: name}
+			return &UnsupportedOpError{Op: n.GetOpType(), Node: name}
 		}
 		kern, err := build(n, opset)
 		if err != nil {
-			return nil, fmt.Errorf("node %q (%s): %w", name, n.GetOpType(), err)
+			return fmt.Errorf("node %q (%s): %w", name, n.GetOpType(), err)
 		}
-		steps[k] = step{node: n, name: name, op: n.GetOpType(), k: kern}
+		c.steps[k] = step{node: n, name: name, op: n.GetOpType(), k: kern}
 	}
+	return nil
+}
 
-	// Topological order (Kahn): exporters emit nodes sorted, but the spec
-	// does not promise it.
+// sortTopologically orders the nodes so that each runs after its producers
+// (Kahn's algorithm): exporters emit nodes sorted, but the spec does not
+// promise it. It also refuses values produced twice, values nobody provides,
+// and cycles.
+func (c *compiler) sortTopologically() error {
 	producer := map[string]int{}
-	for k, n := range nodes {
+	for k, n := range c.nodes {
 		for _, o := range n.GetOutput() {
 			if o == "" {
 				continue
 			}
 			if _, dup := producer[o]; dup {
-				return nil, fmt.Errorf("value %q is produced twice", o)
+				return fmt.Errorf("value %q is produced twice", o)
 			}
 			producer[o] = k
 		}
 	}
-	indeg := make([]int, len(nodes))
-	users := make([][]int, len(nodes))
-	for k, n := range nodes {
+	indeg := make([]int, len(c.nodes))
+	users := make([][]int, len(c.nodes))
+	for k, n := range c.nodes {
 		for _, i := range n.GetInput() {
 			if i == "" {
 				continue
@@ -132,94 +196,87 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 				users[p] = append(users[p], k)
 				continue
 			}
-			if s, ok := slot[i]; !ok || (consts[s] == nil && !contains(inputs, i)) {
-				return nil, fmt.Errorf("node %q reads %q, which no node, initializer or input provides", steps[k].name, i)
+			if s, ok := c.slot[i]; !ok || (c.consts[s] == nil && !contains(c.inputs, i)) {
+				return fmt.Errorf("node %q reads %q, which no node, initializer or input provides", c.steps[k].name, i)
 			}
 		}
 	}
-	var order []int
-	for k := range nodes {
+	for k := range c.nodes {
 		if indeg[k] == 0 {
-			order = append(order, k)
+			c.order = append(c.order, k)
 		}
 	}
-	for q := 0; q < len(order); q++ {
-		for _, u := range users[order[q]] {
+	for q := 0; q < len(c.order); q++ {
+		for _, u := range users[c.order[q]] {
 			if indeg[u]--; indeg[u] == 0 {
-				order = append(order, u)
+				c.order = append(c.order, u)
 			}
 		}
 	}
-	if len(order) != len(nodes) {
-		return nil, errors.New("graph has a cycle")
+	if len(c.order) != len(c.nodes) {
+		return errors.New("graph has a cycle")
 	}
+	return nil
+}
 
-	for _, k := range order {
-		st := &steps[k]
-		for _, i := range nodes[k].GetInput() {
-			if i == "" {
-				st.in = append(st.in, -1)
+// assignSlots turns each step's input and output names into slots (-1 for an
+// absent optional one), in run order, so that a run never looks up a name.
+func (c *compiler) assignSlots() {
+	slots := func(names []string) []int {
+		var out []int
+		for _, n := range names {
+			if n == "" {
+				out = append(out, -1)
 			} else {
-				st.in = append(st.in, get(i))
+				out = append(out, c.slotOf(n))
 			}
 		}
-		for _, o := range nodes[k].GetOutput() {
-			if o == "" {
-				st.out = append(st.out, -1)
-			} else {
-				st.out = append(st.out, get(o))
-			}
-		}
+		return out
 	}
+	for _, k := range c.order {
+		st := &c.steps[k]
+		st.in = slots(c.nodes[k].GetInput())
+		st.out = slots(c.nodes[k].GetOutput())
+	}
+}
+
+// resolveOutputs records where each contract output will be found after a
+// run; an output no node, initializer or input provides is refused here.
+func (c *compiler) resolveOutputs(outputs []string) error {
 	for _, name := range outputs {
-		s, ok := slot[name]
+		s, ok := c.slot[name]
 		if !ok {
-			return nil, fmt.Errorf("output %q is not produced by any node", name)
+			return fmt.Errorf("output %q is not produced by any node", name)
 		}
-		g.outSlots = append(g.outSlots, s)
-		g.outNames = append(g.outNames, name)
+		c.g.outSlots = append(c.g.outSlots, s)
+		c.g.outNames = append(c.g.outNames, name)
 	}
+	return nil
+}
 
-	// Fold nodes whose inputs are all constant (Constant nodes, shape
-	// arithmetic on initializers, ...), once, at load.
+// foldConstants runs, once at load, every node whose inputs are all constant
+// (Constant nodes, shape arithmetic on initializers, ...), so that a run only
+// does the work that depends on its inputs; the remaining steps become the
+// graph's program. An LSTM with constant weights gets its prepacked kernel.
+func (c *compiler) foldConstants() error {
+	g := c.g
 	g.consts = make([]*tensor, g.nslots)
-	for s, t := range consts {
+	for s, t := range c.consts {
 		g.consts[s] = t
 	}
-	// Slots something reads: a later step or the graph's outputs. An LSTM
-	// whose Y nobody reads (PyTorch exports read Y_h) skips writing it.
-	read := map[int]bool{}
-	for _, st := range steps {
-		for _, s := range st.in {
-			read[s] = true
-		}
-	}
-	for _, s := range g.outSlots {
-		read[s] = true
-	}
-	for _, k := range order {
-		st := steps[k]
-		foldable := true
-		for _, s := range st.in {
-			if s >= 0 && g.consts[s] == nil {
-				foldable = false
-				break
-			}
-		}
-		if !foldable {
-			if st.op == "LSTM" && len(st.in) > 2 && st.in[1] >= 0 && st.in[2] >= 0 &&
-				g.consts[st.in[1]] != nil && g.consts[st.in[2]] != nil {
-				needY := len(st.out) > 0 && st.out[0] >= 0 && read[st.out[0]]
-				if k := prepackLSTM(st.node, g.consts[st.in[1]], g.consts[st.in[2]], needY); k != nil {
-					st.k = k
-				}
+	read := c.readSlots()
+	for _, k := range c.order {
+		st := c.steps[k]
+		if !allConst(st.in, g.consts) {
+			if st.op == "LSTM" {
+				st.k = prepackIfConst(st, g.consts, read)
 			}
 			g.steps = append(g.steps, st)
 			continue
 		}
 		outs, err := g.exec(context.Background(), st, g.consts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for j, s := range st.out {
 			if s >= 0 {
@@ -227,9 +284,55 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 			}
 		}
 	}
+	return nil
+}
 
-	// Free intermediates after their last reader; never inputs of Run or
-	// graph outputs.
+// readSlots lists the slots something reads (a step or the graph's outputs),
+// so that an LSTM whose Y nobody reads (PyTorch exports read Y_h) can skip
+// writing it.
+func (c *compiler) readSlots() map[int]bool {
+	read := map[int]bool{}
+	for _, st := range c.steps {
+		for _, s := range st.in {
+			read[s] = true
+		}
+	}
+	for _, s := range c.g.outSlots {
+		read[s] = true
+	}
+	return read
+}
+
+// allConst reports whether every present input of a step is a constant, i.e.
+// whether the step can be folded at load.
+func allConst(in []int, consts []*tensor) bool {
+	for _, s := range in {
+		if s >= 0 && consts[s] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// prepackIfConst returns an LSTM step's kernel with its weights W and R
+// prepacked when both are constant (the usual case), else the generic one:
+// the recurrence then runs on transposed weights laid out once.
+func prepackIfConst(st step, consts []*tensor, read map[int]bool) kernel {
+	if len(st.in) > 2 && st.in[1] >= 0 && st.in[2] >= 0 && consts[st.in[1]] != nil && consts[st.in[2]] != nil {
+		needY := len(st.out) > 0 && st.out[0] >= 0 && read[st.out[0]]
+		if k := prepackLSTM(st.node, consts[st.in[1]], consts[st.in[2]], needY); k != nil {
+			return k
+		}
+	}
+	return st.k
+}
+
+// planFrees drops each value from a run's table after its last reader, so
+// that a long run does not keep every intermediate alive. Constants and graph
+// outputs are never dropped (dropping an input of Run only forgets the
+// table's reference to the caller's tensor).
+func (c *compiler) planFrees() {
+	g := c.g
 	last := map[int]int{}
 	for k, st := range g.steps {
 		for _, s := range st.in {
@@ -244,7 +347,6 @@ func compile(gp *onnxpb.GraphProto, opset int64, inputs, outputs []string) (*gra
 	for s, k := range last {
 		g.steps[k].free = append(g.steps[k].free, s)
 	}
-	return g, nil
 }
 
 func contains(list []string, s string) bool {

@@ -6,11 +6,11 @@
 //     disagree with the Rust HF tokenizers library (invalid UTF-8, decomposed
 //     Hangul, exotic spaces, control and format characters);
 //   - [Tokenizer], which refuses tokenizer.json configurations known to be
-//     unsafe and encodes with a Go fast path (pre-tokenization and greedy
-//     WordPiece over the file's vocab, no per-token allocation) that gives
-//     sugarme's ids; sugarme's own pipeline stays available
-//     ([WithSugarmePipeline]) as the reference it is tested against, run on
-//     bounded chunks with its panics turned into errors;
+//     unsafe and encodes in Go (pre-tokenization and greedy WordPiece over
+//     the file's vocab, no per-token allocation), giving sugarme's ids.
+//     sugarme's own pipeline is not linked: the tests run it as the reference
+//     (sugarme_test.go, on bounded chunks with its panics turned into errors)
+//     and compare it with this package word for word;
 //   - [BuildVocab], a deterministic WordPiece vocabulary builder that writes an
 //     HF-format tokenizer.json (sugarme's own trainers are broken or
 //     nondeterministic).

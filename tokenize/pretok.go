@@ -39,10 +39,6 @@ func isPunct(r rune) bool {
 // Unicode version differences like isPunct.
 func isDigit(r rune) bool { return unicode.IsNumber(r) && !inRunes(hfNotSplit, r) }
 
-// isSugarPunct is sugarme's own view (Go's Unicode tables), which decides
-// where its pipeline can be cut into chunks.
-func isSugarPunct(r rune) bool { return unicode.In(r, asciiPunct, unicode.P) }
-
 func inRunes(sorted []rune, r rune) bool {
 	_, ok := slices.BinarySearch(sorted, r)
 	return ok

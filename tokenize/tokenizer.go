@@ -11,11 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode"
 	"unicode/utf8"
-
-	sugar "github.com/sugarme/tokenizer"
-	"github.com/sugarme/tokenizer/pretrained"
 )
 
 // Errors callers branch on. Wrapped errors carry the details.
@@ -30,22 +26,14 @@ var (
 	ErrUnsupported = errors.New("tokenize: unsupported tokenizer configuration")
 )
 
-const (
-	// DefaultMaxBytes caps cleaned text per Encode call.
-	DefaultMaxBytes = 8 << 20
-	// defaultChunkBytes bounds what one sugarme call sees: sugarme keeps
-	// per-character alignments (~3 KB per character), so a whole call
-	// transcript in one piece would cost hundreds of MB.
-	defaultChunkBytes = 2000
-)
+// DefaultMaxBytes caps cleaned text per Encode call.
+const DefaultMaxBytes = 8 << 20
 
 // Option configures a Tokenizer.
 type Option func(*options)
 
 type options struct {
-	maxBytes   int
-	chunkBytes int
-	pipeline   bool
+	maxBytes int
 }
 
 // WithMaxBytes sets the cap on cleaned text per Encode call (default
@@ -54,31 +42,6 @@ func WithMaxBytes(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.maxBytes = n
-		}
-	}
-}
-
-// WithSugarmePipeline makes Encode run sugarme's whole pipeline (normalizer,
-// pre-tokenizer, model) on chunks of the cleaned text, instead of the default
-// fast path that pre-tokenizes in Go and runs WordPiece's greedy longest match
-// in Go over the same vocab (tested word for word against sugarme's WordPiece
-// model on every corpus in the repository).
-// Both give the ids of the Rust HF library on ordinary text (tested against
-// each other and against HF), but sugarme's pipeline uses Go's Unicode
-// tables and so differs from HF on ~220 rare punctuation and digit code
-// points (hfNotSplit, hfExtraSplit) where the fast path follows HF. The
-// pipeline is about 8x slower and allocates ~3 KB per character; it exists
-// as a cross-check.
-func WithSugarmePipeline() Option {
-	return func(o *options) { o.pipeline = true }
-}
-
-// withChunkBytes sets the chunk size; tests use tiny chunks to exercise every
-// split point.
-func withChunkBytes(n int) Option {
-	return func(o *options) {
-		if n >= utf8.UTFMax {
-			o.chunkBytes = n
 		}
 	}
 }
@@ -97,12 +60,6 @@ const (
 // Tokenizer encodes cleaned text into WordPiece ids. It is safe for
 // concurrent use.
 type Tokenizer struct {
-	// The whole sugarme pipeline, loaded from raw on first use (only
-	// WithSugarmePipeline and cross-checks need it).
-	raw      []byte
-	tkOnce   sync.Once
-	tk       *sugar.Tokenizer
-	tkErr    error
 	opts     options
 	vocab    map[string]int64
 	inverse  []string
@@ -126,8 +83,8 @@ func Load(path string, opts ...Option) (*Tokenizer, error) {
 	return t, nil
 }
 
-// hfConfig is the subset of tokenizer.json that is validated before sugarme
-// sees it. Fields left as RawMessage are checked for null.
+// hfConfig is the subset of tokenizer.json that is validated before the
+// vocab is used. Fields left as RawMessage are checked for null.
 type hfConfig struct {
 	Truncation    json.RawMessage `json:"truncation"`
 	Padding       json.RawMessage `json:"padding"`
@@ -163,18 +120,20 @@ func unsupported(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnsupported, fmt.Sprintf(format, args...))
 }
 
-// LoadBytes parses an HF tokenizer.json. It accepts only what DESIGN.md lists
-// as safe with sugarme: a WordPiece model with "##" continuation, normalizer
-// NFC or null, pre-tokenizer BertPreTokenizer or Sequence[WhitespaceSplit,
-// Digits(individual_digits=true), Punctuation(Isolated)], and no added tokens,
-// post-processor, padding or truncation. Anything else fails with an error
-// wrapping ErrUnsupported that names the component.
+// LoadBytes parses an HF tokenizer.json. It accepts only configurations that
+// give the same ids here, in sugarme and in the Rust HF library (each refusal
+// below says why the component is unsafe): a WordPiece model with "##"
+// continuation, normalizer NFC or null, pre-tokenizer BertPreTokenizer or
+// Sequence[WhitespaceSplit, Digits(individual_digits=true),
+// Punctuation(Isolated)], and no added tokens, post-processor, padding or
+// truncation. Anything else fails with an error wrapping ErrUnsupported that
+// names the component.
 func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 	var cfg hfConfig
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("tokenize: parse tokenizer.json: %w", err)
 	}
-	t = &Tokenizer{opts: options{maxBytes: DefaultMaxBytes, chunkBytes: defaultChunkBytes}}
+	t = &Tokenizer{opts: options{maxBytes: DefaultMaxBytes}}
 	for _, o := range opts {
 		o(&t.opts)
 	}
@@ -234,33 +193,7 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 	if err := t.setModel(m); err != nil {
 		return nil, err
 	}
-
-	t.raw = bytes.Clone(b)
-	if t.opts.pipeline {
-		if _, err := t.sugarme(); err != nil {
-			return nil, err
-		}
-	}
 	return t, nil
-}
-
-// sugarme loads sugarme's whole pipeline once.
-func (t *Tokenizer) sugarme() (*sugar.Tokenizer, error) {
-	t.tkOnce.Do(func() {
-		// sugarme asserts JSON types without checking; turn its panics into errors.
-		defer func() {
-			if r := recover(); r != nil {
-				t.tk, t.tkErr = nil, fmt.Errorf("%w: sugarme panicked while loading: %v", ErrTokenizer, r)
-			}
-		}()
-		tk, err := pretrained.FromReader(bytes.NewReader(t.raw))
-		if err != nil {
-			t.tkErr = fmt.Errorf("%w: sugarme load: %w", ErrTokenizer, err)
-			return
-		}
-		t.tk = tk
-	})
-	return t.tk, t.tkErr
 }
 
 func checkPreTokenizer(p hfComponent) (PreTokenizerKind, error) {
@@ -357,17 +290,23 @@ func (t *Tokenizer) PreTokenizer() PreTokenizerKind { return t.pretok }
 // Encode cleans text and returns its token ids, without special tokens.
 // It fails with ErrEmpty, ErrTooLong or ErrTokenizer (all wrapped).
 func (t *Tokenizer) Encode(text string) ([]int64, error) {
-	c := Clean(text)
-	if c == "" {
-		return nil, ErrEmpty
-	}
-	if len(c) > t.opts.maxBytes {
-		return nil, fmt.Errorf("%w: %d bytes after cleaning, limit %d", ErrTooLong, len(c), t.opts.maxBytes)
-	}
-	if t.opts.pipeline {
-		return t.encodePipeline(c)
+	c, err := t.clean(text)
+	if err != nil {
+		return nil, err
 	}
 	return t.encodeWords(c), nil
+}
+
+// clean is Encode's first half: Clean, then the empty and length checks.
+func (t *Tokenizer) clean(text string) (string, error) {
+	c := Clean(text)
+	if c == "" {
+		return "", ErrEmpty
+	}
+	if len(c) > t.opts.maxBytes {
+		return "", fmt.Errorf("%w: %d bytes after cleaning, limit %d", ErrTooLong, len(c), t.opts.maxBytes)
+	}
+	return c, nil
 }
 
 // encodeWords is the fast path: Go splits cleaned text into pre-tokens exactly
@@ -573,31 +512,6 @@ func (p *pieceIndex) add(tok string) {
 	p.other[c][r] |= bit
 }
 
-// encodePipeline runs sugarme's full pipeline on chunks of cleaned text.
-func (t *Tokenizer) encodePipeline(c string) ([]int64, error) {
-	ids := make([]int64, 0, len(c)/4+1)
-	err := t.chunks(c, func(piece string, single bool) error {
-		if single && utf8.RuneCountInString(piece) > t.maxChars {
-			// One over-long word is one [UNK]; no need to hand sugarme
-			// megabytes of it.
-			ids = append(ids, t.unkID)
-			return nil
-		}
-		got, err := t.encodeRaw(piece)
-		if err != nil {
-			return err
-		}
-		for _, id := range got {
-			ids = append(ids, int64(id))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
-}
-
 // EncodeBatch encodes texts in parallel. ids[i] and errs[i] belong to
 // texts[i]; errs[i] is nil on success.
 func (t *Tokenizer) EncodeBatch(texts []string) ([][]int64, []error) {
@@ -621,24 +535,6 @@ func (t *Tokenizer) EncodeBatch(texts []string) ([][]int64, []error) {
 	return ids, errs
 }
 
-// encodeRaw runs sugarme on already cleaned text, turning panics into errors.
-func (t *Tokenizer) encodeRaw(s string) (ids []int, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ids, err = nil, fmt.Errorf("%w: sugarme panicked: %v", ErrTokenizer, r)
-		}
-	}()
-	tk, err := t.sugarme()
-	if err != nil {
-		return nil, err
-	}
-	enc, err := tk.EncodeSingle(s, false)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
-	}
-	return enc.Ids, nil
-}
-
 // isBoundary reports whether r is always a pre-token of its own in HF, so
 // that text can be cut right before or after it without changing the ids.
 func (t *Tokenizer) isBoundary(r rune) bool {
@@ -654,75 +550,4 @@ func (t *Tokenizer) isBoundary(r rune) bool {
 // isASCIIPunct is asciiPunct without the table search.
 func isASCIIPunct(r rune) bool {
 	return ('!' <= r && r <= '/') || (':' <= r && r <= '@') || ('[' <= r && r <= '`') || ('{' <= r && r <= '~')
-}
-
-// isSugarBoundary is isBoundary as sugarme's pre-tokenizers see it (Go's
-// Unicode tables); the pipeline's chunks must be cut where sugarme splits.
-func (t *Tokenizer) isSugarBoundary(r rune) bool {
-	return isSugarPunct(r) || (t.pretok == PreTokSequence && unicode.IsNumber(r))
-}
-
-// chunks cuts cleaned text into pieces of at most chunkBytes at pre-token
-// boundaries (spaces first, then around punctuation or digits), so that
-// encoding the pieces one by one and concatenating gives the ids of the whole
-// text. A piece longer than chunkBytes is a single pre-token (single=true).
-func (t *Tokenizer) chunks(s string, fn func(piece string, single bool) error) error {
-	limit := t.opts.chunkBytes
-	for len(s) > limit {
-		if i := strings.LastIndexByte(s[:limit+1], ' '); i > 0 {
-			if err := fn(s[:i], false); err != nil {
-				return err
-			}
-			s = s[i+1:]
-			continue
-		}
-		if p := t.lastCut(s, limit); p > 0 {
-			if err := fn(s[:p], false); err != nil {
-				return err
-			}
-			s = s[p:]
-			continue
-		}
-		end := t.wordEnd(s)
-		if err := fn(s[:end], true); err != nil {
-			return err
-		}
-		s = strings.TrimPrefix(s[end:], " ")
-	}
-	if s == "" {
-		return nil
-	}
-	return fn(s, false)
-}
-
-// lastCut returns the last position p in (0, limit] where s can be cut
-// between two runes one of which is a boundary rune, or 0. len(s) > limit.
-func (t *Tokenizer) lastCut(s string, limit int) int {
-	p := limit
-	for p > 0 && !utf8.RuneStart(s[p]) {
-		p--
-	}
-	for p > 0 {
-		r, _ := utf8.DecodeRuneInString(s[p:])
-		prev, n := utf8.DecodeLastRuneInString(s[:p])
-		if t.isSugarBoundary(r) || t.isSugarBoundary(prev) {
-			return p
-		}
-		p -= n
-	}
-	return 0
-}
-
-// wordEnd returns the end of the pre-token that starts s: the first space or
-// boundary rune after the first rune.
-func (t *Tokenizer) wordEnd(s string) int {
-	_, n := utf8.DecodeRuneInString(s)
-	for i := n; i < len(s); {
-		r, w := utf8.DecodeRuneInString(s[i:])
-		if r == ' ' || t.isSugarBoundary(r) {
-			return i
-		}
-		i += w
-	}
-	return len(s)
 }

@@ -98,12 +98,19 @@ func TestGoldenIDs(t *testing.T) {
 	if idsPath == "testdata/golden_ids.jsonl" && len(golden) < 500 {
 		t.Fatalf("only %d golden lines", len(golden))
 	}
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{{"fast", nil}, {"pipeline", []Option{WithSugarmePipeline()}}} {
-		t.Run(mode.name, func(t *testing.T) {
-			tk, err := Load(tokPath, mode.opts...)
+	raw, err := os.ReadFile(tokPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"fast", "pipeline"} {
+		t.Run(mode, func(t *testing.T) {
+			var tk encoder
+			var err error
+			if mode == "fast" {
+				tk, err = LoadBytes(raw)
+			} else {
+				tk, err = newSugarRef(raw, 0) // sugarme's pipeline (sugarme_test.go)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +119,13 @@ func TestGoldenIDs(t *testing.T) {
 	}
 }
 
-func checkGolden(t *testing.T, tk *Tokenizer, golden []goldenRecord, ours bool) {
+// encoder is the fast path (*Tokenizer) or the sugarme reference (*sugarRef).
+type encoder interface {
+	Encode(text string) ([]int64, error)
+	UnkID() int64
+}
+
+func checkGolden(t *testing.T, tk encoder, golden []goldenRecord, ours bool) {
 	var empty, unk, bad int
 	for i, g := range golden {
 		raw := g.raw(t)
@@ -330,12 +343,12 @@ func TestEncodeBasics(t *testing.T) {
 	}
 }
 
-// TestChunkedEqualsWhole proves that cutting text into chunks (spaces first,
-// then around punctuation and digits, one [UNK] for an over-long word) gives
-// the ids of encoding the whole text in one sugarme call, and that the fast
-// path (Go pre-tokenization + sugarme's model) gives them too.
+// TestChunkedEqualsWhole proves that cutting text into chunks for sugarme's
+// pipeline (spaces first, then around punctuation and digits, one [UNK] for
+// an over-long word) gives the ids of encoding the whole text in one sugarme
+// call, and that the fast path (Go pre-tokenization and WordPiece) gives them
+// too.
 func TestChunkedEqualsWhole(t *testing.T) {
-	whole := loadTest(t)
 	var texts []string
 	for _, g := range readGolden(t, "testdata/golden_ids.jsonl") {
 		if g.Clean != "" {
@@ -357,15 +370,19 @@ func TestChunkedEqualsWhole(t *testing.T) {
 		strings.Repeat("가", 100)+"."+strings.Repeat("다", 101),
 		strings.Repeat("abc", 2000),
 	)
-	bertCfg := withPreTokenizer(t, `{"type":"BertPreTokenizer"}`)
-	wholeBert, err := LoadBytes(bertCfg)
+	seqCfg, err := os.ReadFile(testTokenizer)
 	if err != nil {
 		t.Fatal(err)
 	}
+	bertCfg := withPreTokenizer(t, `{"type":"BertPreTokenizer"}`)
 	for _, bert := range []bool{false, true} {
-		ref := whole
+		cfg := seqCfg
 		if bert {
-			ref = wholeBert // BertPreTokenizer keeps digit runs together: fewer cuts
+			cfg = bertCfg // BertPreTokenizer keeps digit runs together: fewer cuts
+		}
+		ref, err := newSugarRef(cfg, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
 		wants := make([][]int64, len(texts))
 		for i, s := range texts {
@@ -377,17 +394,14 @@ func TestChunkedEqualsWhole(t *testing.T) {
 		}
 		// chunk 0 is the fast path, which must agree too.
 		for _, chunk := range []int{0, 4, 7, 16, 61, defaultChunkBytes} {
-			opts := []Option{withChunkBytes(chunk), WithSugarmePipeline()}
+			var tk encoder
 			if chunk == 0 {
-				opts = nil
-			}
-			var tk *Tokenizer
-			if bert {
-				if tk, err = LoadBytes(bertCfg, opts...); err != nil {
-					t.Fatal(err)
-				}
+				tk, err = LoadBytes(cfg)
 			} else {
-				tk = loadTest(t, opts...)
+				tk, err = newSugarRef(cfg, chunk)
+			}
+			if err != nil {
+				t.Fatal(err)
 			}
 			for i, s := range texts {
 				got, err := tk.Encode(s)
@@ -458,12 +472,12 @@ func TestEncodeBatch(t *testing.T) {
 // TestConcurrentEncode runs many goroutines on one Tokenizer; run with -race.
 func TestConcurrentEncode(t *testing.T) {
 	fast := loadTest(t)
-	pipe := loadTest(t, withChunkBytes(64), WithSugarmePipeline())
+	pipe := loadSugarRef(t, 64)
 	golden := readGolden(t, "testdata/golden_ids.jsonl")
 	var wg sync.WaitGroup
 	errc := make(chan error, 32)
 	for g := range 32 {
-		tk := fast
+		var tk encoder = fast
 		if g%2 == 1 {
 			tk = pipe
 		}
@@ -496,9 +510,9 @@ func FuzzEncode(f *testing.F) {
 	for _, s := range []string{"여보세요 통장 123", "\xff\xfe", "\x00", strings.Repeat(" ", 10000), "😀👍🏽", "👨\u200d👩\u200d👧", "ＡＢＣ１２３", strings.Repeat("가", 150), "[UNK]##가"} {
 		f.Add(s)
 	}
-	whole := loadTest(f)
+	whole := loadSugarRef(f, 0)
 	fast := loadTest(f, WithMaxBytes(1<<16))
-	small := loadTest(f, withChunkBytes(5), WithMaxBytes(1<<16), WithSugarmePipeline())
+	small := loadSugarRef(f, 5, WithMaxBytes(1<<16))
 	f.Fuzz(func(t *testing.T, in string) {
 		fastIDs, fastErr := fast.Encode(in)
 		ids, err := small.Encode(in)
@@ -579,9 +593,10 @@ func BenchmarkEncodeCall(b *testing.B) {
 	}
 }
 
-// BenchmarkEncodePipeline is BenchmarkEncode through sugarme's full pipeline.
+// BenchmarkEncodePipeline is BenchmarkEncode through sugarme's full pipeline
+// (the test reference, sugarme_test.go).
 func BenchmarkEncodePipeline(b *testing.B) {
-	tk := loadTest(b, WithSugarmePipeline())
+	tk := loadSugarRef(b, 0)
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {

@@ -163,7 +163,7 @@ func TestBuildVocabErrors(t *testing.T) {
 func TestPreTokenizeMatchesSugarme(t *testing.T) {
 	// preTokenize must split exactly where the written pre-tokenizer does;
 	// check by encoding each word alone vs the whole text.
-	tk := loadTest(t)
+	tk := loadSugarRef(t, 0)
 	for _, g := range readGolden(t, "testdata/golden_ids.jsonl") {
 		if g.Clean == "" {
 			continue

@@ -160,7 +160,8 @@ func LoadTokenizer(b *models.Bundle) (*tokenize.Tokenizer, error) {
 	}
 	tok, err := tokenize.LoadBytes(b.Tokenizer, topts...)
 	if err != nil {
-		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile, Problem: "cannot be loaded", Fix: "restore the bundle or rebuild it with `make model`", Err: err}
+		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile, Problem: "cannot be loaded",
+			Fix: "restore the bundle's tokenizer.json or rebuild the bundle", Remedy: models.RemedyRestore, Err: err}
 	}
 	want := b.EmbeddingRows
 	if want == 0 {
@@ -169,7 +170,8 @@ func LoadTokenizer(b *models.Bundle) (*tokenize.Tokenizer, error) {
 	if want > 0 && tok.VocabSize() != want {
 		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile,
 			Problem: fmt.Sprintf("vocabulary has %d tokens but the model's embedding has %d", tok.VocabSize(), want),
-			Fix:     "the tokenizer belongs to another model; restore the bundle's own tokenizer.json or rebuild with `make model`"}
+			Fix:     "the tokenizer belongs to another model; restore the bundle's own tokenizer.json or rebuild the bundle",
+			Remedy:  models.RemedyRestore}
 	}
 	return tok, nil
 }

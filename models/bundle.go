@@ -31,12 +31,32 @@ const DefaultName = "ko-vishing-lstm"
 // ErrBundle is wrapped by every bundle loading error.
 var ErrBundle = errors.New("invalid model bundle")
 
-// BundleError names the file at fault and what to do about it.
+// Remedy classifies what fixes a BundleError, so that a program can say it
+// in its own terms (a flag, a config key, a build target) next to Fix.
+type Remedy int
+
+const (
+	// RemedyNone: nothing general applies (Fix, if any, says what to do).
+	RemedyNone Remedy = iota
+	// RemedyChooseBundle: the directory is not a bundle; load another one.
+	RemedyChooseBundle
+	// RemedyRestore: a file is missing, corrupt, or from another build than
+	// the others; restore the bundle's files together or rebuild the bundle.
+	RemedyRestore
+	// RemedyReexport: model.onnx does not follow the ONNX contract; export
+	// it again with the project's exporter, or rebuild the bundle.
+	RemedyReexport
+)
+
+// BundleError names the file at fault and what to do about it. Fix is
+// phrased for any caller of this package; Remedy lets a program add how to
+// do it with its own tools.
 type BundleError struct {
 	Dir     string
 	File    string // "" when the directory itself is at fault
 	Problem string
 	Fix     string
+	Remedy  Remedy
 	Err     error
 }
 
@@ -112,7 +132,7 @@ type Card struct {
 	// Outputs names the non-state outputs (probs, family_probs).
 	Outputs  []string        `json:"outputs,omitempty"`
 	Training json.RawMessage `json:"training,omitempty"`
-	Metrics      json.RawMessage    `json:"metrics,omitempty"`
+	Metrics  json.RawMessage `json:"metrics,omitempty"`
 }
 
 // Validate checks the fields inference depends on.
@@ -162,6 +182,12 @@ type Bundle struct {
 	Signature runtime.Signature
 }
 
+// The neutral fixes most bundle errors share.
+const (
+	restoreFix = "restore the file or rebuild the bundle"
+	mixedFix   = "the card and the model come from different builds; restore the bundle's files together or rebuild the bundle"
+)
+
 // Load reads and verifies the bundle in dir.
 func Load(dir string) (*Bundle, error) {
 	return LoadFS(os.DirFS(dir), dir)
@@ -170,19 +196,19 @@ func Load(dir string) (*Bundle, error) {
 // LoadFS reads a bundle from fsys (the bundle's files at its root); name is
 // used in messages.
 func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
-	berr := func(file, problem, fix string, err error) error {
-		return &BundleError{Dir: name, File: file, Problem: problem, Fix: fix, Err: err}
+	berr := func(file, problem string, remedy Remedy, fix string, err error) error {
+		return &BundleError{Dir: name, File: file, Problem: problem, Fix: fix, Remedy: remedy, Err: err}
 	}
 	if st, err := fs.Stat(fsys, "."); err != nil || !st.IsDir() {
-		return nil, berr("", "directory not found", "pass --model DIR pointing at a bundle (model.onnx, tokenizer.json, card.json), or run `make model` to rebuild the default", nil)
+		return nil, berr("", "directory not found", RemedyChooseBundle, "a bundle is a directory holding model.onnx, tokenizer.json and card.json", nil)
 	}
 	read := func(file string) ([]byte, error) {
 		b, err := fs.ReadFile(fsys, file)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, berr(file, "missing", "a bundle needs model.onnx, tokenizer.json and card.json; restore the file (git checkout) or rebuild with `make model`", nil)
+			return nil, berr(file, "missing", RemedyRestore, "a bundle needs model.onnx, tokenizer.json and card.json; restore the file or rebuild the bundle", nil)
 		}
 		if err != nil {
-			return nil, berr(file, "unreadable", "check its permissions", err)
+			return nil, berr(file, "unreadable", RemedyNone, "check its permissions", err)
 		}
 		return b, nil
 	}
@@ -192,10 +218,10 @@ func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
 	}
 	var card Card
 	if err := json.Unmarshal(cardBytes, &card); err != nil {
-		return nil, berr(CardFile, "not valid JSON", "restore the file or rebuild the bundle with `make model`", err)
+		return nil, berr(CardFile, "not valid JSON", RemedyRestore, restoreFix, err)
 	}
 	if err := card.Validate(); err != nil {
-		return nil, berr(CardFile, "incomplete", "restore the file or rebuild the bundle with `make model`", err)
+		return nil, berr(CardFile, "incomplete", RemedyRestore, restoreFix, err)
 	}
 	b := &Bundle{Dir: name, Card: card}
 	if b.Model, err = read(ModelFile); err != nil {
@@ -209,35 +235,35 @@ func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
 		want := card.Files[file].SHA256
 		if !strings.EqualFold(got, want) {
 			return nil, berr(file, fmt.Sprintf("sha256 %s does not match card.json (%s): the file is truncated, corrupt or from another model", got[:12], want[:12]),
-				"restore the bundle's original files together, or rebuild it with `make model`", nil)
+				RemedyRestore, "restore the bundle's original files together, or rebuild the bundle", nil)
 		}
 	}
 	b.ModelSHA256 = card.Files[ModelFile].SHA256
 	b.Proto, err = runtime.ParseModel(b.Model)
 	if err != nil {
-		return nil, berr(ModelFile, "is not a valid ONNX model", "restore the file or rebuild the bundle with `make model`", err)
+		return nil, berr(ModelFile, "is not a valid ONNX model", RemedyRestore, restoreFix, err)
 	}
 	b.Signature, err = runtime.SignatureOf(b.Proto.GetGraph())
 	if err != nil {
-		return nil, berr(ModelFile, "does not follow the callwatch ONNX signature", "export the model with scripts/export.py or rebuild the bundle with `make model`", err)
+		return nil, berr(ModelFile, "does not follow the callwatch ONNX signature", RemedyReexport, "export the model again with the project's exporter, or rebuild the bundle", err)
 	}
 	if w := b.Signature.Extra(runtime.OutputFamily); w > 0 && len(card.Families) != w {
 		return nil, berr(CardFile, fmt.Sprintf("names %d families but model.onnx's %s has %d columns", len(card.Families), runtime.OutputFamily, w),
-			"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+			RemedyRestore, mixedFix, nil)
 	}
 	for _, p := range card.State {
 		if st, ok := b.Signature.State(p.In); !ok || st.Out != p.Out {
 			return nil, berr(CardFile, fmt.Sprintf("names state %s → %s, which model.onnx does not have", p.In, p.Out),
-				"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+				RemedyRestore, mixedFix, nil)
 		}
 	}
 	rows, err := embeddingRows(b.Proto)
 	if err != nil {
-		return nil, berr(ModelFile, "has no readable embedding table", "restore the file or rebuild the bundle with `make model`", err)
+		return nil, berr(ModelFile, "has no readable embedding table", RemedyRestore, restoreFix, err)
 	}
 	if want := card.Architecture.VocabSize; want > 0 && want != rows {
 		return nil, berr(CardFile, fmt.Sprintf("architecture.vocab_size is %d but model.onnx's embedding has %d rows", want, rows),
-			"the card and the model come from different builds; restore the bundle's files together or rebuild with `make model`", nil)
+			RemedyRestore, mixedFix, nil)
 	}
 	b.EmbeddingRows = rows
 	return b, nil

@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		file   string   // BundleError.File
 		want   []string // in the message
 	}{
-		{"model missing", func(_ *fixture, m fstest.MapFS) { delete(m, ModelFile) }, ModelFile, []string{"missing", "make model"}},
+		{"model missing", func(_ *fixture, m fstest.MapFS) { delete(m, ModelFile) }, ModelFile, []string{"missing", "restore the file or rebuild the bundle"}},
 		{"tokenizer missing", func(_ *fixture, m fstest.MapFS) { delete(m, TokenizerFile) }, TokenizerFile, []string{"missing"}},
 		{"card missing", func(_ *fixture, m fstest.MapFS) { delete(m, CardFile) }, CardFile, []string{"missing"}},
 		{"model truncated", func(f *fixture, m fstest.MapFS) { m[ModelFile] = &fstest.MapFile{Data: f.model[:len(f.model)/2]} }, ModelFile, []string{"sha256", "truncated, corrupt or from another model"}},
@@ -133,9 +133,19 @@ func TestLoadErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
 			}
+			// Every case here is fixed by restoring or rebuilding the bundle;
+			// how (a make target, a flag) is for the program to say.
+			if be.Remedy != RemedyRestore {
+				t.Errorf("remedy %d, want RemedyRestore: %v", be.Remedy, err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "make ") || strings.Contains(msg, "--") {
+				t.Errorf("a library error names a CLI flag or make target: %q", msg)
+			}
 		})
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "nope")); err == nil || !strings.Contains(err.Error(), "directory not found") {
+	_, err := Load(filepath.Join(t.TempDir(), "nope"))
+	var be *BundleError
+	if err == nil || !strings.Contains(err.Error(), "directory not found") || !errors.As(err, &be) || be.Remedy != RemedyChooseBundle {
 		t.Errorf("missing dir: %v", err)
 	}
 }

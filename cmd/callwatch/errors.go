@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/callwatch/callwatch/models"
+	"github.com/callwatch/callwatch/runtime/ort"
 )
 
 // Exit codes scripts can rely on.
@@ -33,10 +37,11 @@ func (e *errInterrupted) Error() string {
 }
 func (e *errInterrupted) Unwrap() error { return e.err }
 
-// errUsage marks command-line and setup errors (exit 2).
+// errUsage marks command-line and setup errors (exit 2). Its message adds
+// the CLI's own way to fix a library error (withHint).
 type errUsage struct{ err error }
 
-func (e *errUsage) Error() string { return e.err.Error() }
+func (e *errUsage) Error() string { return withHint(e.err) }
 func (e *errUsage) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return &errUsage{fmt.Errorf(format, a...)} }
@@ -63,4 +68,56 @@ func exitCode(err error) int {
 	default:
 		return exitUsage
 	}
+}
+
+// withHint is err's message with what to do about it in this program's
+// terms. The libraries (models, runtime/ort) phrase their fixes for any
+// caller and classify them; the flags, config keys, environment variables and
+// make targets that carry them out are the CLI's and are named only here. A
+// bundle's fix says what a bundle is, so the CLI's follows it; onnxruntime's
+// speaks of Go options, so the CLI's replaces it.
+func withHint(err error) string {
+	msg := err.Error()
+	var be *models.BundleError
+	if errors.As(err, &be) {
+		if h := bundleHint(be.Remedy); h != "" {
+			msg += "; " + h
+		}
+		return msg
+	}
+	var le *ort.LibraryError
+	if errors.As(err, &le) {
+		lib := le.Fix
+		if lib == "" {
+			lib = ort.InstallHint
+		}
+		h := libraryHint()
+		if i := strings.LastIndex(msg, lib); i >= 0 {
+			return msg[:i] + h + msg[i+len(lib):]
+		}
+		return msg + "; " + h
+	}
+	return msg
+}
+
+// bundleHint says how to carry out a bundle error's remedy with this program.
+func bundleHint(r models.Remedy) string {
+	switch r {
+	case models.RemedyChooseBundle:
+		return "pass --model DIR (or set CALLWATCH_MODEL, or model: in callwatch.yaml) pointing at a bundle, or run `make model` to rebuild the default"
+	case models.RemedyRestore:
+		return "for the shipped bundle, `git checkout models/` restores its files and `make model` rebuilds it"
+	case models.RemedyReexport:
+		return "scripts/export.py exports a model with the callwatch signature; `make model` rebuilds the bundle"
+	}
+	return ""
+}
+
+// libraryHint is the CLI's fix for an onnxruntime library that cannot be used.
+func libraryHint() string {
+	if !ort.Enabled {
+		return "use --backend native (or auto), or a build without -tags noort"
+	}
+	return "run `make ort` (scripts/setup-ort.sh installs onnxruntime 1.24.3 into .ort/), or set --ort-library, " +
+		"CALLWATCH_ORT_LIBRARY or ort.library to a libonnxruntime.so >= " + ort.MinVersion + ", or use --backend native"
 }

@@ -63,7 +63,7 @@ func (e *env) version(args []string) error {
 		vi.Model = &modelInfo{Name: b.Card.Name, Version: b.Card.Version, Dir: b.Dir, SHA256: b.ModelSHA256, Starter: b.Card.Starter}
 	}
 	if lib, v, err := ort.Init(ort.Candidates(c.ORTLibrary, e.getenv)); err != nil {
-		vi.ONNXRuntime.Error = err.Error()
+		vi.ONNXRuntime.Error = withHint(err)
 	} else {
 		vi.ONNXRuntime.Library, vi.ONNXRuntime.Version = lib, v
 	}

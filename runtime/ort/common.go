@@ -14,10 +14,11 @@ import (
 // onnxruntime_go v1.27 can use.
 const MinVersion = "1.24"
 
-// InstallHint is the fix offered whenever the library cannot be used.
-const InstallHint = "run `make ort` (scripts/setup-ort.sh installs onnxruntime 1.24.3 into .ort/), " +
-	"or set CALLWATCH_ORT_LIBRARY / ort.library to a libonnxruntime.so >= " + MinVersion +
-	", or use --backend native"
+// InstallHint is the fix offered whenever the library cannot be used. It
+// names only what this package reads; programs add their own way to do it
+// (the CLI names its flag, config key and make target).
+const InstallHint = "install onnxruntime >= " + MinVersion + " and point Options.Library or " +
+	"$CALLWATCH_ORT_LIBRARY at its libonnxruntime.so, or use the native backend"
 
 var (
 	// ErrLibraryNotFound means no candidate path held a loadable library.
@@ -52,8 +53,8 @@ func (e *LibraryError) Error() string {
 
 func (e *LibraryError) Unwrap() error { return e.Kind }
 
-// Candidates lists where the library is looked up, in order (DESIGN.md):
-// the configured path, else $CALLWATCH_ORT_LIBRARY (either one, when set, is
+// Candidates lists where the library is looked up, in order (README.md,
+// "Using the CLI", lists the same for users): the configured path, else $CALLWATCH_ORT_LIBRARY (either one, when set, is
 // the only candidate), else .ort/ in the repository root
 // (found by walking up from the working directory), next to the executable,
 // then the system loader's own search path.
@@ -118,6 +119,7 @@ type Options struct {
 	// Getenv is used for CALLWATCH_ORT_LIBRARY; nil means os.Getenv.
 	Getenv func(string) string
 	// IntraOpThreads per session; 0 means 1, which measured best on 2 cores
-	// because onnxruntime's spinning threads double CPU time (DESIGN.md).
+	// because onnxruntime's spinning threads double CPU time (README.md,
+	// "Performance": the sweep over workers × intra-op threads).
 	IntraOpThreads int
 }

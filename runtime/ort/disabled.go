@@ -15,7 +15,7 @@ const Enabled = false
 // errDisabled is the cause every call reports in a noort build.
 const (
 	errDisabled = "this binary was built with -tags noort (cgo-free, native backend only)"
-	fixDisabled = "use the native backend (--backend native, or auto), or a build without -tags noort"
+	fixDisabled = "use the native backend, or a build without -tags noort"
 )
 
 // Init always fails in a noort build.

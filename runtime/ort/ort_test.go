@@ -34,7 +34,7 @@ func TestLibraryErrors(t *testing.T) {
 	if err := os.WriteFile(notLib, []byte("not a shared library"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ort.Init(nil); err != nil && !strings.Contains(err.Error(), "make ort") {
+	if _, _, err := ort.Init(nil); err != nil && !strings.Contains(err.Error(), ort.InstallHint) {
 		t.Fatalf("error lacks the fix: %v", err)
 	}
 	// Init with candidates that do not load must name what was tried and

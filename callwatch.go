@@ -11,26 +11,35 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/models"
 	"github.com/callwatch/callwatch/runtime"
 	"github.com/callwatch/callwatch/tokenize"
 )
 
-// Labels and levels as they appear in output records.
+// Labels as they appear in output records.
 const (
 	LabelPhishing = "phishing"
 	LabelNormal   = "normal"
+)
 
-	LevelNone       = "none"
-	LevelSuspicious = "suspicious"
-	LevelDangerous  = "dangerous"
+// Level is an alert level: none, suspicious or dangerous, ordered by
+// Level.Rank. It is the wire type (package api), so verdicts, stream events
+// and state tokens print the same strings everywhere.
+type Level = api.Level
+
+// The levels, lowest first.
+const (
+	LevelNone       = api.LevelNone
+	LevelSuspicious = api.LevelSuspicious
+	LevelDangerous  = api.LevelDangerous
 )
 
 // Verdict is the outcome for one text.
 type Verdict struct {
 	Label string  `json:"label"`
 	Score float64 `json:"score"` // P(phishing)
-	Level string  `json:"level"`
+	Level Level   `json:"level"`
 	// Family is the most likely scenario family (of either class, e.g.
 	// "loan_lowrate" or "bank_callcenter") and FamilyProb its probability,
 	// for models with a family head; empty otherwise.
@@ -97,7 +106,8 @@ func WithBatchSize(n int) Option {
 
 // WithWorkers sets how many backend batches run at once (default
 // GOMAXPROCS). Backends are safe for concurrent use; on onnxruntime one
-// intra-op thread per run and one run per core measured fastest (DESIGN.md).
+// intra-op thread per run and one run per core measured fastest (README.md,
+// "Performance": the knob sweep).
 func WithWorkers(n int) Option {
 	return func(d *Detector) {
 		if n > 0 {

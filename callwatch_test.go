@@ -143,8 +143,9 @@ func TestVerdictLevels(t *testing.T) {
 	d := openDetector(t, BackendNative)
 	th := d.Bundle().Card.Thresholds
 	tests := []struct {
-		score        float64
-		label, level string
+		score float64
+		label string
+		level Level
 	}{
 		{0, LabelNormal, LevelNone},
 		{math.Nextafter(th.Suspicious, 0), LabelNormal, LevelNone},

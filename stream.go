@@ -62,16 +62,6 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-func levelRank(l string) int {
-	switch l {
-	case LevelDangerous:
-		return 2
-	case LevelSuspicious:
-		return 1
-	}
-	return 0
-}
-
 // Reason is a segment (and the phrase within it) that raised the score.
 type Reason = api.Reason
 
@@ -80,13 +70,13 @@ type Update struct {
 	Segment int     // 0-based index of the segment in the call
 	Score   float64 // P(phishing) after this segment
 	Delta   float64 // change caused by this segment
-	Level   string  // level after the policy
+	Level   Level   // level after the policy
 	// Family and FamilyProb: the most likely scenario family after this
 	// segment (models with a family head; empty otherwise).
 	Family     string
 	FamilyProb float64
 	// Alert is the new level when the level rose with this segment, else "".
-	Alert   string
+	Alert   Level
 	Reasons []Reason // set with Alert
 	Tokens  int      // tokens in this segment
 	Err     error    // per-segment failure (e.g. invalid text); state unchanged
@@ -122,7 +112,7 @@ type Session struct {
 	state   State
 	started bool
 	score   float64
-	level   string
+	level   Level
 	family  string
 	famProb float64
 	recent  []float64
@@ -143,7 +133,7 @@ func (d *Detector) NewSession(p Policy) (*Session, error) {
 func (s *Session) Score() float64 { s.mu.Lock(); defer s.mu.Unlock(); return s.score }
 
 // Level is the call's current alert level.
-func (s *Session) Level() string { s.mu.Lock(); defer s.mu.Unlock(); return s.level }
+func (s *Session) Level() Level { s.mu.Lock(); defer s.mu.Unlock(); return s.level }
 
 // State returns a copy of the recurrent state (nil before any token).
 func (s *Session) State() State {
@@ -275,7 +265,7 @@ func (s *Session) applyPolicy(u *Update) {
 	case s.level == LevelSuspicious && smoothed < p.Suspicious-p.Hysteresis:
 		next = LevelNone
 	}
-	if levelRank(next) > levelRank(s.level) {
+	if next.Rank() > s.level.Rank() {
 		u.Alert = next
 	}
 	s.level = next
@@ -354,7 +344,7 @@ type SessionState struct {
 	State      [][]float32  `json:"state,omitempty"`
 	Started    bool         `json:"started,omitempty"`
 	Score      float64      `json:"score"`
-	Level      string       `json:"level"`
+	Level      Level        `json:"level"`
 	Family     string       `json:"family,omitempty"`
 	FamilyProb float64      `json:"family_prob,omitempty"`
 	Recent     []float64    `json:"recent,omitempty"`
@@ -426,7 +416,7 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 	if err := checkState("state", st.State); err != nil {
 		return nil, err
 	}
-	if levelRank(st.Level) == 0 && st.Level != LevelNone {
+	if !st.Level.Valid() {
 		return nil, fmt.Errorf("%w: unknown level %q", ErrStateMismatch, st.Level)
 	}
 	s.state = State(st.State).Clone()

@@ -177,13 +177,13 @@ func TestPolicy(t *testing.T) {
 	tests := []struct {
 		name   string
 		scores []float64
-		levels []string
-		alerts []string
+		levels []Level
+		alerts []Level
 	}{
-		{"one spike does not alert", []float64{0.1, 0.95, 0.1, 0.1}, []string{"none", "none", "none", "none"}, []string{"", "", "", ""}},
-		{"sustained rise", []float64{0.5, 0.7, 0.8, 0.95, 0.97}, []string{"none", "suspicious", "suspicious", "suspicious", "dangerous"}, []string{"", "suspicious", "", "", "dangerous"}},
-		{"dangerous sticks", []float64{0.95, 0.95, 0.1, 0.1, 0.1}, []string{"dangerous", "dangerous", "dangerous", "dangerous", "dangerous"}, []string{"dangerous", "", "", "", ""}},
-		{"hysteresis holds suspicious", []float64{0.7, 0.7, 0.55, 0.55, 0.3, 0.3}, []string{"suspicious", "suspicious", "suspicious", "suspicious", "none", "none"}, []string{"suspicious", "", "", "", "", ""}},
+		{"one spike does not alert", []float64{0.1, 0.95, 0.1, 0.1}, []Level{"none", "none", "none", "none"}, []Level{"", "", "", ""}},
+		{"sustained rise", []float64{0.5, 0.7, 0.8, 0.95, 0.97}, []Level{"none", "suspicious", "suspicious", "suspicious", "dangerous"}, []Level{"", "suspicious", "", "", "dangerous"}},
+		{"dangerous sticks", []float64{0.95, 0.95, 0.1, 0.1, 0.1}, []Level{"dangerous", "dangerous", "dangerous", "dangerous", "dangerous"}, []Level{"dangerous", "", "", "", ""}},
+		{"hysteresis holds suspicious", []float64{0.7, 0.7, 0.55, 0.55, 0.3, 0.3}, []Level{"suspicious", "suspicious", "suspicious", "suspicious", "none", "none"}, []Level{"suspicious", "", "", "", "", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,13 +12,41 @@ import (
 // for every printed score (0.2890625 → 0.289063).
 func Round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }
 
+// Level is an alert level: none, suspicious or dangerous. Its JSON form is
+// the plain string. Levels only rise in importance in that order (Rank).
+type Level string
+
+// The levels, lowest first.
+const (
+	LevelNone       Level = "none"
+	LevelSuspicious Level = "suspicious"
+	LevelDangerous  Level = "dangerous"
+)
+
+// Rank orders levels: none 0, suspicious 1, dangerous 2; any other string
+// (an unknown level read from outside) ranks -1.
+func (l Level) Rank() int {
+	switch l {
+	case LevelNone:
+		return 0
+	case LevelSuspicious:
+		return 1
+	case LevelDangerous:
+		return 2
+	}
+	return -1
+}
+
+// Valid reports whether l is one of the three levels.
+func (l Level) Valid() bool { return l.Rank() >= 0 }
+
 // Verdict is one classified text: a `classify` JSONL record and an item of
 // the server's classify response.
 type Verdict struct {
 	ID    string  `json:"id"`
 	Label string  `json:"label"`
 	Score float64 `json:"score"` // P(phishing), Round6
-	Level string  `json:"level"` // none | suspicious | dangerous
+	Level Level   `json:"level"` // none | suspicious | dangerous
 	// Family is the most likely scenario family (models with a family head).
 	Family     string  `json:"family,omitempty"`
 	FamilyProb float64 `json:"family_prob,omitempty"`
@@ -67,7 +95,7 @@ type ScoreEvent struct {
 	CallID     string  `json:"call_id"`
 	T          float64 `json:"t"`
 	Score      float64 `json:"score"`
-	Level      string  `json:"level"`
+	Level      Level   `json:"level"`
 	Family     string  `json:"family,omitempty"`
 	FamilyProb float64 `json:"family_prob,omitempty"`
 }
@@ -85,7 +113,7 @@ type Reason struct {
 // AlertEvent is `stream`'s event when a call's level first rises.
 type AlertEvent struct {
 	CallID     string   `json:"call_id"`
-	Alert      string   `json:"alert"`
+	Alert      Level    `json:"alert"` // the level just reached
 	T          float64  `json:"t"`
 	Score      float64  `json:"score"`
 	Family     string   `json:"family,omitempty"`

@@ -21,6 +21,29 @@ func TestRound6(t *testing.T) {
 	}
 }
 
+// TestLevel: one ordering for every user, and the JSON form is the bare
+// string, as before levels were typed.
+func TestLevel(t *testing.T) {
+	for i, l := range []Level{LevelNone, LevelSuspicious, LevelDangerous} {
+		if l.Rank() != i || !l.Valid() {
+			t.Errorf("%q: rank %d valid %v, want %d true", l, l.Rank(), l.Valid(), i)
+		}
+		b, err := json.Marshal(l)
+		if err != nil || string(b) != `"`+string(l)+`"` {
+			t.Errorf("%q marshals as %s (%v)", l, b, err)
+		}
+		var back Level
+		if err := json.Unmarshal(b, &back); err != nil || back != l {
+			t.Errorf("%s unmarshals as %q (%v)", b, back, err)
+		}
+	}
+	for _, l := range []Level{"", "high", "Dangerous"} {
+		if l.Rank() != -1 || l.Valid() {
+			t.Errorf("%q: rank %d valid %v, want -1 false", l, l.Rank(), l.Valid())
+		}
+	}
+}
+
 func TestResultShapes(t *testing.T) {
 	for _, c := range []struct {
 		r    Result

@@ -37,10 +37,10 @@ type SegmentResponse struct {
 	CallID     string   `json:"call_id"`
 	Segment    int      `json:"segment"`
 	Score      float64  `json:"score"`
-	Level      string   `json:"level"`
+	Level      Level    `json:"level"`
 	Family     string   `json:"family,omitempty"`
 	FamilyProb float64  `json:"family_prob,omitempty"`
-	Alert      string   `json:"alert,omitempty"`
+	Alert      Level    `json:"alert,omitempty"`
 	Reasons    []Reason `json:"reasons,omitempty"`
 	State      string   `json:"state"`
 }

@@ -87,7 +87,7 @@ func TestV2Infer(t *testing.T) {
 		if got := resp.Outputs[1].Data[i]; got != want[i].Label {
 			t.Errorf("text %d: label %v, want %s", i, got, want[i].Label)
 		}
-		if got := resp.Outputs[2].Data[i]; got != want[i].Level {
+		if got := resp.Outputs[2].Data[i]; got != string(want[i].Level) {
 			t.Errorf("text %d: level %v, want %s", i, got, want[i].Level)
 		}
 	}

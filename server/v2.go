@@ -150,7 +150,7 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		v := d.Verdict(float64(p))
 		probs = append(probs, 1-p, p)
 		labels = append(labels, v.Label)
-		levels = append(levels, v.Level)
+		levels = append(levels, string(v.Level))
 	}
 	all := []V2Tensor{
 		{Name: v2OutProbs, Datatype: "FP32", Shape: []int64{n, 2}, Data: probs},

@@ -74,11 +74,11 @@ func evalStream(e *env, d *callwatch.Detector, pol callwatch.Policy, calls []str
 			rep.Segments += len(ups)
 			for j, u := range ups {
 				i := idx[j]
-				r := levelIndex(u.Level)
-				if r >= 1 && first[i][0] < 0 {
+				r := u.Level.Rank()
+				if r >= callwatch.LevelSuspicious.Rank() && first[i][0] < 0 {
 					first[i][0] = segs[j].End
 				}
-				if r >= 2 && first[i][1] < 0 {
+				if r >= callwatch.LevelDangerous.Rank() && first[i][1] < 0 {
 					first[i][1] = segs[j].End
 				}
 			}
@@ -110,7 +110,7 @@ func evalStream(e *env, d *callwatch.Detector, pol callwatch.Policy, calls []str
 				if first[i][1] >= 0 {
 					everD++
 				}
-				if levelIndex(sess[i].Level()) >= 1 {
+				if sess[i].Level().Rank() >= callwatch.LevelSuspicious.Rank() {
 					endS++
 				}
 			}
@@ -124,16 +124,6 @@ func evalStream(e *env, d *callwatch.Detector, pol callwatch.Policy, calls []str
 		rep.Normal.EndedSuspicious = math.Round(float64(endS)/n*1e4) / 1e4
 	}
 	return rep, nil
-}
-
-func levelIndex(l string) int {
-	switch l {
-	case callwatch.LevelDangerous:
-		return 2
-	case callwatch.LevelSuspicious:
-		return 1
-	}
-	return 0
 }
 
 func summarize(ts, fracs []float64, n int) latency {

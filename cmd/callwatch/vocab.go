@@ -12,7 +12,8 @@ import (
 )
 
 // vocab builds a WordPiece tokenizer.json from a corpus with the project's
-// deterministic builder (sugarme's trainers are broken; see DESIGN.md).
+// deterministic builder (tokenize.BuildVocab: sugarme's own trainers are
+// broken or nondeterministic, as the tokenize package doc says).
 func (e *env) vocab(args []string) error {
 	o, fs := addInputFlags("vocab", e, "vocab --input FILE [--format jsonl] --size N --out tokenizer.json")
 	size := fs.Int("size", 8000, "vocabulary size, special tokens included")

@@ -1,7 +1,29 @@
 // Package native is a pure-Go runtime.Backend: it parses the exported ONNX
 // model with the generated onnxpb types and runs its graph with a small
-// interpreter over the operators the PyTorch exporter emits (Gather,
-// Transpose, LSTM, Gemm, Softmax, shape arithmetic, ...).
+// interpreter.
+//
+// Op set: this is a general interpreter of a fixed set of default-domain ONNX
+// ops, not only of what today's exporter emits, so that a model exported with
+// another PyTorch version or a changed architecture still runs without
+// onnxruntime. The set (builders in ops.go; an unsupported op or attribute is
+// refused at load, naming the op and node) is:
+//
+//   - what the exporter emits: LSTM (forward, one direction, default
+//     activations), Gather, Gemm, MatMul, Softmax, Add, Sub, Mul, Div, Relu,
+//     Max, Min, ReduceSum, ReduceMax, Range, Less, Equal, Where, Cast,
+//     Unsqueeze, Squeeze, Concat, Shape, Slice, Reshape, Transpose, Expand,
+//     Constant, ConstantOfShape, Tanh, Sigmoid, Clip, Identity;
+//   - the rest of the elementwise, comparison, shape and reduction ops such
+//     graphs are made of: Abs, Neg, Exp, Log, Sqrt, Reciprocal, LessOrEqual,
+//     Greater, GreaterOrEqual, And, Or, Not, Dropout (inference), LogSoftmax,
+//     GatherElements, ScatterElements (no reduction), TopK, Size, Flatten,
+//     ReduceProd, ReduceMin, ReduceMean.
+//
+// Every op in the set is held to onnxruntime (TestConformance, which needs
+// cgo and the onnxruntime library and is left out of -tags noort builds): each
+// runs on small generated single-node graphs in both runtimes, fed at run time
+// and folded at load, and the outputs must match to 1e-5. A new op needs a
+// case there. Types are float32, int64, int32 and bool.
 //
 // Nothing here knows the architecture or the initializer names: the graph is
 // walked as written, and only the graph's input and output names

@@ -20,17 +20,21 @@ func runNode(n *onnxpb.NodeProto, opset int64, in ...*tensor) ([]*tensor, error)
 	return k(context.Background(), in)
 }
 
-// TestOps checks each kernel on small inputs with values worked out by hand.
-func TestOps(t *testing.T) {
+// opCase is one kernel run on small inputs, with the expected output worked
+// out by hand. TestOps checks the values; TestConformance (conformance_test.go)
+// runs the same cases, and more, through onnxruntime too.
+type opCase struct {
+	name  string
+	node  *onnxpb.NodeProto
+	opset int64 // 0 means 17, the exporter's
+	in    []*tensor
+	want  *tensor
+	out   int // which output to check
+}
+
+func opCases() []opCase {
 	x23 := ft([]int{2, 3}, 1, 2, 3, 4, 5, 6)
-	tests := []struct {
-		name  string
-		node  *onnxpb.NodeProto
-		opset int64
-		in    []*tensor
-		want  *tensor
-		out   int // which output to check
-	}{
+	return []opCase{
 		{name: "Gemm transB alpha beta", node: node("Gemm", "g", nil, nil, aFloat("alpha", 2), aFloat("beta", 0.5), aInt("transB", 1)),
 			in:   []*tensor{x23, ft([]int{2, 3}, 1, 0, 0, 0, 1, 1), ft([]int{2}, 10, 20)},
 			want: ft([]int{2, 2}, 2*1+5, 2*5+10, 2*4+5, 2*11+10)},
@@ -96,7 +100,7 @@ func TestOps(t *testing.T) {
 		{name: "Cast int64 to float", node: node("Cast", "c", nil, nil, aInt("to", int64(onnxpb.TensorProto_FLOAT))),
 			in: []*tensor{it([]int{2}, -3, 5)}, want: ft([]int{2}, -3, 5)},
 		{name: "ConstantOfShape int", node: node("ConstantOfShape", "c", nil, nil,
-			&onnxpb.AttributeProto{Name: strp("value"), T: intInit("", []int{1}, []int64{7})}),
+			&onnxpb.AttributeProto{Name: strp("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: intInit("", []int{1}, []int64{7})}),
 			in: []*tensor{it([]int{2}, 1, 2)}, want: it([]int{1, 2}, 7, 7)},
 		{name: "ConstantOfShape default", node: node("ConstantOfShape", "c", nil, nil),
 			in: []*tensor{it([]int{1}, 2)}, want: ft([]int{2}, 0, 0)},
@@ -146,7 +150,11 @@ func TestOps(t *testing.T) {
 		{name: "Identity", node: node("Identity", "i", nil, nil), in: []*tensor{x23}, want: x23},
 		{name: "Constant", node: node("Constant", "c", nil, nil, aInts("value_ints", 4, 5)), want: it([]int{2}, 4, 5)},
 	}
-	for _, tc := range tests {
+}
+
+// TestOps checks each kernel on small inputs with values worked out by hand.
+func TestOps(t *testing.T) {
+	for _, tc := range opCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			opset := tc.opset
 			if opset == 0 {

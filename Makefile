@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-noort test-py test-short ort torch chromium build model baselines learning-curve corpus parity fuzz bench bench-peers clean
+.PHONY: all run test test-noort test-py test-short ort torch chromium build model baselines sweep learning-curve corpus parity fuzz bench bench-peers clean
 
 all: build
 
@@ -90,6 +90,10 @@ model: ort torch build
 ## baselines: TF-IDF+LR (token ids, characters) and a keyword rule vs the LSTM on each real-eval file (BASELINES_ARGS: --corpus DIR, --tokenizer FILE, --lstm-model DIR, --lstm-results FILE)
 baselines: ort torch build
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) scripts/baselines.py $(BASELINES_ARGS)
+
+## sweep: train the make-model recipe for several seeds (SEEDS="1 2 3") and print per-file real-eval ROC-AUC median and min–max
+sweep: torch build
+	$(PY) scripts/sweep.py --seeds $(or $(SEEDS),1 2 3)
 
 ## learning-curve: real-eval ROC-AUC of the token-n-gram LR and the LSTM on 25/50/100% of the base dialogues, 3 seeds each (LC_ARGS=--no-lstm for the baseline only)
 learning-curve: ort torch build

@@ -40,6 +40,28 @@ Thresholds (chosen on validation, written to train_report.json):
 Outputs in --out: model.onnx (export.py), model.pt (checkpoint),
 train_report.json. Deterministic for a seed on one machine (2 threads).
 
+v2 (--arch pooled, cwmodel.CallWatchPooled; make-model.sh's recipe):
+- the head reads pooled summaries of the call so far (mean and max of the top
+  layer's h, the last h, the mean embedding; --features), carried as the
+  state p, plus a family head (softmax over the corpus families of both
+  classes, loss weight --family-weight);
+- every epoch, --variants-per-epoch fresh variants of each training base
+  dialogue, each whole (a random --max-len window when longer) and as --crops
+  crops that start and end anywhere (length log-uniform from --crop-min);
+  --concat long multi-call sequences (v1 label logic, then a random window);
+  --mix recombined sequences of 2-4 crops of random calls (--mix-label latch:
+  phishing if any part is; teacher: mixed ones learn the teacher's label only);
+- token corruption: --word-dropout ([UNK]), --token-delete, --span-mask,
+  --shuffle (segments of a sequence permuted); --group-dropout drops a whole
+  feature group; --ema keeps a moving average of the weights;
+- --distill L: + L * BCE(student P(phishing), teacher P(phishing)) on every
+  example, the teacher being lrteacher.LRTeacher fit on the training split;
+- selection (best epoch, early stopping) on ROC-AUC over a synthetic pool:
+  validation calls whole, crops, noisy crops, long concatenations;
+- thresholds on a synthetic normal pool (threshold_pool): suspicious =
+  max(0.5, lowest t flagging <= --suspicious-fpr of it), dangerous likewise
+  at --dangerous-fpr. Real calls are never used for any of this.
+
   /usr/bin/python3 scripts/train.py --data calls.jsonl --vocab-size 8000 --out DIR
 """
 
@@ -87,6 +109,29 @@ class Call:
 
 
 Example = Tuple[Sequence[int], int]  # (token ids, label)
+
+
+def init_from(model: torch.nn.Module, path: str, log) -> None:
+    """Loads every tensor of the checkpoint at path whose name and shape match (fine-tuning).
+    The binary head and the LSTM must match; the family head is kept only when the family lists
+    are the same (a user's own families start a fresh head)."""
+    ck = torch.load(path, map_location="cpu")
+    src = ck["state_dict"] if isinstance(ck, dict) and "state_dict" in ck else ck
+    src_fams = tuple((ck.get("config") or {}).get("families", ())) if isinstance(ck, dict) else ()
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for k, v in src.items():
+        if k in own and tuple(own[k].shape) == tuple(v.shape) and not (k.startswith("fam_head.") and src_fams != tuple(model.cfg.families)):
+            own[k] = v
+            loaded.append(k)
+        else:
+            skipped.append(k)
+    for k in ("embed.weight", "lstm.weight_ih_l0"):
+        if k not in loaded:
+            raise DataError(f"--init-from {path}: {k} does not fit this model (vocabulary or sizes differ); "
+                            "fine-tune with the bundle's own tokenizer and sizes")
+    model.load_state_dict(own)
+    log(f"init from {path}: {len(loaded)} tensors loaded" + (f", fresh: {', '.join(skipped)}" if skipped else ""))
 
 
 def load_calls(path: str, vocab: int) -> List[Call]:
@@ -574,6 +619,12 @@ def train_v2(a, t0: float, log) -> int:
                       head_hidden=a.head_hidden, features=tuple(a.features.split(",")),
                       group_dropout=a.group_dropout)
     model = build_model(cfg)
+    if a.embed_init > 0:
+        with torch.no_grad():
+            model.embed.weight.normal_(0.0, a.embed_init)
+            model.embed.weight[0].zero_()
+    if a.init_from:
+        init_from(model, a.init_from, log)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     rng = random.Random(a.seed + 1)
     nrng = np.random.RandomState(a.seed + 1)
@@ -583,8 +634,14 @@ def train_v2(a, t0: float, log) -> int:
     best = (-math.inf, -1, None)
     history = []
     epochs_run = 0
+    # Exponential moving average of the weights (--ema): one set of weights, evaluated and
+    # exported in place of the last step's; smooths the late-epoch drift towards the corpus.
+    ema = ({k: v.detach().clone().float() for k, v in model.state_dict().items()}
+           if a.ema > 0 else None)
     for epoch in range(1, a.epochs + 1):
         te = time.time()
+        if ema is not None and epoch > 1:
+            model.load_state_dict(raw)  # continue training from the raw weights
         model.train()
         ex = v2_epoch(a, rng, nrng, train, fam_idx)
         if teacher is not None:
@@ -616,9 +673,17 @@ def train_v2(a, t0: float, log) -> int:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in model.state_dict().items():
+                        if v.dtype.is_floating_point:
+                            ema[k].mul_(a.ema).add_(v, alpha=1 - a.ema)
             tot["loss"] += float(loss)
             nb += 1
         epochs_run = epoch
+        if ema is not None:
+            raw = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(ema)
         ev = v2_eval_pool(model, pool)
         h = {"epoch": epoch, "examples": len(ex), "tokens": ntok,
              **{f"train_{k}": v / max(nb, 1) for k, v in tot.items()},
@@ -628,6 +693,8 @@ def train_v2(a, t0: float, log) -> int:
         log(f"epoch {epoch}: {len(ex)} ex {ntok} tok, loss {h['train_loss']:.4f} (ce {h['train_ce']:.4f} "
             f"kd {h['train_kd']:.4f} fam {h['train_fam']:.4f}); pool AUC " +
             " ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("_")) + f" [{h['seconds']}s]")
+        if a.save_epochs:
+            save_checkpoint(model, os.path.join(a.out, f"epoch{epoch}.pt"))
         key = ev["all"]
         if math.isfinite(key) and key > best[0] + 1e-4:
             best = (key, epoch, {k: v.clone() for k, v in model.state_dict().items()})
@@ -644,10 +711,12 @@ def train_v2(a, t0: float, log) -> int:
 
 
 def threshold_pool(a, val: List[Call]) -> List[np.ndarray]:
-    """Synthetic normal pool the thresholds are set on (never real calls): validation normal
-    calls whole, two crops of each, noisy copies (token dropout 0.15, shuffled segments), and
-    long concatenations of 2..12 validation normals (excerpts of 1,000-8,000 tokens), which
-    score higher than short synthetic calls, as real normals do."""
+    """Synthetic normal pool the thresholds are set on (never real calls). Real normal calls
+    score higher than clean synthetic ones (other speakers, topics and STT errors), so the pool
+    is built to be hard: validation normal calls whole, a crop of each (starts and ends
+    anywhere), a heavily corrupted copy (shuffled segments, 30% [UNK], 10% in masked spans),
+    recombinations of 2-4 crops of normal calls from different families, and long excerpts of
+    concatenated validation normals (1,000-8,000 tokens, light corruption)."""
     rng = random.Random(a.seed + 5)
     nrng = np.random.RandomState(a.seed + 5)
     normals = [c for c in val if c.label == 0]
@@ -656,15 +725,16 @@ def threshold_pool(a, val: List[Call]) -> List[np.ndarray]:
         ids = np.asarray(c.ids, np.int64)
         pool.append(ids)
         pool.append(random_crop(rng, ids, a.crop_min, len(ids)))
-        pool.append(random_crop(rng, ids, a.crop_min, len(ids)))
-        pool.append(corrupt(nrng, shuffle_segments(rng, ids), a.unk_id, 0.15, 0.0, 0.0))
+        pool.append(corrupt(nrng, shuffle_segments(rng, ids), a.unk_id, 0.3, 0.0, 0.1))
+        parts = [random_crop(rng, np.asarray(rng.choice(normals).ids, np.int64), a.crop_min, 512)
+                 for _ in range(rng.randint(1, 3))]
+        pool.append(np.concatenate([random_crop(rng, ids, a.crop_min, 512)] + parts))
     for _ in range(a.threshold_long):
         target = log_uniform_int(rng, 1000, 8000)
-        parts: List[np.ndarray] = []
+        parts = []
         total = 0
         while total < target:
-            c = rng.choice(normals)
-            ids = np.asarray(c.ids, np.int64)
+            ids = np.asarray(rng.choice(normals).ids, np.int64)
             parts.append(ids)
             total += len(ids)
         seq = np.concatenate(parts)
@@ -753,9 +823,10 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
                  "train_phishing": n_pos, "train_normal": len(train) - n_pos},
         "threshold_rule": (f"suspicious = max(0.5, lowest t with FPR <= {a.suspicious_fpr} on the "
                            f"synthetic normal pool); dangerous = max(suspicious, lowest t with FPR <= "
-                           f"{a.dangerous_fpr}); pool: validation normal calls whole, crops, noisy "
-                           f"shuffled copies, {a.threshold_long} long excerpts of concatenated "
-                           f"validation normals (1,000-8,000 tokens)"),
+                           f"{a.dangerous_fpr}); pool (train.threshold_pool): validation normal "
+                           f"calls whole, a crop of each, heavily corrupted shuffled copies, "
+                           f"recombined crops of 2-4 normal calls, {a.threshold_long} long "
+                           f"excerpts of concatenated validation normals (1,000-8,000 tokens)"),
         "thresholds": th,
         "validation": metrics,
         "history": history,
@@ -831,8 +902,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--batch-tokens", type=int, default=12288, help="v2: padded tokens per batch")
     ap.add_argument("--threshold-long", type=int, default=300,
                     help="v2: long normal excerpts in the threshold pool")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="v2: decay of an exponential moving average of the weights (0: off)")
+    ap.add_argument("--embed-init", type=float, default=0.0,
+                    help="v2: std of the embedding init (0: torch default N(0,1))")
+    ap.add_argument("--save-epochs", action="store_true", help="v2: keep every epoch's checkpoint")
     ap.add_argument("--time-budget", type=float, default=0, help="v2: stop after the epoch that passes N s")
     ap.add_argument("--no-export", action="store_true", help="v2: skip the ONNX export (experiments)")
+    ap.add_argument("--init-from", default="", help="v2: start from this checkpoint's weights (fine-tuning, "
+                    "e.g. scripts/onnx2torch.py of a bundle); sizes must match, a family head over other "
+                    "families starts fresh")
     a = ap.parse_args(argv)
 
     t0 = time.time()

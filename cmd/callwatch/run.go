@@ -32,6 +32,7 @@ Commands:
   tokenize   print token ids for each input record
   parity     compare the onnxruntime and pure-Go backends on the same inputs
   eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
+  train      train, fine-tune and bundle a model on your own labelled calls (needs python3 + torch)
   calibrate  set a bundle's alert thresholds from a target false-positive rate on your own normal calls
   vocab      build a WordPiece tokenizer.json from a corpus (training)
   version    print program, model and onnxruntime versions as JSON
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.eval(rest)
 	case "calibrate":
 		return e.calibrate(rest)
+	case "train":
+		return e.train(rest)
 	case "stream":
 		return e.stream(rest)
 	case "serve":

@@ -22,9 +22,10 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 for f in "$DATA_DIR"/*.jsonl; do
   name=$(basename "$f" .jsonl)
   echo "== $name" >&2
-  "$BIN" eval --model "$MODEL" --data "$f" > "$WORK/$name.json"
+  # exit 1 means some records failed; they are counted in the report ("failed", "errors").
+  "$BIN" eval --model "$MODEL" --data "$f" > "$WORK/$name.json" || [ $? -eq 1 ]
   if [ "$STREAM" = 1 ]; then
-    "$BIN" eval --stream --model "$MODEL" --data "$f" > "$WORK/$name.stream.json"
+    "$BIN" eval --stream --model "$MODEL" --data "$f" > "$WORK/$name.stream.json" || [ $? -eq 1 ]
   fi
 done
 /usr/bin/python3 scripts/real_eval_card.py --card "$MODEL/card.json" --results "$WORK" \

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/internal/metrics"
@@ -24,7 +25,7 @@ type evalReport struct {
 	Unlabeled  int                            `json:"unlabeled"`
 	Phishing   int                            `json:"phishing"`
 	Normal     int                            `json:"normal"`
-	ROCAUC     float64                        `json:"roc_auc"`
+	ROCAUC     *float64                       `json:"roc_auc"` // null with one class only
 	Thresholds map[string]float64             `json:"thresholds"`
 	At         map[string]metrics.AtThreshold `json:"at"`
 	Tokens     tokenStats                     `json:"tokens"`
@@ -72,7 +73,11 @@ func (e *env) eval(args []string) error {
 	if err != nil {
 		return err
 	}
-	rr, closeIn, err := e.openRecords(&inputOpts{input: *data, format: records.FormatJSONL}, nil)
+	format := records.FormatJSONL
+	if strings.HasSuffix(strings.ToLower(*data), ".csv") {
+		format = records.FormatCSV
+	}
+	rr, closeIn, err := e.openRecords(&inputOpts{input: *data, format: format}, nil)
 	if err != nil {
 		return err
 	}
@@ -101,10 +106,20 @@ func (e *env) eval(args []string) error {
 				rep.Errors = append(rep.Errors, errorRecord{ID: r.ID, Line: r.Line, Error: r.Err.Error()})
 				continue
 			}
-			if r.Label != callwatch.LabelPhishing && r.Label != callwatch.LabelNormal {
+			if strings.TrimSpace(r.Label) == "" {
 				rep.Unlabeled++
 				continue
 			}
+			lab, ok := labelOf(r.Label)
+			if !ok {
+				// A label nobody can read is a failed record, never silently
+				// dropped: it would change every figure.
+				rep.Failed++
+				rep.Errors = append(rep.Errors, errorRecord{ID: r.ID, Line: r.Line,
+					Error: fmt.Sprintf("line %d: unknown label %q (use phishing or normal; also accepted: vishing/benign, 1/0, true/false)", r.Line, r.Label)})
+				continue
+			}
+			r.Label = lab
 			texts = append(texts, r.Text)
 			keep = append(keep, r)
 			if *streamMode {
@@ -166,9 +181,8 @@ func (e *env) eval(args []string) error {
 			rep.Normal++
 		}
 	}
-	rep.ROCAUC = metrics.ROCAUC(labels, scores)
-	if math.IsNaN(rep.ROCAUC) {
-		rep.ROCAUC = -1 // one class only; JSON has no NaN
+	if a := metrics.ROCAUC(labels, scores); !math.IsNaN(a) {
+		rep.ROCAUC = &a
 	}
 	rep.At = map[string]metrics.AtThreshold{
 		"suspicious": metrics.At(labels, scores, b.Card.Thresholds.Suspicious),
@@ -209,6 +223,11 @@ func (e *env) eval(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-	return err
+	if _, err = fmt.Fprintf(e.stdout, "%s\n", out); err != nil {
+		return err
+	}
+	if rep.Failed > 0 {
+		return &errFailed{fmt.Errorf("%d of %d records failed (see \"errors\" in the report)", rep.Failed, rep.Records)}
+	}
+	return nil
 }

@@ -415,3 +415,47 @@ func TestEvalFamilies(t *testing.T) {
 		t.Fatalf("families table %+v", rep.Families)
 	}
 }
+
+// TestEvalLabelsAndFailures: labels in any accepted spelling, an unknown one
+// is a failed record naming its line (exit 1), CSV input, and roc_auc null
+// with one class.
+func TestEvalLabelsAndFailures(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	jl := write("mixed.jsonl", `{"id":"a","label":"Phishing","text":"검찰청 수사관입니다 안전계좌로 이체하세요"}
+{"id":"b","label":"0","text":"적금 만기 안내드립니다 앱에서 확인하세요"}
+{"id":"c","label":"VISHING","text":"금감원입니다 명의가 도용되었습니다"}
+{"id":"d","label":"benign","text":"택배 기사입니다 경비실에 맡겨 드릴게요"}
+{"id":"e","label":"spam","text":"안녕하세요"}
+`)
+	r := runCLI(t, "", nil, "eval", "--model", modelDir, "--backend", "native", "--data", jl)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (one record failed)\n%s", r.code, r.stderr)
+	}
+	var rep struct {
+		Phishing, Normal, Failed int
+		ROCAUC                   *float64 `json:"roc_auc"`
+		Errors                   []struct{ Error string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Phishing != 2 || rep.Normal != 2 || rep.Failed != 1 || rep.ROCAUC == nil ||
+		len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Error, `line 5: unknown label "spam"`) {
+		t.Fatalf("report %+v", rep)
+	}
+	csv := write("one.csv", "id,label,text\n1,normal,적금 만기 안내드립니다\n2,Normal,택배 왔습니다\n")
+	r = runCLI(t, "", nil, "eval", "--model", modelDir, "--backend", "native", "--data", csv)
+	if r.err != nil {
+		t.Fatalf("csv: %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"roc_auc": null`) || !strings.Contains(r.stdout, `"normal": 2`) {
+		t.Fatalf("one-class CSV report:\n%s", r.stdout)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -153,8 +154,29 @@ func (s *Session) Feed(ctx context.Context, seg Segment) (Update, error) {
 
 // FeedBatch feeds one segment to each of several sessions in one backend
 // call (sessions must be distinct). Per-segment problems are reported in
-// each Update's Err; the error return is for whole-batch failures.
+// each Update's Err; the error return is for whole-batch failures. Updates
+// that raise an alert carry its Reasons, found under ctx.
 func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Segment) ([]Update, error) {
+	ups, err := d.FeedBatchScores(ctx, sessions, segs)
+	if err != nil {
+		return nil, err
+	}
+	// Phrase-level reasons need extra backend runs; only alerts pay for them.
+	for i, s := range sessions {
+		if ups[i].Alert != "" {
+			if ups[i].Reasons, err = s.Reasons(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ups, nil
+}
+
+// FeedBatchScores is FeedBatch without the alert reasons: an Update with
+// Alert set has no Reasons yet. A server that shares one backend call among
+// many requests scores the batch with it and then finds each alert's reasons
+// with Session.Reasons under that request's own deadline.
+func (d *Detector) FeedBatchScores(ctx context.Context, sessions []*Session, segs []Segment) ([]Update, error) {
 	if len(sessions) != len(segs) {
 		return nil, fmt.Errorf("FeedBatch: %d sessions, %d segments", len(sessions), len(segs))
 	}
@@ -195,6 +217,11 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 		return nil, err
 	}
 	for i, s := range sessions {
+		if ups[i].Err == nil && len(rows[i]) > 0 && !validScores(scores[i], states[i]) {
+			// Only a state that no real call reaches (a forged token that
+			// passed the range checks) gets here; the call keeps its state.
+			ups[i].Err = fmt.Errorf("%w: the model's output from this call's state is not finite", ErrInvalidState)
+		}
 		if ups[i].Err != nil {
 			ups[i].Score, ups[i].Level = s.score, s.level
 			ups[i].Family, ups[i].FamilyProb = s.family, s.famProb
@@ -222,13 +249,28 @@ func (d *Detector) FeedBatch(ctx context.Context, sessions []*Session, segs []Se
 		ups[i].Family, ups[i].FamilyProb = s.family, s.famProb
 		s.applyPolicy(&ups[i])
 	}
-	// Phrase-level reasons need extra backend runs; only alerts pay for them.
-	for i, s := range sessions {
-		if ups[i].Alert != "" && s.policy.Reasons > 0 {
-			ups[i].Reasons = s.reasons(ctx)
+	return ups, nil
+}
+
+// validScores reports whether a row's outputs are probabilities and its
+// state finite.
+func validScores(sc Scores, st State) bool {
+	if !(sc.Phishing >= 0 && sc.Phishing <= 1) {
+		return false
+	}
+	for _, p := range sc.Family {
+		if !(p >= 0 && p <= 1) {
+			return false
 		}
 	}
-	return ups, nil
+	for _, x := range st {
+		for _, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // prior is the score before any token: the model's output on the zero
@@ -285,54 +327,148 @@ func (s *Session) keep(r segRecord) {
 	}
 }
 
-// reasons names the segments with the largest score rises and, within
-// each, the phrase whose words raised the score most.
-func (s *Session) reasons(ctx context.Context) []Reason {
-	out := make([]Reason, 0, len(s.top))
-	for _, sg := range s.top {
-		out = append(out, Reason{Segment: sg.Index, Text: tokenize.Clean(sg.Text), Phrase: s.phrase(ctx, sg),
+// Reasons names the segments of the call with the largest score rises so
+// far and, within each, the phrase whose words raised the score most (what
+// an alert shows). It runs backend work under ctx and fails with its error.
+func (s *Session) Reasons(ctx context.Context) ([]Reason, error) {
+	s.mu.Lock()
+	top := append([]segRecord(nil), s.top...)
+	k := s.policy.Reasons
+	s.mu.Unlock()
+	if k == 0 {
+		return nil, nil
+	}
+	out := make([]Reason, 0, len(top))
+	for _, sg := range top {
+		ph, err := s.phrase(ctx, sg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Reason{Segment: sg.Index, Text: tokenize.Clean(sg.Text), Phrase: ph,
 			Delta: round4(sg.Delta), Start: sg.Start, End: sg.End})
 	}
-	return out
+	return out, nil
 }
 
-// phrase finds the run of up to 4 words of a segment across which the score
-// rose most, by scoring every word prefix from the state before the segment
-// in one batch.
-func (s *Session) phrase(ctx context.Context, sg segRecord) string {
+// phraseWords is the longest phrase a reason names, in words.
+const phraseWords = 4
+
+// phraseRows caps the rows of one backend call in phrase's second pass, so
+// that a segment at the text limit does not hold every row's state at once.
+const phraseRows = 256
+
+// phrase finds the run of up to phraseWords words of a segment across which
+// the score rose most. That needs the score after every word, starting from
+// the state before the segment. The words are cut into chunks of at most one
+// backend window of tokens; a first pass runs the chunks in order and keeps
+// the state at each chunk's start, and a second pass scores every prefix of
+// every chunk from its chunk's start state, many rows per backend call. Each
+// token then runs about window/2 times at most, so the cost is linear in the
+// segment's length (scoring every prefix of the whole segment, as before,
+// was quadratic: 1,200 words took seconds). The scores are the ones the
+// whole prefixes would get: the state carries across chunks exactly as it
+// does across windows.
+func (s *Session) phrase(ctx context.Context, sg segRecord) (string, error) {
 	words := strings.Fields(tokenize.Clean(sg.Text))
 	if len(words) <= 1 {
-		return strings.Join(words, " ")
+		return strings.Join(words, " "), nil
 	}
-	var prefixes [][]int64
-	var inits []State
-	var cur []int64
-	for _, w := range words {
-		if ids, err := s.d.tok.Encode(w); err == nil {
-			cur = append(cur, ids...)
+	ids := make([][]int64, len(words))
+	for i, w := range words {
+		if x, err := s.d.tok.Encode(w); err == nil {
+			ids[i] = x
 		}
-		prefixes = append(prefixes, append([]int64(nil), cur...))
-		inits = append(inits, sg.Before)
 	}
-	scores, _, err := s.d.ScoreIDs(ctx, prefixes, inits)
-	if err != nil {
-		return ""
+	type chunk struct{ a, b int } // words [a, b)
+	var chunks []chunk
+	for a := 0; a < len(words); {
+		b, n := a, 0
+		for b < len(words) && (b == a || n+len(ids[b]) <= s.d.window) {
+			n += len(ids[b])
+			b++
+		}
+		chunks = append(chunks, chunk{a, b})
+		a = b
 	}
-	after := func(k int) float64 {
-		if k < 0 || len(prefixes[k]) == 0 {
+	// Pass 1: the state and score at each chunk's start.
+	starts := make([]State, len(chunks))
+	startScore := make([]float64, len(chunks))
+	st, sc := sg.Before, sg.Prior
+	for j, c := range chunks {
+		starts[j], startScore[j] = st, sc
+		if j == len(chunks)-1 {
+			break
+		}
+		var row []int64
+		for k := c.a; k < c.b; k++ {
+			row = append(row, ids[k]...)
+		}
+		if len(row) == 0 {
+			continue
+		}
+		scores, states, err := s.d.ScoreIDs(ctx, [][]int64{row}, []State{st})
+		if err != nil {
+			return "", err
+		}
+		st, sc = states[0], float64(scores[0])
+	}
+	// Pass 2: after[k] is the score once words 0..k have been read.
+	after := make([]float64, len(words))
+	var (
+		rows  [][]int64
+		inits []State
+		at    []int
+	)
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		scores, _, err := s.d.ScoreIDs(ctx, rows, inits)
+		if err != nil {
+			return err
+		}
+		for r, k := range at {
+			after[k] = float64(scores[r])
+		}
+		rows, inits, at = rows[:0], inits[:0], at[:0]
+		return nil
+	}
+	for j, c := range chunks {
+		var cur []int64
+		for k := c.a; k < c.b; k++ {
+			cur = append(cur, ids[k]...)
+			if len(cur) == 0 { // no token read yet in this chunk
+				after[k] = startScore[j]
+				continue
+			}
+			rows = append(rows, cur[:len(cur):len(cur)])
+			inits = append(inits, starts[j])
+			at = append(at, k)
+		}
+		if len(rows) >= phraseRows {
+			if err := flush(); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return "", err
+	}
+	score := func(k int) float64 {
+		if k < 0 {
 			return sg.Prior
 		}
-		return float64(scores[k])
+		return after[k]
 	}
 	bestGain, bestA, bestB := math.Inf(-1), 0, 0
 	for a := 0; a < len(words); a++ {
-		for b := a; b < len(words) && b < a+4; b++ {
-			if g := after(b) - after(a-1); g > bestGain {
+		for b := a; b < len(words) && b < a+phraseWords; b++ {
+			if g := score(b) - score(a-1); g > bestGain {
 				bestGain, bestA, bestB = g, a, b
 			}
 		}
 	}
-	return strings.Join(words[bestA:bestB+1], " ")
+	return strings.Join(words[bestA:bestB+1], " "), nil
 }
 
 // SessionState is everything a session carries between segments, so that a
@@ -381,6 +517,23 @@ func (s *Session) Snapshot() SessionState {
 // ErrStateMismatch means a SessionState does not fit this detector.
 var ErrStateMismatch = errors.New("session state does not match this model")
 
+// ErrInvalidState means a SessionState holds values no session can reach: a
+// score outside [0, 1], a negative or absurd segment count, more reasons
+// than the policy keeps, a non-finite number.
+var ErrInvalidState = errors.New("invalid session state")
+
+// MaxSegments is the most segments a resumed call may claim (about 12 days
+// of one segment a second): a bound for validating states from outside.
+const MaxSegments = 1 << 20
+
+// maxStateValue bounds a resumed state's values: LSTM h is in [-1, 1], c
+// stays small, and the pooled sums grow with the call's tokens; a bound far
+// above all of them keeps sums from overflowing float32.
+const maxStateValue = 1e9
+
+// maxStateTokens bounds a resumed call's token count the same way.
+const maxStateTokens = 1 << 40
+
 // Resume continues a call from a snapshot taken on a detector with the same
 // model.
 func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
@@ -407,7 +560,10 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 			}
 			for _, v := range x[k] {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("%w: %s tensor %s holds a non-finite value", ErrStateMismatch, what, spec.In)
+					return fmt.Errorf("%w: %s tensor %s holds a non-finite value", ErrInvalidState, what, spec.In)
+				}
+				if math.Abs(float64(v)) > maxStateValue {
+					return fmt.Errorf("%w: %s tensor %s holds %g, beyond any real call's state", ErrInvalidState, what, spec.In, v)
 				}
 			}
 		}
@@ -417,7 +573,10 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 		return nil, err
 	}
 	if !st.Level.Valid() {
-		return nil, fmt.Errorf("%w: unknown level %q", ErrStateMismatch, st.Level)
+		return nil, fmt.Errorf("%w: unknown level %q", ErrInvalidState, st.Level)
+	}
+	if err := d.validateState(p, st); err != nil {
+		return nil, err
 	}
 	s.state = State(st.State).Clone()
 	s.started, s.score, s.level, s.nseg, s.tokens = st.Started, st.Score, st.Level, st.Segments, st.Tokens
@@ -431,6 +590,55 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 			Before: State(t.State).Clone()})
 	}
 	return s, nil
+}
+
+// validateState checks the values of a state from outside (a token) against
+// what a session of this detector and policy can hold; Resume calls it.
+func (d *Detector) validateState(p Policy, st SessionState) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidState}, a...)...)
+	}
+	prob := func(v float64) bool { return v >= 0 && v <= 1 } // false for NaN
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case !prob(st.Score):
+		return bad("score %g is not in [0, 1]", st.Score)
+	case st.Segments < 0 || st.Segments > MaxSegments:
+		return bad("segment count %d is not in [0, %d]", st.Segments, MaxSegments)
+	case st.Tokens < 0 || st.Tokens > maxStateTokens:
+		return bad("token count %d is not in [0, %d]", st.Tokens, int64(maxStateTokens))
+	case st.Segments == 0 && (st.Started || st.Tokens > 0 || len(st.Top) > 0 || len(st.Recent) > 0 || st.Level != LevelNone):
+		return bad("a call with no segments has scores, tokens or a level")
+	case !st.Started && st.State != nil:
+		return bad("a call that has read no token carries a state")
+	case len(st.Top) > p.Reasons:
+		return bad("%d reason candidates, the policy keeps %d", len(st.Top), p.Reasons)
+	case len(st.Recent) > 100: // Policy.Validate's bound on smooth
+		return bad("%d recent scores, at most 100 are kept", len(st.Recent))
+	case !prob(st.FamilyProb):
+		return bad("family probability %g is not in [0, 1]", st.FamilyProb)
+	}
+	if st.Family != "" && !slices.Contains(d.Families(), st.Family) {
+		return bad("unknown family %q", st.Family)
+	}
+	for _, v := range st.Recent {
+		if !prob(v) {
+			return bad("recent score %g is not in [0, 1]", v)
+		}
+	}
+	for _, t := range st.Top {
+		switch {
+		case t.Index < 0 || t.Index >= st.Segments:
+			return bad("reason segment %d is not in [0, %d)", t.Index, st.Segments)
+		case !(t.Delta > 0 && t.Delta <= 1):
+			return bad("reason delta %g is not in (0, 1]", t.Delta)
+		case !prob(t.Prior):
+			return bad("reason prior %g is not in [0, 1]", t.Prior)
+		case !finite(t.Start) || !finite(t.End):
+			return bad("reason times %g..%g are not finite", t.Start, t.End)
+		}
+	}
+	return nil
 }
 
 func round4(f float64) float64 {

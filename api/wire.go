@@ -27,9 +27,19 @@ type SegmentRequest struct {
 	Text  string  `json:"text"`
 	Start float64 `json:"start,omitempty"`
 	End   float64 `json:"end,omitempty"`
-	// State is the token from this call's previous response. Without it the
-	// server-side store is used when enabled, else the call starts afresh.
+	// Seq is this segment's 0-based sequence number in the call: 0 for the
+	// first, then the previous answer's Segment+1. Required without a state
+	// token (the token carries it; when both are sent they must agree). A
+	// mismatch answers 409 out_of_order with the expected number; the last
+	// segment sent again answers again without counting twice.
+	Seq *int `json:"seq,omitempty"`
+	// State is the token from this call's previous response: any replica
+	// with the key continues the call from it.
 	State string `json:"state,omitempty"`
+	// Handle continues a call held in this replica's session store without
+	// the token: it is the Handle of the call's first answer, and no other
+	// client can read, feed or end the call without it.
+	Handle string `json:"handle,omitempty"`
 }
 
 // SegmentResponse is the call's standing after the segment.
@@ -43,6 +53,25 @@ type SegmentResponse struct {
 	Alert      Level    `json:"alert,omitempty"`
 	Reasons    []Reason `json:"reasons,omitempty"`
 	State      string   `json:"state"`
+	// Handle is set when this replica's session store holds the call: send
+	// it (with seq) instead of the token, and in X-Call-Handle to end it.
+	Handle string `json:"handle,omitempty"`
+}
+
+// HandleHeader carries a stored call's handle on DELETE /v1/calls/{call_id}.
+const HandleHeader = "X-Call-Handle"
+
+// ErrorBody is the JSON shape of every /v1 error.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a /v1 error: a stable code, a message for people, and for
+// out_of_order the sequence number the call expects next.
+type ErrorDetail struct {
+	Code        Code   `json:"code"`
+	Message     string `json:"message"`
+	ExpectedSeq *int   `json:"expected_seq,omitempty"`
 }
 
 // V2Tensor is a tensor in the protocol's JSON form; data is flat, row-major.
@@ -91,11 +120,14 @@ const (
 	CodeStateCallID   Code = "state_call_id"      // state token belongs to another call id
 	CodeStateModel    Code = "state_model"        // state token was made by another model
 	CodeModelNotFound Code = "model_not_found"    // v2 model name unknown
-	CodeCallNotFound  Code = "call_not_found"     // DELETE of a call not in the session store
+	CodeCallNotFound  Code = "call_not_found"     // DELETE of a call not in the session store (or with another handle)
+	CodeOutOfOrder    Code = "out_of_order"       // seq is not the call's next one (replayed, skipped or forked); see expected_seq
+	CodeCallExpired   Code = "call_expired"       // seq > 0 for a call this replica does not hold (expired, evicted, ended, restarted)
+	CodeBodyTimeout   Code = "body_timeout"       // the request body did not arrive within server.request_timeout
 	CodeNotFound      Code = "not_found"          // no route for the path
 	CodeMethod        Code = "method_not_allowed" // the path exists with other methods (see Allow)
 	CodeOverloaded    Code = "overloaded"         // batch queue full: retry later
-	CodeTooManyCalls  Code = "too_many_calls"     // session store full
+	CodeTooManyCalls  Code = "too_many_calls"     // session store full of calls being scored right now (nothing to evict)
 	CodeNotReady      Code = "not_ready"          // model loading or warming up
 	CodeShuttingDown  Code = "shutting_down"      // draining for shutdown
 	CodeTimeout       Code = "timeout"            // request deadline passed
@@ -115,6 +147,9 @@ var codeStatus = map[Code]int{
 	CodeStateModel:    http.StatusConflict,
 	CodeModelNotFound: http.StatusNotFound,
 	CodeCallNotFound:  http.StatusNotFound,
+	CodeOutOfOrder:    http.StatusConflict,
+	CodeCallExpired:   http.StatusGone,
+	CodeBodyTimeout:   http.StatusRequestTimeout,
 	CodeNotFound:      http.StatusNotFound,
 	CodeMethod:        http.StatusMethodNotAllowed,
 	CodeOverloaded:    http.StatusTooManyRequests,

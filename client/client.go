@@ -50,6 +50,8 @@ type Error struct {
 	Code       api.Code // stable code; branch on this
 	Message    string
 	RetryAfter time.Duration // from Retry-After, when the server sent one
+	// ExpectedSeq is, for out_of_order, the seq the call expects next.
+	ExpectedSeq *int
 }
 
 func (e *Error) Error() string {
@@ -78,28 +80,33 @@ func (c *Client) Segment(ctx context.Context, callID string, seg api.SegmentRequ
 	return out, err
 }
 
-// Call streams one call, carrying its state token between segments.
+// Call streams one call, carrying its state token and sequence number
+// between segments.
 type Call struct {
 	c     *Client
 	id    string
 	state string
+	seq   int
 }
 
 // NewCall starts following call id.
 func (c *Client) NewCall(id string) *Call { return &Call{c: c, id: id} }
 
-// Feed sends the call's next segment.
+// Feed sends the call's next segment. After an error the same segment may
+// be fed again: the server answers a segment it already applied without
+// applying it twice.
 func (k *Call) Feed(ctx context.Context, text string, start, end float64) (api.SegmentResponse, error) {
-	r, err := k.c.Segment(ctx, k.id, api.SegmentRequest{Text: text, Start: start, End: end, State: k.state})
+	r, err := k.c.Segment(ctx, k.id, api.SegmentRequest{Text: text, Start: start, End: end, State: k.state, Seq: new(k.seq)})
 	if err == nil {
-		k.state = r.State
+		k.state, k.seq = r.State, r.Segment+1
 	}
 	return r, err
 }
 
-// EndCall drops a call from the server's session store.
-func (c *Client) EndCall(ctx context.Context, callID string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/calls/"+url.PathEscape(callID), nil, nil)
+// EndCall drops a call from the server's session store; handle is the
+// Handle of the call's answers.
+func (c *Client) EndCall(ctx context.Context, callID, handle string) error {
+	return c.doHeader(ctx, http.MethodDelete, "/v1/calls/"+url.PathEscape(callID), http.Header{api.HandleHeader: {handle}}, nil, nil)
 }
 
 // Infer calls the Open Inference Protocol v2 endpoint of model.
@@ -133,6 +140,10 @@ func (c *Client) WaitReady(ctx context.Context) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doHeader(ctx, method, path, nil, in, out)
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path string, h http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -144,6 +155,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -176,18 +190,13 @@ func decodeError(resp *http.Response, data []byte) error {
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}
-	var v1 struct {
-		Error struct {
-			Code    api.Code `json:"code"`
-			Message string   `json:"message"`
-		} `json:"error"`
-	}
+	var v1 api.ErrorBody
 	var v2 struct {
 		Error string `json:"error"`
 	}
 	switch {
 	case json.Unmarshal(data, &v1) == nil && v1.Error.Code != "":
-		e.Code, e.Message = v1.Error.Code, v1.Error.Message
+		e.Code, e.Message, e.ExpectedSeq = v1.Error.Code, v1.Error.Message, v1.Error.ExpectedSeq
 	case json.Unmarshal(data, &v2) == nil && v2.Error != "":
 		e.Message = v2.Error
 	default:

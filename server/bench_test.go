@@ -23,7 +23,7 @@ func BenchmarkSegment(b *testing.B) {
 			state, seg, n = "", 0, n+1
 		}
 		s := call.Segments[seg]
-		r, err := ts.C.Segment(ctx, fmt.Sprint("bench-", n), server.SegmentRequest{Text: s.Text, Start: s.Start, End: s.End, State: state})
+		r, err := ts.C.Segment(ctx, fmt.Sprint("bench-", n), server.SegmentRequest{Text: s.Text, Start: s.Start, End: s.End, State: state, Seq: new(seg)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,9 @@ const (
 	CodeStateModel    = api.CodeStateModel
 	CodeModelNotFound = api.CodeModelNotFound
 	CodeCallNotFound  = api.CodeCallNotFound
+	CodeOutOfOrder    = api.CodeOutOfOrder
+	CodeCallExpired   = api.CodeCallExpired
+	CodeBodyTimeout   = api.CodeBodyTimeout
 	CodeNotFound      = api.CodeNotFound
 	CodeMethod        = api.CodeMethod
 	CodeOverloaded    = api.CodeOverloaded
@@ -44,6 +48,8 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// ExpectedSeq is, for out_of_order, the seq the call expects next.
+	ExpectedSeq *int
 }
 
 func (e *Error) Error() string {
@@ -59,6 +65,13 @@ func errorf(code Code, format string, a ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
 }
 
+// outOfOrder is a 409 out_of_order naming the seq the call expects.
+func outOfOrder(expected int, format string, a ...any) *Error {
+	e := errorf(CodeOutOfOrder, format, a...)
+	e.ExpectedSeq = &expected
+	return e
+}
+
 // asError maps any error to a coded one.
 func asError(err error) *Error {
 	var e *Error
@@ -69,6 +82,8 @@ func asError(err error) *Error {
 		return &Error{Code: CodeTimeout, Message: "request deadline passed", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &Error{Code: CodeCanceled, Message: "request canceled", Err: err}
+	case errors.Is(err, callwatch.ErrInvalidState):
+		return &Error{Code: CodeInvalidState, Message: err.Error()}
 	case errors.Is(err, callwatch.ErrStateMismatch):
 		return &Error{Code: CodeStateModel, Message: err.Error()}
 	default:
@@ -76,20 +91,11 @@ func asError(err error) *Error {
 	}
 }
 
-// errorBody is the JSON shape of every /v1 error.
-type errorBody struct {
-	Error struct {
-		Code    Code   `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 // writeError writes err as {"error":{"code","message"}}. The v2 (KServe)
 // routes use writeV2Error instead, which keeps the protocol's string shape.
 func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
-	var b errorBody
-	b.Error.Code, b.Error.Message = e.Code, e.Message
+	b := api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: e.Message, ExpectedSeq: e.ExpectedSeq}}
 	writeErrorHeaders(w, e)
 	writeJSONBody(w, e.Code.Status(), b)
 }
@@ -111,10 +117,22 @@ func writeErrorHeaders(w http.ResponseWriter, e *Error) {
 
 func writeJSON(w http.ResponseWriter, v any) { writeJSONBody(w, http.StatusOK, v) }
 
+// writeJSONBody sends v as JSON with status. The body is encoded before
+// anything is sent, so a value that cannot be encoded (a NaN that slipped
+// through) answers 500 with an error body, never 200 with an empty one.
 func writeJSONBody(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // the client may be gone; nothing to do about it
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		b := api.ErrorBody{Error: api.ErrorDetail{Code: CodeInternal, Message: "internal error: the answer could not be encoded"}}
+		_ = json.NewEncoder(&buf).Encode(b)
+		w.Header().Set("X-Error-Code", string(CodeInternal))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes()) // the client may be gone; nothing to do about it
 }

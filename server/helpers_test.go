@@ -26,7 +26,7 @@ import (
 var shipped = filepath.Join("..", "models", models.DefaultName)
 
 // testKey is shared by "replicas" in tests, as a deployment would share it.
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+var testKey = server.StateKey{ID: "test1", Key: []byte("0123456789abcdefghijklmnopqrstuv")}
 
 // countingBackend is the real backend with a count of Run calls, so tests
 // can see how many backend calls concurrent requests became. gate, when
@@ -36,10 +36,14 @@ type countingBackend struct {
 	runs    atomic.Int64
 	waiting atomic.Int64
 	gate    chan struct{}
+	delay   atomic.Int64 // nanoseconds every Run sleeps first
 }
 
 func (c *countingBackend) Run(ctx context.Context, in cwruntime.Input) (cwruntime.Output, error) {
 	c.runs.Add(1)
+	if d := c.delay.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
 	if c.gate != nil {
 		c.waiting.Add(1)
 		<-c.gate
@@ -71,7 +75,7 @@ func openDetector(t testing.TB) (*callwatch.Detector, *countingBackend) {
 
 func testConfig() server.Config {
 	c := server.DefaultConfig()
-	c.StateKey = testKey
+	c.StateKeys = []server.StateKey{testKey}
 	return c
 }
 

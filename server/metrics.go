@@ -16,6 +16,9 @@ type metrics struct {
 	tokenizeSecs prometheus.Histogram
 	inferSeconds *prometheus.HistogramVec
 	activeCalls  prometheus.Gauge
+	trackedCalls prometheus.Gauge
+	callsDropped *prometheus.CounterVec
+	inflight     prometheus.Gauge
 	segments     *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	ready        prometheus.Gauge
@@ -42,15 +45,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Backend time per batch (segment batches include their tokenization).", Buckets: lat}, []string{"kind"}),
 		activeCalls: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_active_calls",
 			Help: "Calls held in the server-side session store."}),
+		trackedCalls: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_tracked_calls",
+			Help: "Token-carrying calls whose sequence number this replica remembers (replay and fork checks)."}),
+		callsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_calls_dropped_total",
+			Help: "Calls dropped from the session store, by reason (lru, quota, ttl, ended, failed, replaced)."}, []string{"reason"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_inflight_body_bytes",
+			Help: "Request body bytes reserved by requests in flight (server.max_inflight_bytes)."}),
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_segments_total",
-			Help: "Segments scored, by where the call state came from (token, store, new)."}, []string{"source"}),
+			Help: "Segments answered, by where the call state came from (token, store, new) or retry (answered again, not applied twice)."}, []string{"source"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_rejected_total",
 			Help: "Requests refused before scoring, by error code."}, []string{"code"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_ready",
 			Help: "1 once the model is loaded and a warm-up inference passed."}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.batchSize, m.queueDepth, m.tokenizeSecs, m.inferSeconds,
-		m.activeCalls, m.segments, m.rejected, m.ready)
+		m.activeCalls, m.trackedCalls, m.callsDropped, m.inflight, m.segments, m.rejected, m.ready)
 	// Process metrics include process_resident_memory_bytes, which the load
 	// test reads; a caller-supplied registry may already have them.
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -67,11 +68,19 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		}
 		sw := &statusWriter{ResponseWriter: w}
-		h(sw, r)
+		if release, err := s.admitBody(w, r); err != nil {
+			if strings.HasPrefix(route, "POST /v2/") {
+				writeV2Error(sw, err)
+			} else {
+				writeError(sw, err)
+			}
+		} else {
+			func() {
+				defer release() // a panicking handler must not keep its bytes reserved
+				h(sw, r)
+			}()
+		}
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
@@ -89,4 +98,37 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 			slog.Int("status", sw.status), slog.String("error_code", sw.Header().Get("X-Error-Code")),
 			slog.Duration("duration", d), slog.Int("bytes", sw.bytes))
 	})
+}
+
+// admitBody bounds a request's body before anything of it is read: a
+// declared length over server.max_body_bytes answers 413 at once; the body
+// reserves its bytes (its declared length, or max_body_bytes when unknown)
+// from server.max_inflight_bytes or answers 429; and it must arrive within
+// the request deadline (a read deadline on the connection, 408 after it).
+func (s *Server) admitBody(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return func() {}, nil
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, errorf(CodeBodyTooLarge, "request body is %d bytes, over %d (server.max_body_bytes)", r.ContentLength, s.cfg.MaxBodyBytes)
+	}
+	n := r.ContentLength
+	if n < 0 {
+		n = s.cfg.MaxBodyBytes
+	}
+	if total := s.inflight.Add(n); total > s.cfg.MaxInflightBytes {
+		s.inflight.Add(-n)
+		s.m.rejected.WithLabelValues(string(CodeOverloaded)).Inc()
+		return nil, errorf(CodeOverloaded, "request bodies in flight would hold %d bytes, over %d (server.max_inflight_bytes); retry later", total, s.cfg.MaxInflightBytes)
+	}
+	s.m.inflight.Set(float64(s.inflight.Load()))
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout)) == nil {
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	return func() {
+		s.inflight.Add(-n)
+		s.m.inflight.Set(float64(s.inflight.Load()))
+	}, nil
 }

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,18 +35,37 @@ type Config struct {
 	MaxWait        time.Duration // longest a request waits for others to join its batch (server.max_wait)
 	MaxQueue       int           // requests waiting per queue before 429 (server.max_queue)
 	Workers        int           // batches running at once (server.workers)
-	RequestTimeout time.Duration // per-request deadline (server.request_timeout)
+	RequestTimeout time.Duration // per-request deadline, body reading included (server.request_timeout)
 	MaxBodyBytes   int64         // request body limit (server.max_body_bytes)
 	MaxTextBytes   int           // one text's limit (server.max_text_bytes)
 	MaxTexts       int           // texts per classify/infer request (server.max_texts)
-	// StateKey signs state tokens; replicas that share calls share the key.
-	// Empty: a random per-process key (tokens then work on this process only).
-	StateKey []byte
-	// Sessions enables the server-side store used when a segment request
-	// carries no state token.
+	// MaxInflightBytes caps the body bytes of all requests in flight
+	// together (server.max_inflight_bytes): a request whose body does not
+	// fit answers 429 before it is read. A body of unknown length reserves
+	// MaxBodyBytes.
+	MaxInflightBytes int64
+	// StateKeys sign state tokens (server.state_keys, or the single
+	// server.state_key): the first signs, all verify, so keys rotate by
+	// adding the new one first and dropping the old one later. Replicas
+	// that share calls share the keys. Empty: a random per-process key
+	// (tokens then work on this process only).
+	StateKeys []StateKey
+	// Sessions enables the server-side store for clients that do not carry
+	// the state token.
 	Sessions    bool
 	SessionTTL  time.Duration
-	MaxSessions int
+	MaxSessions int // held calls; the least recently used is evicted for a new one
+	// MaxSessionsPerClient caps the held calls of one client (its API key
+	// once the service has them, else its IP address); a client over it
+	// evicts its own least recently used call. 0: no quota.
+	MaxSessionsPerClient int
+	// MaxTrackedCalls bounds the calls whose sequence number this replica
+	// remembers for token-carrying clients (replay and fork checks).
+	MaxTrackedCalls int
+	// DrainDelay is how long Serve keeps serving, with readiness at 503,
+	// after it is told to stop and before it stops accepting connections
+	// (server.drain_delay), so load balancers see the replica leave.
+	DrainDelay time.Duration
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -52,7 +73,9 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBatch: 32, MaxWait: 2 * time.Millisecond, MaxQueue: 1024, Workers: max(1, runtime.GOMAXPROCS(0)),
 		RequestTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20, MaxTextBytes: 64 << 10, MaxTexts: 256,
-		Sessions: true, SessionTTL: 10 * time.Minute, MaxSessions: 10000,
+		MaxInflightBytes: 64 << 20,
+		Sessions:         true, SessionTTL: 10 * time.Minute, MaxSessions: 10000, MaxTrackedCalls: 100000,
+		DrainDelay: 5 * time.Second,
 	}
 }
 
@@ -64,17 +87,33 @@ func (c Config) validate() error {
 	if c.MaxWait < 0 {
 		probs = append(probs, fmt.Sprintf("max_wait must be >= 0, got %s", c.MaxWait))
 	}
-	if c.MaxQueue < 1 || c.Workers < 1 || c.MaxTexts < 1 || c.MaxSessions < 1 {
-		probs = append(probs, "max_queue, workers, max_texts and max_sessions must be >= 1")
+	if c.MaxQueue < 1 || c.Workers < 1 || c.MaxTexts < 1 || c.MaxSessions < 1 || c.MaxTrackedCalls < 1 {
+		probs = append(probs, "max_queue, workers, max_texts, max_sessions and max_tracked_calls must be >= 1")
+	}
+	if c.MaxSessionsPerClient < 0 {
+		probs = append(probs, "max_sessions_per_client must be >= 0 (0: no quota)")
 	}
 	if c.RequestTimeout <= 0 || c.SessionTTL <= 0 {
 		probs = append(probs, "request_timeout and session_ttl must be positive")
 	}
+	if c.DrainDelay < 0 {
+		probs = append(probs, "drain_delay must be >= 0")
+	}
 	if c.MaxBodyBytes < 1024 || c.MaxTextBytes < 1 {
 		probs = append(probs, "max_body_bytes must be >= 1024 and max_text_bytes >= 1")
 	}
-	if len(c.StateKey) > 0 && len(c.StateKey) < 16 {
-		probs = append(probs, fmt.Sprintf("state_key must be at least 16 bytes, got %d", len(c.StateKey)))
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		probs = append(probs, fmt.Sprintf("max_inflight_bytes (%d) must be >= max_body_bytes (%d)", c.MaxInflightBytes, c.MaxBodyBytes))
+	}
+	seen := map[string]bool{}
+	for i, k := range c.StateKeys {
+		if !validKeyID(k.ID) || seen[k.ID] {
+			probs = append(probs, fmt.Sprintf("state key %d: id %q must be unique and 1-%d letters, digits, '-' or '_'", i+1, k.ID, maxKeyID))
+		}
+		seen[k.ID] = true
+		if err := checkKey(k.Key); err != nil {
+			probs = append(probs, fmt.Sprintf("state key %d (%s): %v", i+1, k.ID, err))
+		}
 	}
 	if len(probs) > 0 {
 		return errors.New("server config: " + strings.Join(probs, "; "))
@@ -87,6 +126,9 @@ type Deps struct {
 	Logger   *slog.Logger         // nil: discard
 	Registry *prometheus.Registry // nil: a fresh one
 	Now      func() time.Time     // nil: time.Now
+	// Client names the client a request comes from, for the per-client
+	// quota (nil: the IP address of the connection's peer).
+	Client func(*http.Request) string
 }
 
 // Server is an http.Handler. Create it with NewServer, give it a detector
@@ -96,9 +138,12 @@ type Server struct {
 	log     *slog.Logger
 	m       *metrics
 	signer  signer
-	store   *store
+	calls   *callStore
 	handler http.Handler
 	now     func() time.Time
+	client  func(*http.Request) string
+
+	inflight atomic.Int64 // body bytes reserved by requests in flight
 
 	det      atomic.Pointer[callwatch.Detector]
 	policy   callwatch.Policy
@@ -118,30 +163,34 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: deps.Logger, now: deps.Now, m: newMetrics(deps.Registry), janitor: make(chan struct{})}
+	s := &Server{cfg: cfg, log: deps.Logger, now: deps.Now, client: deps.Client, m: newMetrics(deps.Registry), janitor: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	key := cfg.StateKey
-	if len(key) == 0 {
-		key = make([]byte, 32)
-		rand.Read(key)
-		s.log.Warn("no server.state_key (env CALLWATCH_SERVER_STATE_KEY) set: using a random per-process key; state tokens will not work across replicas or restarts")
+	if s.client == nil {
+		s.client = peerIP
 	}
-	s.signer = signer{key: key}
-	s.store = newStore(cfg.SessionTTL, cfg.MaxSessions, s.now, s.m.activeCalls)
+	keys := cfg.StateKeys
+	if len(keys) == 0 {
+		key := make([]byte, 32)
+		rand.Read(key)
+		keys = []StateKey{{ID: "local", Key: key}}
+		s.log.Warn("no server.state_keys (env CALLWATCH_SERVER_STATE_KEYS) set: using a random per-process key; state tokens will not work across replicas or restarts")
+	}
+	s.signer = signer{keys: keys}
+	s.calls = newCallStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxTrackedCalls, cfg.MaxSessionsPerClient, s.now, s.m)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.classify = newBatcher(s.base, "classify", cfg.MaxBatch, cfg.MaxWait, cfg.MaxQueue, cfg.Workers, s.m,
 		func(rows [][]int64) int { return len(rows) }, s.execClassify)
+	// A long segment counts for more of a batch, so that one at the text
+	// limit runs alone instead of holding 31 short ones until it is done.
 	s.segments = newBatcher(s.base, "segment", cfg.MaxBatch, cfg.MaxWait, cfg.MaxQueue, cfg.Workers, s.m,
-		func(segJob) int { return 1 }, s.execSegments)
+		func(j segJob) int { return 1 + len(j.seg.Text)/segmentUnitBytes }, s.execSegments)
 	s.handler = s.routes()
-	if cfg.Sessions {
-		go s.sweepLoop()
-	}
+	go s.sweepLoop()
 	return s, nil
 }
 
@@ -208,7 +257,7 @@ func (s *Server) sweepLoop() {
 	for {
 		select {
 		case <-t.C:
-			s.store.sweep()
+			s.calls.sweep()
 		case <-s.janitor:
 			return
 		}
@@ -224,16 +273,30 @@ func (s *Server) detector() (*callwatch.Detector, error) {
 	return d, nil
 }
 
+// segmentUnitBytes of segment text count as one unit of a segment batch.
+const segmentUnitBytes = 2048
+
+// peerIP is the default client name for quotas: the connection's peer.
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 // Serve runs an HTTP server for h on ln until ctx is done, then drains:
-// readiness fails first, in-flight requests finish (up to drain), and the
-// batchers stop last. load, when set, runs after the listener is up, so
-// liveness answers while the model loads.
+// readiness answers 503 at once while requests are still served for the
+// config's DrainDelay (so load balancers see the replica leave), then the
+// listener closes, in-flight requests finish (up to drain), and the batchers
+// stop last. load, when set, runs after the listener is up, so liveness
+// answers while the model loads.
 func Serve(ctx context.Context, ln net.Listener, s *Server, drain time.Duration, load func(context.Context) error) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("listening", "addr", ln.Addr().String())
+	s.log.Info("listening", "addr", ln.Addr().String(), "memory_limit", memoryLimit())
 	if load != nil {
 		go func() {
 			if err := load(ctx); err != nil {
@@ -244,10 +307,16 @@ func Serve(ctx context.Context, ln net.Listener, s *Server, drain time.Duration,
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+		s.Drain()
+		s.log.Info("draining: readiness answers 503 while requests are still served", "drain_delay", s.cfg.DrainDelay.String())
+		select {
+		case <-time.After(s.cfg.DrainDelay):
+		case err = <-errc:
 		}
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
 	}
 	s.log.Info("shutting down", "drain", drain.String())
 	s.Drain()
@@ -259,4 +328,13 @@ func Serve(ctx context.Context, ln net.Listener, s *Server, drain time.Duration,
 	s.Close()
 	s.log.Info("stopped")
 	return err
+}
+
+// memoryLimit describes the Go runtime's soft memory limit (GOMEMLIMIT).
+func memoryLimit() string {
+	l := debug.SetMemoryLimit(-1)
+	if l == math.MaxInt64 {
+		return "none (set GOMEMLIMIT, e.g. to 80% of the container's memory)"
+	}
+	return fmt.Sprintf("%d MiB (GOMEMLIMIT)", l>>20)
 }

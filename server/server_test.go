@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -186,6 +187,8 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }
+
 // feedLocal streams a call through a Session in-process: the reference for
 // what the service must answer.
 func feedLocal(t testing.TB, d *callwatch.Detector, c sampleCall) []callwatch.Update {
@@ -220,7 +223,7 @@ func TestStateTokenAcrossReplicas(t *testing.T) {
 			sawAlert := false
 			for i, sg := range call.Segments {
 				replica := []*testServer{a, b}[i%2]
-				r, err := replica.C.Segment(context.Background(), "call-"+id, server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End, State: state})
+				r, err := replica.C.Segment(context.Background(), "call-"+id, server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End, State: state, Seq: new(i)})
 				if err != nil {
 					t.Fatalf("segment %d on replica %d: %v", i, i%2, err)
 				}
@@ -248,9 +251,9 @@ func TestStateTokenAcrossReplicas(t *testing.T) {
 	// Without a configured key each process signs with its own random key:
 	// the token is refused elsewhere, loudly, not misread.
 	nokey := cfg
-	nokey.StateKey = nil
+	nokey.StateKeys = nil
 	x, y := newTestServer(t, nokey, true), newTestServer(t, nokey, true)
-	r0, err := x.C.Segment(context.Background(), "k", server.SegmentRequest{Text: "네 여보세요"})
+	r0, err := x.C.Segment(context.Background(), "k", server.SegmentRequest{Text: "네 여보세요", Seq: new(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,19 +262,27 @@ func TestStateTokenAcrossReplicas(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != server.CodeInvalidState {
 		t.Fatalf("random per-process keys: token accepted by another process (%v)", err)
 	}
-	// Without the token and without a store, a call starts afresh.
-	r, err := b.C.Segment(context.Background(), "call-sample-prosecutor", server.SegmentRequest{Text: "네 여보세요"})
-	if err != nil || r.Segment != 0 {
-		t.Fatalf("no token, no store: segment %d, %v", r.Segment, err)
+	// Without the token and without a store, a call starts only at seq 0;
+	// a later segment is 410, not a silent restart.
+	r, err := b.C.Segment(context.Background(), "call-sample-prosecutor", server.SegmentRequest{Text: "네 여보세요", Seq: new(0)})
+	if err != nil || r.Segment != 0 || r.Handle != "" {
+		t.Fatalf("no token, no store, seq 0: %+v, %v", r, err)
+	}
+	_, err = b.C.Segment(context.Background(), "call-sample-prosecutor", server.SegmentRequest{Text: "네", Seq: new(1)})
+	if !errors.As(err, &ce) || ce.Status != 410 || ce.Code != server.CodeCallExpired {
+		t.Fatalf("no token, no store, seq 1: %v; want 410 call_expired", err)
 	}
 }
 
 // resign rewrites a token's payload and signs it with key, the way the
-// README documents the format.
-func resign(t testing.TB, tok string, key []byte, edit func(map[string]any)) string {
+// README documents the format: "cw2." kid "." base64url(JSON) "." base64url(HMAC).
+func resign(t testing.TB, tok string, key server.StateKey, edit func(map[string]any)) string {
 	t.Helper()
-	body, _, _ := strings.Cut(tok, ".")
-	js, err := base64.RawURLEncoding.DecodeString(body)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 4 || parts[0] != "cw2" {
+		t.Fatalf("token %.40s… is not cw2.kid.payload.sig", tok)
+	}
+	js, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,51 +292,61 @@ func resign(t testing.TB, tok string, key []byte, edit func(map[string]any)) str
 	}
 	edit(p)
 	js, _ = json.Marshal(p)
-	body = base64.RawURLEncoding.EncodeToString(js)
+	head := "cw2." + key.ID + "." + base64.RawURLEncoding.EncodeToString(js)
+	return head + "." + base64.RawURLEncoding.EncodeToString(hmacSum(key.Key, head))
+}
+
+func hmacSum(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(body))
-	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte(msg))
+	return m.Sum(nil)
 }
 
 func TestStateTokenErrors(t *testing.T) {
 	cfg := testConfig()
 	cfg.Sessions = false
 	ts := newTestServer(t, cfg, true)
-	r, err := ts.C.Segment(context.Background(), "c1", server.SegmentRequest{Text: "안녕하세요 검찰청 수사관입니다"})
+	r, err := ts.C.Segment(context.Background(), "c1", server.SegmentRequest{Text: "안녕하세요 검찰청 수사관입니다", Seq: new(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := r.State
-	body, sig, _ := strings.Cut(good, ".")
-	m := hmac.New(sha256.New, testKey)
-	m.Write([]byte(body))
-	if base64.RawURLEncoding.EncodeToString(m.Sum(nil)) != sig {
-		t.Fatal("token format differs from the documented base64url(JSON).base64url(HMAC-SHA256(key, first part))")
+	dot := strings.LastIndex(good, ".")
+	if !strings.HasPrefix(good, "cw2."+testKey.ID+".") || base64.RawURLEncoding.EncodeToString(hmacSum(testKey.Key, good[:dot])) != good[dot+1:] {
+		t.Fatal(`token format differs from the documented "cw2." kid "." base64url(JSON) "." base64url(HMAC-SHA256(key, everything before the last dot))`)
 	}
 	t.Logf("state token after one segment: %d bytes", len(good))
 	flip := []byte(good)
-	flip[10] ^= 1
+	flip[20] ^= 1
+	// A token of the old format (v1: base64url(JSON).base64url(HMAC)).
+	v1body := base64.RawURLEncoding.EncodeToString([]byte(`{"v":1,"call_id":"c1","state":{}}`))
+	v1 := v1body + "." + base64.RawURLEncoding.EncodeToString(hmacSum(testKey.Key, v1body))
 	for _, c := range []struct {
 		name, call, token string
 		status            int
 		code              server.Code
+		msg               string
 	}{
-		{"tampered payload", "c1", string(flip), 400, server.CodeInvalidState},
-		{"no signature", "c1", strings.Split(good, ".")[0], 400, server.CodeInvalidState},
-		{"score raised, old signature", "c1", strings.Split(resign(t, good, testKey, func(p map[string]any) {
+		{"tampered payload", "c1", string(flip), 400, server.CodeInvalidState, "signature"},
+		{"no signature", "c1", good[:dot], 400, server.CodeInvalidState, ""},
+		{"old format", "c1", v1, 400, server.CodeInvalidState, "old-format"},
+		{"not a token", "c1", "hello", 400, server.CodeInvalidState, "not a callwatch state token"},
+		{"score raised, old signature", "c1", resign(t, good, testKey, func(p map[string]any) {
 			p["state"].(map[string]any)["score"] = 0.999
-		}), ".")[0] + "." + strings.Split(good, ".")[1], 400, server.CodeInvalidState},
-		{"other key", "c1", resign(t, good, []byte("another-replica-set-key-32-bytes"), func(map[string]any) {}), 400, server.CodeInvalidState},
-		{"other call", "c2", good, 400, server.CodeStateCallID},
+		})[:dot] + good[dot:], 400, server.CodeInvalidState, ""},
+		{"other key, same id", "c1", resign(t, good, server.StateKey{ID: testKey.ID, Key: []byte("another-replica-set-key-32-bytes")}, func(map[string]any) {}), 400, server.CodeInvalidState, "signature"},
+		{"unknown key id", "c1", resign(t, good, server.StateKey{ID: "old7", Key: testKey.Key}, func(map[string]any) {}), 400, server.CodeInvalidState, `"old7"`},
+		{"other call", "c2", good, 400, server.CodeStateCallID, ""},
 		{"other model", "c1", resign(t, good, testKey, func(p map[string]any) {
 			p["state"].(map[string]any)["model_sha256"] = strings.Repeat("ab", 32)
-		}), 409, server.CodeStateModel},
+		}), 409, server.CodeStateModel, ""},
+		{"no handle", "c1", resign(t, good, testKey, func(p map[string]any) { p["handle"] = "" }), 400, server.CodeInvalidState, "handle"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ts.C.Segment(context.Background(), c.call, server.SegmentRequest{Text: "계좌로 옮기세요", State: c.token})
 			var e *client.Error
-			if !errors.As(err, &e) || e.Status != c.status || e.Code != c.code {
-				t.Fatalf("got %v; want %d %s", err, c.status, c.code)
+			if !errors.As(err, &e) || e.Status != c.status || e.Code != c.code || !strings.Contains(e.Message, c.msg) {
+				t.Fatalf("got %v; want %d %s (%q)", err, c.status, c.code, c.msg)
 			}
 		})
 	}
@@ -335,6 +356,11 @@ func TestStateTokenErrors(t *testing.T) {
 	}
 }
 
+// TestSessionStore: calls without a token live in the store under a random
+// handle. A new call evicts the least recently used one instead of
+// answering 503; only the handle feeds or ends a call, so a caller who
+// knows the call id gets a call of its own, not the victim's; an evicted or
+// ended call answers 410.
 func TestSessionStore(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxSessions = 2
@@ -342,37 +368,77 @@ func TestSessionStore(t *testing.T) {
 	ctx := context.Background()
 	call := samples(t)["sample-loan"]
 	want := feedLocal(t, ts.D, call)
+	handle := ""
 	for i, sg := range call.Segments {
-		r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End}) // no token
+		r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: sg.Text, Start: sg.Start, End: sg.End, Seq: new(i), Handle: handle}) // no token
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Segment != i || math.Abs(r.Score-want[i].Score) > 1e-6 || r.Level != want[i].Level {
 			t.Fatalf("segment %d via store: %d %g %s, want %g %s", i, r.Segment, r.Score, r.Level, want[i].Score, want[i].Level)
 		}
+		if i == 0 {
+			handle = r.Handle
+		}
+		if r.Handle == "" || r.Handle != handle {
+			t.Fatalf("segment %d: handle %q, first answer's %q", i, r.Handle, handle)
+		}
 	}
-	if _, err := ts.C.Segment(ctx, "second", server.SegmentRequest{Text: "네"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := ts.C.Segment(ctx, "third", server.SegmentRequest{Text: "네"})
+	n := len(call.Segments)
 	var e *client.Error
-	if !errors.As(err, &e) || e.Code != server.CodeTooManyCalls || e.Status != 503 || e.RetryAfter == 0 {
-		t.Fatalf("store full: %v", err)
+	// Another caller who knows only the call id starts a call of its own.
+	other, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네 고객님 계좌번호 불러주세요", Seq: new(0)})
+	if err != nil || other.Segment != 0 || other.Handle == "" || other.Handle == handle {
+		t.Fatalf("same call id, no handle: %+v %v; want a new call with its own handle", other, err)
 	}
-	if err := ts.C.EndCall(ctx, "kept"); err != nil {
+	for _, h := range []string{"", "AAAAAAAAAAAAAAAAAAAAAA", other.Handle[:21] + "x"} {
+		_, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네", Seq: new(n), Handle: h})
+		if !errors.As(err, &e) || e.Status != 410 || e.Code != server.CodeCallExpired {
+			t.Fatalf("seq %d with handle %q: %v; want 410 call_expired", n, h, err)
+		}
+	}
+	if err := ts.C.EndCall(ctx, "kept", ""); !errors.As(err, &e) || e.Status != 400 {
+		t.Fatalf("DELETE without a handle: %v", err)
+	}
+	if err := ts.C.EndCall(ctx, "kept", other.Handle[:21]+"x"); !errors.As(err, &e) || e.Code != server.CodeCallNotFound {
+		t.Fatalf("DELETE with a wrong handle: %v", err)
+	}
+	// The store holds 2: a third call evicts the least recently used (the
+	// other caller's), not 503.
+	last := call.Segments[n-1]
+	if r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: last.Text, Start: last.Start, End: last.End, Seq: new(n - 1), Handle: handle}); err != nil || r.Segment != n-1 || r.Score != round6(want[n-1].Score) {
+		t.Fatalf("the last segment again (retry): %+v %v", r, err)
+	}
+	if _, err := ts.C.Segment(ctx, "third", server.SegmentRequest{Text: "네", Seq: new(0)}); err != nil {
+		t.Fatalf("store full: %v; want the least recently used call evicted", err)
+	}
+	if _, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네", Seq: new(1), Handle: other.Handle}); !errors.As(err, &e) || e.Code != server.CodeCallExpired {
+		t.Fatalf("evicted call: %v; want 410", err)
+	}
+	if err := ts.C.EndCall(ctx, "kept", handle); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.C.EndCall(ctx, "kept"); !errors.As(err, &e) || e.Code != server.CodeCallNotFound {
+	if err := ts.C.EndCall(ctx, "kept", handle); !errors.As(err, &e) || e.Code != server.CodeCallNotFound {
 		t.Fatalf("second end: %v", err)
 	}
-	r, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네"})
-	if err != nil || r.Segment != 0 {
-		t.Fatalf("after end, a call restarts: %+v %v", r, err)
+	if _, err := ts.C.Segment(ctx, "kept", server.SegmentRequest{Text: "네", Seq: new(n), Handle: handle}); !errors.As(err, &e) || e.Code != server.CodeCallExpired {
+		t.Fatalf("after end: %v; want 410, not a restart", err)
 	}
 	// An invalid first segment does not leave a call behind.
-	st, _, body := do(t, "POST", ts.URL+"/v1/calls/x/segments", `{"text":"네","end":-1,"start":3}`)
+	st, _, body := do(t, "POST", ts.URL+"/v1/calls/x/segments", `{"text":"네","end":-1,"start":3,"seq":0}`)
 	if st != 400 || errCode(t, body) != "bad_request" {
 		t.Fatalf("end before start: %d %s", st, body)
+	}
+	st, _, body = do(t, "POST", ts.URL+"/v1/calls/x/segments", `{"text":"네"}`)
+	if st != 400 || errCode(t, body) != "bad_request" || !strings.Contains(body, "seq") {
+		t.Fatalf("no seq, no token: %d %s", st, body)
+	}
+	_, _, body = do(t, "GET", ts.URL+"/metrics", "")
+	for _, want := range []string{`callwatch_active_calls 1`, `callwatch_calls_dropped_total{reason="lru"} 1`,
+		`callwatch_calls_dropped_total{reason="ended"} 1`, `callwatch_segments_total{source="retry"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
@@ -414,7 +480,7 @@ func TestBatchingCoalesces(t *testing.T) {
 		errs := make(chan error, n)
 		for i := range n {
 			wg.Go(func() {
-				if _, err := ts.C.Segment(context.Background(), fmt.Sprintf("call-%d", i), server.SegmentRequest{Text: "네 여보세요 택배 기사인데요"}); err != nil {
+				if _, err := ts.C.Segment(context.Background(), fmt.Sprintf("call-%d", i), server.SegmentRequest{Text: "네 여보세요 택배 기사인데요", Seq: new(0)}); err != nil {
 					errs <- err
 				}
 			})
@@ -507,12 +573,15 @@ func TestOverloadAndTimeout(t *testing.T) {
 }
 
 // TestGracefulShutdown: cancelling Serve's context (what SIGTERM does in
-// `callwatch serve`) lets an in-flight request finish, then stops.
+// `callwatch serve`) turns readiness to 503 at once while requests are
+// still served for the drain delay (so probes see the replica leave instead
+// of "connection refused"), lets an in-flight request finish, then stops.
 func TestGracefulShutdown(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxWait = 500 * time.Millisecond // the request sits in the batcher while shutdown starts
 	cfg.MaxBatch = 64
-	d, cb := openDetector(t)
+	cfg.DrainDelay = 800 * time.Millisecond
+	d, _ := openDetector(t)
 	s, err := server.NewServer(cfg, server.Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -526,13 +595,13 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() {
 		done <- server.Serve(ctx, ln, s, 10*time.Second, func(ctx context.Context) error { return s.Load(ctx, d) })
 	}()
-	c, _ := client.New("http://" + ln.Addr().String())
+	base := "http://" + ln.Addr().String()
+	c, _ := client.New(base)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
 	if err := c.WaitReady(wctx); err != nil {
 		t.Fatal(err)
 	}
-	_ = cb
 	got := make(chan error, 1)
 	go func() {
 		res, err := c.Classify(context.Background(), "네 고객님 금융감독원 안전계좌로 옮기셔야 합니다")
@@ -544,16 +613,65 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	t0 := time.Now()
 	cancel()
+	// New work is still served during the delay.
+	servedc := make(chan error, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		st, _, body, err := tryDo("POST", base+"/v1/classify", `{"texts":["네 여보세요"]}`)
+		if err == nil && st != 200 {
+			err = fmt.Errorf("%d %s", st, body)
+		}
+		servedc <- err
+	}()
+	// Probe readiness every 20 ms until the server is gone.
+	var ready503, refused int
+	var stopped time.Duration
+	for time.Since(t0) < 5*time.Second {
+		st, _, body, err := tryDo("GET", base+"/v2/health/ready", "")
+		if err != nil {
+			refused++
+			stopped = time.Since(t0)
+			break
+		}
+		if st == 503 && strings.Contains(body, "shutting_down") {
+			ready503++
+		} else {
+			t.Errorf("readiness while draining: %d %s", st, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-servedc; err != nil {
+		t.Fatalf("a new request during the drain delay: %v", err)
+	}
 	if err := <-got; err != nil {
 		t.Fatalf("in-flight request during shutdown: %v", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	t.Logf("drained in %s", time.Since(t0).Round(time.Millisecond))
+	t.Logf("drain: %d readiness probes answered 503 shutting_down during the %v delay (new requests still served); connection refused after %v",
+		ready503, cfg.DrainDelay, stopped.Round(time.Millisecond))
+	if ready503 < 10 || refused != 1 || stopped < cfg.DrainDelay {
+		t.Fatalf("drain delay not kept: %d 503s, stopped after %v", ready503, stopped)
+	}
 	if _, err := c.Classify(context.Background(), "네"); err == nil {
 		t.Fatal("server still answering after shutdown")
 	}
+}
+
+// tryDo is do without failing the test on a connection error.
+func tryDo(method, url, body string) (int, http.Header, string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b), nil
 }
 
 // TestUnmatchedRoutes: a path or method the service does not have gets the

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,31 +23,6 @@ type (
 	SegmentRequest   = api.SegmentRequest
 	SegmentResponse  = api.SegmentResponse
 )
-
-// decode reads a JSON body into v, mapping the body limit to 413.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return errorf(CodeBodyTooLarge, "request body is over %d bytes (server.max_body_bytes)", mb.Limit)
-		}
-		if errors.Is(err, io.EOF) {
-			return errorf(CodeBadRequest, "empty request body; send JSON")
-		}
-		return errorf(CodeBadRequest, "request body is not valid JSON for this route: %v", err)
-	}
-	// Anything after the value is a client bug; reading it also enforces
-	// the body limit on trailing bytes.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return errorf(CodeBodyTooLarge, "request body is over %d bytes (server.max_body_bytes)", mb.Limit)
-		}
-		return errorf(CodeBadRequest, "unexpected data after the JSON value")
-	}
-	return nil
-}
 
 // tokenizeAll encodes texts for the classify batcher. Tokenizing in the
 // request's own goroutine spreads it over the cores; only the backend
@@ -123,8 +96,8 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var req ClassifyRequest
-	if err := decode(r, &req); err != nil {
+	req, err := s.decodeClassify(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -197,7 +170,7 @@ func (s *Server) execSegments(ctx context.Context, jobs []*job[segJob, callwatch
 		for i, j := range now {
 			sess[i], segs[i] = j.in.sess, j.in.seg
 		}
-		ups, err := d.FeedBatch(ctx, sess, segs)
+		ups, err := d.FeedBatchScores(ctx, sess, segs)
 		for i, j := range now {
 			if err != nil {
 				j.err = err
@@ -211,6 +184,19 @@ func (s *Server) execSegments(ctx context.Context, jobs []*job[segJob, callwatch
 
 const maxCallID = 128
 
+// handleSegment scores one segment of a call. The call's state comes from
+// the state token, from this replica's store (with the call's handle), or is
+// new (seq 0). Every segment carries its sequence number (the token carries
+// it too), and a segment is applied only when its answer is sent:
+//
+//   - seq is the call's next one: scored and applied;
+//   - seq is the last one applied, with the same text and times: answered
+//     again without applying it twice (a client retrying after a lost answer
+//     or a 504);
+//   - anything else (an old token replayed, a segment skipped, a token
+//     continued two ways) is 409 out_of_order with expected_seq;
+//   - seq > 0 for a call the replica does not hold is 410 call_expired,
+//     never a silent restart at segment 0.
 func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	d, err := s.detector()
 	if err != nil {
@@ -231,17 +217,22 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(CodeTextTooLarge, "segment text is %d bytes, limit %d (server.max_text_bytes)", len(req.Text), s.cfg.MaxTextBytes))
 		return
 	}
-	if math.IsNaN(req.Start) || math.IsNaN(req.End) || req.End < req.Start && req.End != 0 {
+	if math.IsInf(req.Start, 0) || math.IsInf(req.End, 0) || math.IsNaN(req.Start) || math.IsNaN(req.End) || req.End < req.Start && req.End != 0 {
 		writeError(w, errorf(CodeBadRequest, "segment end (%g) is before start (%g)", req.End, req.Start))
 		return
 	}
+	ctx := r.Context()
+	seg := callwatch.Segment{Text: req.Text, Start: req.Start, End: req.End}
+
+	// Where the call's state comes from, and its sequence number.
 	var (
-		sess   *callwatch.Session
-		source string
-		ent    *entry
+		tok      *tokenPayload
+		tokChain digest
+		tokSess  *callwatch.Session
+		seq      int
 	)
 	if req.State != "" {
-		p, err := s.signer.verify(req.State)
+		p, chain, err := s.signer.verify(req.State)
 		if err != nil {
 			writeError(w, &Error{Code: CodeInvalidState, Message: err.Error()})
 			return
@@ -250,61 +241,191 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(CodeStateCallID, "state token is for call %q, not %q", p.CallID, callID))
 			return
 		}
-		if sess, err = d.Resume(s.policy, p.State); err != nil {
-			writeError(w, err) // ErrStateMismatch → state_model (409)
+		if req.Handle != "" && req.Handle != p.Handle {
+			writeError(w, errorf(CodeBadRequest, "the handle and the state token belong to different calls; send one of them"))
 			return
 		}
+		// The state is checked (model, ranges, sizes) before anything else
+		// looks at it, its sequence number included.
+		if tokSess, err = d.Resume(s.policy, p.State); err != nil {
+			writeError(w, err) // ErrInvalidState → invalid_state (400), ErrStateMismatch → state_model (409)
+			return
+		}
+		tok, tokChain = &p, chain
+		seq = p.State.Segments
+		if req.Seq != nil && *req.Seq != seq {
+			writeError(w, outOfOrder(seq, "seq %d, but the state token is the call after %d segments: its next seq is %d", *req.Seq, seq, seq))
+			return
+		}
+	} else {
+		if req.Seq == nil {
+			writeError(w, errorf(CodeBadRequest, `"seq" is required without a state token: 0 for a call's first segment, then the previous answer's "segment"+1`))
+			return
+		}
+		seq = *req.Seq
+		if seq < 0 || seq > callwatch.MaxSegments {
+			writeError(w, errorf(CodeBadRequest, "seq %d is not in [0, %d]", seq, callwatch.MaxSegments))
+			return
+		}
+	}
+
+	// The call's record on this replica.
+	var rec *callRecord
+	fresh := false
+	switch {
+	case tok != nil:
+		if rec = s.calls.get(tok.Handle); rec == nil || rec.callID != callID {
+			rec = newRecord(tok.Handle, callID, "", false)
+			rec.next, rec.chain = seq, tokChain
+			_ = s.calls.add(rec) // a tracked call never needs a slot
+		}
+	case req.Handle != "":
+		if rec = s.calls.get(req.Handle); rec == nil || rec.callID != callID || !rec.held {
+			writeError(w, expired(callID, seq))
+			return
+		}
+	case seq == 0:
+		handle := newHandle()
+		rec = newRecord(handle, callID, s.client(r), s.cfg.Sessions)
+		rec.chain = chainStart(handle)
+		if err := s.calls.add(rec); err != nil {
+			writeError(w, err)
+			return
+		}
+		fresh = true
+	default:
+		writeError(w, expired(callID, seq))
+		return
+	}
+	if err := rec.acquire(ctx); err != nil {
+		writeError(w, err)
+		return
+	}
+	defer rec.release()
+	if rec.held && !fresh && rec.gone.Load() { // evicted or ended while we waited
+		writeError(w, expired(callID, seq))
+		return
+	}
+
+	// The sequence check.
+	chainIn := rec.chain
+	if tok != nil {
+		chainIn = tokChain
+	}
+	retry := false
+	switch {
+	case seq == rec.next:
+		if tok != nil && tokChain != rec.chain {
+			writeError(w, outOfOrder(rec.next, "this state token continues call %q differently from the segments this replica already scored for it (an older token reused: the call would fork); continue from the latest token", callID))
+			return
+		}
+	case seq == rec.next-1 && tok == nil && rec.prev.extend(seg) == rec.chain:
+		// The store's last answer, sent again.
+		resp := rec.resp
+		if resp.State, err = s.signer.sign(callID, rec.handle, rec.chain, rec.state); err != nil {
+			writeError(w, fmt.Errorf("signing state: %w", err))
+			return
+		}
+		s.m.segments.WithLabelValues("retry").Inc()
+		writeJSON(w, resp)
+		return
+	case seq == rec.next-1 && tok != nil && tokChain.extend(seg) == rec.chain:
+		retry = true // scored again from the same token: the same answer, nothing applied twice
+	case tok != nil && seq > rec.next:
+		// The call went on at another replica; follow it.
+	case seq == rec.next-1:
+		writeError(w, outOfOrder(rec.next, "segment %d of call %q was already scored with other text or times; the call expects seq %d", seq, callID, rec.next))
+		return
+	default:
+		writeError(w, outOfOrder(rec.next, "call %q expects seq %d, got %d (a replayed older token or a skipped segment)", callID, rec.next, seq))
+		return
+	}
+
+	// Score on a private session: nothing is applied until the answer goes.
+	var sess *callwatch.Session
+	source := "new"
+	switch {
+	case tok != nil:
+		sess = tokSess
 		source = "token"
+	case rec.next > 0:
+		sess, err = d.Resume(s.policy, rec.state)
+		source = "store"
+	default:
+		sess, err = d.NewSession(s.policy)
 	}
-	if s.cfg.Sessions {
-		if ent, err = s.store.acquire(callID); err != nil {
-			writeError(w, err)
-			return
-		}
-		defer ent.mu.Unlock()
-		switch {
-		case sess != nil: // the token wins over what this replica holds
-		case ent.sess != nil:
-			sess, source = ent.sess, "store"
-		}
+	if retry {
+		source = "retry"
 	}
-	if sess == nil {
-		if sess, err = d.NewSession(s.policy); err != nil {
-			writeError(w, err)
-			return
-		}
-		source = "new"
+	var up callwatch.Update
+	if err == nil {
+		up, err = s.segments.submit(ctx, segJob{sess: sess, seg: seg})
 	}
-	up, err := s.segments.submit(r.Context(), segJob{sess: sess, seg: callwatch.Segment{Text: req.Text, Start: req.Start, End: req.End}})
 	if err == nil && up.Err != nil {
-		err = errorf(CodeInvalidText, "segment %d: %s", up.Segment, textError(up.Err))
+		if errors.Is(up.Err, callwatch.ErrInvalidState) {
+			err = &Error{Code: CodeInvalidState, Message: up.Err.Error()}
+		} else {
+			err = errorf(CodeInvalidText, "segment %d: %s", up.Segment, textError(up.Err))
+		}
+	}
+	if err == nil && up.Alert != "" {
+		// Reasons cost extra backend runs; they run here, under this
+		// request's deadline, not inside the shared batch.
+		up.Reasons, err = sess.Reasons(ctx)
+	}
+	var (
+		snap     callwatch.SessionState
+		newChain = chainIn.extend(seg)
+		token    string
+	)
+	if err == nil {
+		snap = sess.Snapshot()
+		token, err = s.signer.sign(callID, rec.handle, newChain, snap)
+	}
+	if err == nil {
+		err = ctx.Err() // too late to answer: not applied, the client retries
 	}
 	if err != nil {
-		if ent != nil && ent.sess == nil {
-			s.store.remove(callID) // do not keep an empty call that never started
+		if fresh {
+			s.calls.remove(rec, "failed") // do not keep a call that never started
 		}
 		writeError(w, err)
 		return
 	}
-	if ent != nil {
-		ent.sess = sess
+	resp := SegmentResponse{CallID: callID, Segment: seq, Score: round6(up.Score), Level: up.Level,
+		Family: up.Family, FamilyProb: round6(up.FamilyProb), Alert: up.Alert, Reasons: up.Reasons}
+	if rec.held {
+		resp.Handle = rec.handle
+	}
+	if !retry {
+		rec.prev, rec.chain, rec.next = chainIn, newChain, seq+1
+		if rec.held {
+			rec.state, rec.resp = snap, resp
+		}
 	}
 	s.m.segments.WithLabelValues(source).Inc()
-	tok, err := s.signer.sign(callID, sess.Snapshot())
-	if err != nil {
-		writeError(w, fmt.Errorf("signing state: %w", err))
-		return
-	}
-	writeJSON(w, SegmentResponse{CallID: callID, Segment: up.Segment, Score: round6(up.Score), Level: up.Level,
-		Family: up.Family, FamilyProb: round6(up.FamilyProb),
-		Alert: up.Alert, Reasons: up.Reasons, State: tok})
+	resp.State = token
+	writeJSON(w, resp)
+}
+
+// expired is the 410 for a later segment of a call this replica cannot find.
+func expired(callID string, seq int) *Error {
+	return errorf(CodeCallExpired, "segment %d of call %q: this replica does not hold the call (it expired after server.session_ttl, was evicted or ended, the server restarted, or the handle is wrong); send the call's latest state token, or start the call again with seq 0", seq, callID)
 }
 
 func (s *Server) handleEndCall(w http.ResponseWriter, r *http.Request) {
-	if !s.store.remove(r.PathValue("call_id")) {
-		writeError(w, errorf(CodeCallNotFound, "no call %q in this replica's session store", r.PathValue("call_id")))
+	callID := r.PathValue("call_id")
+	h := r.Header.Get(api.HandleHeader)
+	if h == "" {
+		writeError(w, errorf(CodeBadRequest, "send the call's handle (the \"handle\" of its answers) in %s", api.HandleHeader))
 		return
 	}
+	rec := s.calls.get(h)
+	if rec == nil || rec.callID != callID || !rec.held {
+		writeError(w, errorf(CodeCallNotFound, "no call %q with this handle in this replica's session store", callID))
+		return
+	}
+	s.calls.remove(rec, "ended")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -114,8 +114,8 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		writeV2Error(w, err)
 		return
 	}
-	var req V2InferRequest
-	if err := decode(r, &req); err != nil {
+	req, err := s.decodeV2(r)
+	if err != nil {
 		writeV2Error(w, err)
 		return
 	}

@@ -24,12 +24,15 @@ var serverKeys = []struct{ key, flag string }{
 	{"server.max_queue", "max-queue"}, {"server.workers", "workers"}, {"server.request_timeout", "request-timeout"},
 	{"server.max_body_bytes", "max-body-bytes"}, {"server.max_text_bytes", "max-text-bytes"}, {"server.max_texts", "max-texts"},
 	{"server.sessions", "sessions"}, {"server.session_ttl", "session-ttl"}, {"server.max_sessions", "max-sessions"},
-	{"server.shutdown_timeout", "shutdown-timeout"}, {"server.log_level", "log-level"}, {"server.state_key", ""},
+	{"server.shutdown_timeout", "shutdown-timeout"}, {"server.log_level", "log-level"},
+	{"server.max_inflight_bytes", "max-inflight-bytes"}, {"server.max_sessions_per_client", "max-sessions-per-client"},
+	{"server.max_tracked_calls", "max-tracked-calls"}, {"server.drain_delay", "drain-delay"},
+	{"server.state_keys", ""}, {"server.state_key", ""},
 }
 
 // serve runs the HTTP service until SIGTERM/SIGINT, then drains.
 func (e *env) serve(args []string) error {
-	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_key\n(env CALLWATCH_SERVER_STATE_KEY); replicas that share calls must share it.", e.stderr)
+	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_keys\n(env CALLWATCH_SERVER_STATE_KEYS=\"id:base64,...\": the first signs, all verify; each key at least\n32 random bytes, e.g. $(head -c 32 /dev/urandom | base64)); replicas that share calls share them.", e.stderr)
 	addModelFlags(fs)
 	addPolicyFlags(fs)
 	def := server.DefaultConfig()
@@ -45,6 +48,10 @@ func (e *env) serve(args []string) error {
 	fs.Bool("sessions", def.Sessions, "keep calls server-side for clients that send no state token")
 	fs.Duration("session-ttl", def.SessionTTL, "idle time after which a stored call is dropped")
 	fs.Int("max-sessions", def.MaxSessions, "calls kept server-side at most")
+	fs.Int64("max-inflight-bytes", def.MaxInflightBytes, "body bytes of all requests in flight together (429 above)")
+	fs.Int("max-sessions-per-client", def.MaxSessionsPerClient, "stored calls per client IP; over it the client's least recently used call is evicted (0: no quota)")
+	fs.Int("max-tracked-calls", def.MaxTrackedCalls, "token-carrying calls whose sequence numbers are remembered (replay checks)")
+	fs.Duration("drain-delay", def.DrainDelay, "on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes")
 	fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	fs.String("log-level", "info", "debug (one line per request), info, warn, error")
 	if err := parseFlags(fs, args); err != nil {
@@ -133,7 +140,27 @@ func serverConfig(v *viper.Viper) (server.Config, string, time.Duration, slog.Le
 	cfg.Sessions = v.GetBool("server.sessions")
 	cfg.SessionTTL = v.GetDuration("server.session_ttl")
 	cfg.MaxSessions = v.GetInt("server.max_sessions")
-	cfg.StateKey = []byte(v.GetString("server.state_key"))
+	cfg.MaxInflightBytes = v.GetInt64("server.max_inflight_bytes")
+	cfg.MaxSessionsPerClient = v.GetInt("server.max_sessions_per_client")
+	cfg.MaxTrackedCalls = v.GetInt("server.max_tracked_calls")
+	cfg.DrainDelay = v.GetDuration("server.drain_delay")
+	keys, single := strings.TrimSpace(v.GetString("server.state_keys")), strings.TrimSpace(v.GetString("server.state_key"))
+	switch {
+	case keys != "" && single != "":
+		return cfg, "", 0, 0, usagef("set server.state_keys (id:base64,...) or the older server.state_key, not both")
+	case keys != "":
+		k, err := server.ParseStateKeys(keys)
+		if err != nil {
+			return cfg, "", 0, 0, usagef("server.state_keys (env CALLWATCH_SERVER_STATE_KEYS): %v", err)
+		}
+		cfg.StateKeys = k
+	case single != "":
+		k, err := server.ParseStateKey(single)
+		if err != nil {
+			return cfg, "", 0, 0, usagef("server.state_key (env CALLWATCH_SERVER_STATE_KEY): %v", err)
+		}
+		cfg.StateKeys = []server.StateKey{k}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("server.log_level"))); err != nil {
 		return cfg, "", 0, 0, usagef("server.log_level: %v", err)

@@ -1,7 +1,7 @@
 // Live call monitor: replays a call segment by segment through
-// POST /v1/calls/{id}/segments, carrying the signed state token between
-// segments exactly as a telephony integration would. No libraries, no
-// network beyond this server.
+// POST /v1/calls/{id}/segments, carrying the signed state token and the
+// segment sequence number between segments exactly as a telephony
+// integration would. No libraries, no network beyond this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -80,7 +80,7 @@ async function play() {
     for (let i = 0; i < call.segments.length && !state.stopRequested; i++) {
       const sg = call.segments[i];
       addSegment(i, sg);
-      const r = await api("POST", `/v1/calls/${encodeURIComponent(callID)}/segments`, { text: sg.text, start: sg.start, end: sg.end, state: token });
+      const r = await api("POST", `/v1/calls/${encodeURIComponent(callID)}/segments`, { text: sg.text, start: sg.start, end: sg.end, state: token, seq: i });
       token = r.state;
       state.points.push({ t: sg.end, score: r.score, level: r.level, alert: r.alert });
       $("score").textContent = r.score.toFixed(3);

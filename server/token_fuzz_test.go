@@ -1,0 +1,57 @@
+package server
+
+import (
+	"encoding/base64"
+	"errors"
+	"testing"
+
+	"github.com/callwatch/callwatch"
+)
+
+var fuzzSigner = signer{keys: []StateKey{
+	{ID: "f1", Key: []byte("0123456789abcdefghijklmnopqrstuv")},
+	{ID: "f0", Key: []byte("vutsrqponmlkjihgfedcba9876543210")},
+}}
+
+// FuzzStateToken: the token parser never panics, refuses everything it
+// cannot vouch for with ErrBadToken, and what it accepts (any payload signed
+// with a key it holds) re-signs to a token that parses to the same call.
+// Resume, which checks the state inside, has its own fuzz target.
+func FuzzStateToken(f *testing.F) {
+	h := "AAAAAAAAAAAAAAAAAAAAAA"
+	st := callwatch.SessionState{ModelSHA256: "x", Level: callwatch.LevelNone, Segments: 2, Score: 0.3}
+	good, err := fuzzSigner.sign("c1", h, chainStart(h), st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good, []byte(`{"call_id":"c1","handle":"`+h+`","chain":"`+chainStart(h).String()+`","state":{"segments":3}}`))
+	f.Add("", []byte(`{}`))
+	f.Add("eyJ2IjoxfQ.c2ln", []byte(`null`))
+	f.Add("cw2.f9.e30.c2ln", []byte(`{"handle":7}`))
+	f.Add("cw2..", []byte(`{"state":{"state":[[1e400]]}}`))
+	f.Fuzz(func(t *testing.T, tok string, payload []byte) {
+		check := func(tok string) {
+			p, chain, err := fuzzSigner.verify(tok)
+			if err != nil {
+				if !errors.Is(err, ErrBadToken) {
+					t.Fatalf("verify(%q): %v is not ErrBadToken", tok, err)
+				}
+				return
+			}
+			if !validHandle(p.Handle) {
+				t.Fatalf("accepted a token without a valid handle: %q", p.Handle)
+			}
+			again, err := fuzzSigner.sign(p.CallID, p.Handle, chain, p.State)
+			if err != nil {
+				return // a state JSON cannot encode (it decoded, so only NaN-free floats get here)
+			}
+			q, chain2, err := fuzzSigner.verify(again)
+			if err != nil || q.CallID != p.CallID || q.Handle != p.Handle || chain2 != chain {
+				t.Fatalf("re-signed token does not parse back: %v", err)
+			}
+		}
+		check(tok)
+		head := tokenPrefix + "f0." + base64.RawURLEncoding.EncodeToString(payload)
+		check(head + "." + base64.RawURLEncoding.EncodeToString(mac(fuzzSigner.keys[1].Key, head)))
+	})
+}

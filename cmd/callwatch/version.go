@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	goruntime "runtime"
 	"runtime/debug"
 
@@ -16,18 +15,23 @@ type versionInfo struct {
 	Program     string     `json:"program"`
 	Version     string     `json:"version"`
 	Commit      string     `json:"commit,omitempty"`
+	Modified    bool       `json:"modified,omitempty"`
 	Go          string     `json:"go"`
+	Build       string     `json:"build"` // "onnxruntime+native", or "native" for -tags noort
 	Model       *modelInfo `json:"model,omitempty"`
 	ModelError  string     `json:"model_error,omitempty"`
 	ONNXRuntime ortInfo    `json:"onnxruntime"`
 }
 
 type modelInfo struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Dir     string `json:"dir"`
-	SHA256  string `json:"sha256"`
-	Starter bool   `json:"starter,omitempty"`
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Dir      string   `json:"dir"`
+	SHA256   string   `json:"sha256"`
+	Starter  bool     `json:"starter,omitempty"`
+	State    []string `json:"state"`              // state tensors carried per call (h0, c0, p0)
+	Outputs  []string `json:"outputs"`            // probs and extra outputs (family_probs)
+	Families int      `json:"families,omitempty"` // classes of the family head
 }
 
 type ortInfo struct {
@@ -45,32 +49,49 @@ func (e *env) version(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("version takes no arguments, got %q", fs.Args())
+	}
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
-	vi := versionInfo{Program: "callwatch", Version: Version, Go: goruntime.Version(), ONNXRuntime: ortInfo{Required: ">= " + ort.MinVersion}}
+	vi := versionInfo{Program: "callwatch", Version: Version, Go: goruntime.Version(), ONNXRuntime: ortInfo{Required: ">= " + ort.MinVersion},
+		Build: "onnxruntime+native"}
+	if !ort.Enabled {
+		vi.Build = "native (-tags noort)"
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		// ldflags win; else the module version (set by `go install ...@vX`).
+		if vi.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			vi.Version = bi.Main.Version
+		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
+			switch s.Key {
+			case "vcs.revision":
 				vi.Commit = s.Value
+			case "vcs.modified":
+				vi.Modified = s.Value == "true"
 			}
 		}
 	}
 	if b, err := e.loadBundle(c); err != nil {
 		vi.ModelError = err.Error()
 	} else {
-		vi.Model = &modelInfo{Name: b.Card.Name, Version: b.Card.Version, Dir: b.Dir, SHA256: b.ModelSHA256, Starter: b.Card.Starter}
+		vi.Model = &modelInfo{Name: b.Card.Name, Version: b.Card.Version, Dir: b.Dir, SHA256: b.ModelSHA256, Starter: b.Card.Starter,
+			State: b.Signature.InputNames()[2:], Outputs: []string{"probs"}, Families: b.Signature.Extra("family_probs")}
+		for _, x := range b.Signature.Extras {
+			vi.Model.Outputs = append(vi.Model.Outputs, x.Name)
+		}
 	}
 	if lib, v, err := ort.Init(ort.Candidates(c.ORTLibrary, e.getenv)); err != nil {
 		vi.ONNXRuntime.Error = withHint(err)
 	} else {
 		vi.ONNXRuntime.Library, vi.ONNXRuntime.Version = lib, v
 	}
-	b, err := json.MarshalIndent(vi, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
-	return err
+	// Readable JSON: ">= 1.24", not "\u003e= 1.24".
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(vi)
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -17,12 +19,13 @@ import (
 	"github.com/callwatch/callwatch/api"
 )
 
-// segmentIn is one input line of `stream`.
+// segmentIn is one input line of `stream`: a segment, or with "end": true
+// the end of a call.
 type segmentIn struct {
-	CallID *string  `json:"call_id"`
-	Start  *float64 `json:"start"`
-	End    *float64 `json:"end"`
-	Text   *string  `json:"text"`
+	CallID *string         `json:"call_id"`
+	Start  *float64        `json:"start"`
+	End    json.RawMessage `json:"end"` // a time in seconds, or true: the call has ended
+	Text   *string         `json:"text"`
 }
 
 // Output shapes of stream, shared with the server and client (package api).
@@ -79,12 +82,16 @@ func upper(s string) string {
 // stream scores calls segment by segment. Segments of different calls may
 // interleave; each call's events are exactly those it would get alone.
 func (e *env) stream(args []string) error {
-	fs := newFlags("stream", "stream [--input FILE|-] [flags]\n\nInput: JSONL segments {\"call_id\",\"start\",\"end\",\"text\"} in arrival order.\nOutput: one {\"call_id\",\"t\",\"score\",\"level\"} per segment, plus {\"call_id\",\"alert\",\"t\",\"score\",\"reasons\"}\nwhen a call's level first rises.", e.stderr)
+	fs := newFlags("stream", "stream [--input FILE|-] [--idle DURATION] [flags]\n\nInput: JSONL segments {\"call_id\",\"start\",\"end\",\"text\"} in arrival order;\n{\"call_id\",\"end\":true} ends a call and frees what it held.\nOutput: one {\"call_id\",\"t\",\"score\",\"level\"} per segment, plus {\"call_id\",\"alert\",\"t\",\"score\",\"reasons\"}\nwhen a call's level first rises.", e.stderr)
 	addModelFlags(fs)
 	addPolicyFlags(fs)
 	input := fs.String("input", "-", "segments JSONL file, '-' for stdin")
+	idle := fs.Duration("idle", 0, "forget a call after this long without a segment (0: only at its end marker); a later segment starts it afresh")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *idle < 0 {
+		return usagef("--idle must be >= 0, got %s", *idle)
 	}
 	c, err := e.loadConfig(fs)
 	if err != nil {
@@ -109,7 +116,7 @@ func (e *env) stream(args []string) error {
 		return err
 	}
 	out := newJSONLWriter(e.stdout)
-	sessions := map[string]*callwatch.Session{}
+	calls := newCallTable(*idle, time.Now)
 	failed := 0
 
 	lines := make(chan lineItem, 256)
@@ -163,7 +170,7 @@ func (e *env) stream(args []string) error {
 				stop = it.err
 				break
 			}
-			id, seg, perr := parseSegment(it.b, it.n)
+			id, seg, end, perr := parseSegment(it.b, it.n)
 			if perr != nil {
 				failed++
 				if err := out.Write(segmentError{CallID: id, Line: it.n, Error: perr.Error()}); err != nil {
@@ -176,21 +183,22 @@ func (e *env) stream(args []string) error {
 				held = &cp // keeps order: it starts the next batch
 				break
 			}
+			if end {
+				calls.end(id)
+				continue
+			}
 			inBatch[id] = true
 			batch = append(batch, pending{line: it.n, id: id, seg: seg})
 		}
+		calls.expire()
 		if len(batch) > 0 {
 			ss := make([]*callwatch.Session, len(batch))
 			segs := make([]callwatch.Segment, len(batch))
 			for i, p := range batch {
-				s := sessions[p.id]
-				if s == nil {
-					if s, err = d.NewSession(pol); err != nil {
-						return err
-					}
-					sessions[p.id] = s
+				if ss[i], err = calls.session(p.id, func() (*callwatch.Session, error) { return d.NewSession(pol) }); err != nil {
+					return err
 				}
-				ss[i], segs[i] = s, p.seg
+				segs[i] = p.seg
 			}
 			ups, err := d.FeedBatch(e.ctx, ss, segs)
 			if err != nil {
@@ -272,27 +280,95 @@ func readLines(ctx context.Context, r io.Reader, ch chan<- lineItem) {
 	}
 }
 
-func parseSegment(b []byte, line int) (string, callwatch.Segment, error) {
+// parseSegment reads one input line: a segment, or (end true) the end
+// marker {"call_id","end":true}.
+func parseSegment(b []byte, line int) (id string, seg callwatch.Segment, end bool, err error) {
 	var in segmentIn
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&in); err != nil {
-		return "", callwatch.Segment{}, fmt.Errorf("line %d is not a segment object: %v", line, err)
+		return "", seg, false, fmt.Errorf("line %d is not a segment object: %v", line, err)
 	}
 	if in.CallID == nil || *in.CallID == "" {
-		return "", callwatch.Segment{}, fmt.Errorf("line %d has no \"call_id\"", line)
+		return "", seg, false, fmt.Errorf("line %d has no \"call_id\"", line)
+	}
+	id = *in.CallID
+	if endRaw := bytes.TrimSpace(in.End); len(endRaw) > 0 && !bytes.Equal(endRaw, []byte("null")) {
+		switch {
+		case bytes.Equal(endRaw, []byte("true")):
+			if in.Text != nil {
+				return id, seg, false, fmt.Errorf("line %d: \"end\": true ends the call and carries no \"text\"", line)
+			}
+			return id, seg, true, nil
+		case json.Unmarshal(endRaw, &seg.End) != nil:
+			return id, seg, false, fmt.Errorf("line %d: \"end\" must be a time in seconds, or true to end the call", line)
+		}
 	}
 	if in.Text == nil {
-		return *in.CallID, callwatch.Segment{}, fmt.Errorf("line %d has no \"text\"", line)
+		return id, seg, false, fmt.Errorf("line %d has no \"text\"", line)
 	}
-	seg := callwatch.Segment{Text: *in.Text}
+	seg.Text = *in.Text
 	if in.Start != nil {
 		seg.Start = *in.Start
 	}
-	if in.End != nil {
-		seg.End = *in.End
-	}
 	if seg.End < seg.Start {
-		return *in.CallID, seg, fmt.Errorf("line %d: end %g is before start %g", line, seg.End, seg.Start)
+		return id, seg, false, fmt.Errorf("line %d: end %g is before start %g", line, seg.End, seg.Start)
 	}
-	return *in.CallID, seg, nil
+	return id, seg, false, nil
 }
+
+// callTable holds the calls `stream` is following, in order of their last
+// segment, and forgets them at their end marker or after idle without one,
+// so a stream that runs for months holds only its live calls.
+type callTable struct {
+	idle  time.Duration // 0: only at the end marker
+	now   func() time.Time
+	calls map[string]*list.Element
+	order *list.List // *tableCall, least recently fed first
+}
+
+type tableCall struct {
+	id   string
+	sess *callwatch.Session
+	last time.Time
+}
+
+func newCallTable(idle time.Duration, now func() time.Time) *callTable {
+	return &callTable{idle: idle, now: now, calls: map[string]*list.Element{}, order: list.New()}
+}
+
+// session returns the call's session, starting it with start when new.
+func (t *callTable) session(id string, start func() (*callwatch.Session, error)) (*callwatch.Session, error) {
+	if e, ok := t.calls[id]; ok {
+		c := e.Value.(*tableCall)
+		c.last = t.now()
+		t.order.MoveToBack(e)
+		return c.sess, nil
+	}
+	s, err := start()
+	if err != nil {
+		return nil, err
+	}
+	t.calls[id] = t.order.PushBack(&tableCall{id: id, sess: s, last: t.now()})
+	return s, nil
+}
+
+// end forgets a call.
+func (t *callTable) end(id string) {
+	if e, ok := t.calls[id]; ok {
+		t.order.Remove(e)
+		delete(t.calls, id)
+	}
+}
+
+// expire forgets the calls idle for longer than idle.
+func (t *callTable) expire() {
+	if t.idle <= 0 {
+		return
+	}
+	cut := t.now().Add(-t.idle)
+	for e := t.order.Front(); e != nil && e.Value.(*tableCall).last.Before(cut); e = t.order.Front() {
+		t.end(e.Value.(*tableCall).id)
+	}
+}
+
+func (t *callTable) len() int { return len(t.calls) }

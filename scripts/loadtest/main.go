@@ -264,7 +264,7 @@ func startServer(ctx context.Context, bin string, extra []string) (string, *exec
 	ln.Close()
 	args := append([]string{"serve", "--addr", addr, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "CALLWATCH_SERVER_STATE_KEY=loadtest-key-loadtest-key-32byte")
+	cmd.Env = append(os.Environ(), "CALLWATCH_SERVER_STATE_KEYS=lt1:bG9hZHRlc3Qta2V5LTMyLXJhbmRvbS1ieXRlcy14eXohIQ==")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("starting %s: %w (build it with `go build -o bin/callwatch ./cmd/callwatch`)", bin, err)

@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--version", default="0.4.0")
     ap.add_argument("--max-seq-len", type=int, default=512)
     ap.add_argument("--starter", action="store_true", help="mark the bundle as a starter model in its card")
+    ap.add_argument("--with-checkpoint", action="store_true",
+                    help="also copy model.pt and train_report.json into the bundle (candidates)")
+    ap.add_argument("--command", default="make model", help="how the bundle was built (card)")
     args = ap.parse_args()
 
     with open(os.path.join(args.work, "train_report.json"), encoding="utf-8") as f:
@@ -69,12 +72,21 @@ def main() -> None:
         with open(args.corpus, encoding="utf-8") as f:
             corpus = json.load(f)
     hp = report.get("hyperparameters", {})
+    pooled = hp.get("arch") == "pooled"
+    for name in ("model.pt", "train_report.json"):  # provenance (not read by the runtime)
+        src = os.path.join(args.work, name)
+        if args.with_checkpoint and os.path.exists(src):
+            shutil.copyfile(src, os.path.join(args.out, name))
     card_path = os.path.join(args.out, "card.json")
     card = {
         "name": args.name,
         "version": args.version,
-        "description": "Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
-                       "P(phishing) at the last token, streamable through its (h, c) state.",
+        "description": ("Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
+                        "P(phishing) from pooled summaries of the whole call so far (mean and max "
+                        "of hidden states, last hidden state, mean embedding) plus scenario-family "
+                        "probabilities; streamable through its (h, c, p) state." if pooled else
+                        "Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
+                        "P(phishing) at the last token, streamable through its (h, c) state."),
         **({"starter": True} if args.starter else {}),
         "labels": ["normal", "phishing"],
         "thresholds": report["thresholds"],
@@ -86,14 +98,17 @@ def main() -> None:
             "tokenizer.json": {"sha256": sha256(os.path.join(args.out, "tokenizer.json")),
                                "bytes": os.path.getsize(os.path.join(args.out, "tokenizer.json"))},
         },
-        "architecture": {
+        "architecture": ({
+            **{k: v for k, v in report.get("architecture", {}).items() if k != "families"},
+            "type": "embedding-lstm-pooled-heads",
+        } if pooled else {
             "type": "embedding-lstm-linear-softmax",
             "vocab_size": hp.get("vocab_size"),
             "embed": hp.get("embed"),
             "hidden": hp.get("hidden"),
             "layers": hp.get("layers"),
             "opset": report.get("opset", 17),
-        },
+        }),
         "training": {
             "corpus": "corpus/base (project-written dialogues) → scripts/corpus/gen.py",
             "corpus_stats": corpus_stats(corpus),
@@ -106,6 +121,15 @@ def main() -> None:
             "validation": report.get("validation", {}),
         },
     }
+    if pooled:
+        # v2 signature: state pairs fed back between segments, and the outputs to read.
+        card["families"] = report.get("families", [])
+        card["state"] = [{"in": "h0", "out": "hn"}, {"in": "c0", "out": "cn"},
+                         {"in": "p0", "out": "pn"}]
+        card["outputs"] = ["probs", "family_probs"]
+        card["threshold_rule"] = report.get("threshold_rule")
+        card["metrics"]["per_family_validation"] = report.get("validation", {}).get("per_family", {})
+        card["training"]["command"] = args.command
     with open(card_path, "w", encoding="utf-8") as f:
         json.dump(card, f, ensure_ascii=False, indent=2)
         f.write("\n")

@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", action="store_true", help="also the token 1-3-gram TF-IDF LR")
     ap.add_argument("--train", help="tokenized corpus (for --baseline; its training split)")
     ap.add_argument("--split-seed", type=int, default=1, help="train.py split seed for --baseline")
+    ap.add_argument("--baseline-all", action="store_true",
+                    help="fit the baseline on every generated call (the reference bar), not the split")
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--json", help="append one JSON line per model to this file")
     ap.add_argument("--tag", default="")
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
         from lrteacher import LRTeacher
         from train import load_calls, split_by_group
         calls = load_calls(a.train, 1 << 30)
-        train, _ = split_by_group(calls, 0.2, a.split_seed)
+        train = calls if a.baseline_all else split_by_group(calls, 0.2, a.split_seed)[0]
         t0 = time.time()
         teacher = LRTeacher().fit([c.ids for c in train], [c.label for c in train])
         res = per_file(real, teacher.predict)
@@ -108,9 +110,18 @@ def main(argv=None) -> int:
     for ck in a.ckpt:
         t0 = time.time()
         model = load_checkpoint(ck)
-        res = per_file(real, lambda rows: score_model(model, rows))
+        scores = {name: score_model(model, rows) for name, (rows, _) in real.items()}
+        res = {name: roc_auc(real[name][1], s) for name, s in scores.items()}
+        # False-positive rate on real normals at the checkpoint's (synthetic) thresholds.
+        th = torch.load(ck, map_location="cpu").get("extra", {}).get("thresholds", {})
+        fpr = {name: {lvl: float((s[real[name][1] == 0] >= t).mean()) for lvl, t in th.items()}
+               for name, s in scores.items()}
         print(f"{ck}: {fmt(res)}  ({time.time() - t0:.0f}s)", flush=True)
-        results.append({"model": ck, "auc": res})
+        if th:
+            print("  real normal FPR at " + ", ".join(f"{k} {v:.3f}" for k, v in th.items()) + ": " +
+                  " ".join(f"{SHORT.get(n, n)} {f['suspicious']:.3f}/{f['dangerous']:.3f}"
+                           for n, f in fpr.items()), flush=True)
+        results.append({"model": ck, "auc": res, "fpr": fpr, "thresholds": th})
     if a.json:
         with open(a.json, "a", encoding="utf-8") as f:
             for r in results:

@@ -39,11 +39,18 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	body   *deadlineBody // nil: no body, or not read through the wrapper
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if code >= 400 && w.body != nil && !w.body.done {
+			// An error before the body was read to its end: close the
+			// connection after the answer rather than let net/http read
+			// the rest of a body that may never come.
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -69,7 +76,12 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
-		if release, err := s.admitBody(w, r); err != nil {
+		if release, err := s.admitBody(sw, r); err != nil {
+			// The body is not read: answer at once and close the connection,
+			// and let net/http's attempt to drain the body fail at once too
+			// instead of waiting for a body that may never come.
+			sw.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 			if strings.HasPrefix(route, "POST /v2/") {
 				writeV2Error(sw, err)
 			} else {
@@ -105,7 +117,7 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 // reserves its bytes (its declared length, or max_body_bytes when unknown)
 // from server.max_inflight_bytes or answers 429; and it must arrive within
 // the request deadline (a read deadline on the connection, 408 after it).
-func (s *Server) admitBody(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+func (s *Server) admitBody(w *statusWriter, r *http.Request) (release func(), err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return func() {}, nil
 	}
@@ -122,11 +134,12 @@ func (s *Server) admitBody(w http.ResponseWriter, r *http.Request) (release func
 		return nil, errorf(CodeOverloaded, "request bodies in flight would hold %d bytes, over %d (server.max_inflight_bytes); retry later", total, s.cfg.MaxInflightBytes)
 	}
 	s.m.inflight.Set(float64(s.inflight.Load()))
-	rc := http.NewResponseController(w)
+	rc := http.NewResponseController(w.ResponseWriter)
 	if rc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout)) == nil {
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		w.body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		r.Body = w.body
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	r.Body = http.MaxBytesReader(w.ResponseWriter, r.Body, s.cfg.MaxBodyBytes)
 	return func() {
 		s.inflight.Add(-n)
 		s.m.inflight.Set(float64(s.inflight.Load()))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -573,6 +572,13 @@ func TestBodyBounds(t *testing.T) {
 		if st != 429 || errCode(t, body) != "overloaded" || h.Get("Retry-After") == "" {
 			t.Fatalf("with the budget held: %d %s", st, body)
 		}
+		// Refused at once even when its own body never arrives.
+		t0 := time.Now()
+		conn := rawRequest(t, ts, post+"Transfer-Encoding: chunked\r\n", "5\r\n{\"tex\r\n")
+		if st, body := readStatus(t, conn, cfg.RequestTimeout/2); st != 429 {
+			t.Fatalf("a chunked body with the budget held: %d %s", st, body)
+		}
+		t.Logf("refused with 429 after %v", time.Since(t0).Round(time.Millisecond))
 		time.Sleep(cfg.RequestTimeout + 300*time.Millisecond)
 		if st, _, body := do(t, "POST", ts.URL+"/v1/classify", `{"texts":["네"]}`); st != 200 {
 			t.Fatalf("after the slow bodies timed out: %d %s", st, body)
@@ -580,8 +586,12 @@ func TestBodyBounds(t *testing.T) {
 	})
 	t.Run("slow connections do not pile up", func(t *testing.T) {
 		before := runtime.NumGoroutine()
-		for range 40 {
-			rawRequest(t, ts, post+"Content-Length: 1000\r\n", "{")
+		for i := range 40 { // chunked bodies reserve 1 MiB each: most are refused with 429 at once
+			if i%4 == 0 {
+				rawRequest(t, ts, post+"Transfer-Encoding: chunked\r\n", "5\r\n{\"tex\r\n")
+			} else {
+				rawRequest(t, ts, post+"Content-Length: 1000\r\n", "{")
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 		peak := runtime.NumGoroutine()
@@ -612,7 +622,4 @@ func TestBodyBounds(t *testing.T) {
 			t.Fatalf("v2: %d %s", st, resp)
 		}
 	})
-	if got := math.Abs(0); got != 0 { // keep math imported for round6 users
-		t.Fatal(got)
-	}
 }

@@ -113,23 +113,30 @@ func (s *callStore) listOf(r *callRecord) *list.List {
 	return s.tracked
 }
 
-// add inserts a new call, making room by eviction. Only a held call can be
-// refused (too_many_calls), when every call in its way is being scored right
-// now; a tracked call that finds no room is simply not tracked.
-func (s *callStore) add(r *callRecord) error {
+// add inserts a new call, making room by eviction, and returns the record
+// to use: r, or the live record another request added for the same handle
+// meanwhile (two requests with one token). Only a held call can be refused
+// (too_many_calls), when every call in its way is being scored right now; a
+// tracked call that finds no room is simply not tracked.
+func (s *callStore) add(r *callRecord) (*callRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old := s.byHandle[r.handle]; old != nil && old.callID == r.callID && !old.last.Before(s.now().Add(-s.ttl)) {
+		old.last = s.now()
+		s.listOf(old).MoveToFront(old.elem)
+		return old, nil
+	}
 	if r.held {
 		if s.perOwner > 0 {
 			if ol := s.owners[r.owner]; ol != nil && ol.Len() >= s.perOwner && !s.evictLocked(ol, "quota") {
-				return errorf(CodeTooManyCalls, "this client holds %d calls (server.max_sessions_per_client), all being scored; end calls with DELETE or send the state token", ol.Len())
+				return nil, errorf(CodeTooManyCalls, "this client holds %d calls (server.max_sessions_per_client), all being scored; end calls with DELETE or send the state token", ol.Len())
 			}
 		}
 		if s.held.Len() >= s.maxHeld && !s.evictLocked(s.held, "lru") {
-			return errorf(CodeTooManyCalls, "session store holds %d calls (server.max_sessions), all being scored; retry or send the state token", s.held.Len())
+			return nil, errorf(CodeTooManyCalls, "session store holds %d calls (server.max_sessions), all being scored; retry or send the state token", s.held.Len())
 		}
 	} else if s.tracked.Len() >= s.maxTracked && !s.evictLocked(s.tracked, "lru") {
-		return nil
+		return r, nil
 	}
 	r.last = s.now()
 	r.elem = s.listOf(r).PushFront(r)
@@ -141,12 +148,12 @@ func (s *callStore) add(r *callRecord) error {
 		}
 		r.oelem = ol.PushFront(r)
 	}
-	if old := s.byHandle[r.handle]; old != nil { // a handle is random: only a replayed first token
+	if old := s.byHandle[r.handle]; old != nil { // expired, or another call id: not this call
 		s.removeLocked(old, "replaced")
 	}
 	s.byHandle[r.handle] = r
 	s.gauges()
-	return nil
+	return r, nil
 }
 
 // evictLocked drops the least recently used call of l that is not being

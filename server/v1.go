@@ -277,7 +277,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		if rec = s.calls.get(tok.Handle); rec == nil || rec.callID != callID {
 			rec = newRecord(tok.Handle, callID, "", false)
 			rec.next, rec.chain = seq, tokChain
-			_ = s.calls.add(rec) // a tracked call never needs a slot
+			rec, _ = s.calls.add(rec) // a tracked call never needs a slot, so never fails
 		}
 	case req.Handle != "":
 		if rec = s.calls.get(req.Handle); rec == nil || rec.callID != callID || !rec.held {
@@ -288,7 +288,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		handle := newHandle()
 		rec = newRecord(handle, callID, s.client(r), s.cfg.Sessions)
 		rec.chain = chainStart(handle)
-		if err := s.calls.add(rec); err != nil {
+		if rec, err = s.calls.add(rec); err != nil {
 			writeError(w, err)
 			return
 		}

@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 
 	// operations
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	handle("GET /openapi.json", s.handleOpenAPI) // api/openapi.json
 
 	// live call monitor page
 	static, _ := fs.Sub(staticFiles, "static")

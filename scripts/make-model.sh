@@ -7,7 +7,7 @@
 # Environment: SEED (training seed, 1), CORPUS_SEED (generator seed, 1), VOCAB_SIZE, MIN_CALLS,
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
-# CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -34,7 +34,11 @@ WORK="${WORK:-build/model}"
 CORPUS_DIR="${CORPUS_DIR:-corpus/build}"
 BIN=bin/callwatch
 mkdir -p "$WORK" bin
-go build -o "$BIN" ./cmd/callwatch
+if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ]; then
+  echo "== using the existing $BIN (SKIP_BUILD=1)"
+else
+  go build -o "$BIN" ./cmd/callwatch
+fi
 
 if [ "${CORPUS_READY:-0}" = 1 ] && [ -s "$CORPUS_DIR/calls.jsonl" ]; then
   echo "== corpus: using $CORPUS_DIR as it is (CORPUS_READY=1)"

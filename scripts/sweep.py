@@ -55,6 +55,8 @@ def tokenize_real(work: str, real_dir: str) -> str:
 
 def make_corpus(a) -> str:
     """One corpus snapshot for every seed (corpus/base may change while the sweep runs)."""
+    if a.corpus:
+        return os.path.abspath(a.corpus)
     d = os.path.join(REPO, a.out, "corpus")
     if not (a.reuse and os.path.exists(os.path.join(d, "calls.jsonl"))):
         sh([PY, "scripts/corpus/gen.py", "--out", d, "--seed", str(a.corpus_seed), "--min-calls",
@@ -68,7 +70,7 @@ def run_seed(seed: int, a) -> Dict[str, float]:
     os.makedirs(work, exist_ok=True)
     env = dict(os.environ, SEED=str(seed), CORPUS_SEED=str(a.corpus_seed), WORK=work,
                OUT=os.path.join(work, "bundle"), CORPUS_DIR=a.corpus_dir, CORPUS_READY="1",
-               PARITY="0", REAL_EVAL="0", CHECKPOINT="1")
+               PARITY="0", REAL_EVAL="0", CHECKPOINT="1", SKIP_BUILD="1")
     t0 = time.time()
     if not (a.reuse and os.path.exists(os.path.join(work, "model.pt"))):
         sh(["bash", "scripts/make-model.sh"], os.path.join(work, "make-model.log"), env)
@@ -110,11 +112,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="build/sweep")
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--reuse", action="store_true", help="skip training where model.pt exists")
+    ap.add_argument("--corpus", help="use this generated corpus (calls.jsonl, stats.json) as it is")
     a = ap.parse_args(argv)
     if not os.path.isdir(a.real):
         print(f"sweep: no real-eval files in {a.real}", file=sys.stderr)
         return 2
-    subprocess.run(["go", "build", "-o", "bin/callwatch", "./cmd/callwatch"], cwd=REPO, check=True)
+    # Built once: every seed tokenizes with the same binary (make-model.sh runs with SKIP_BUILD=1).
+    if subprocess.run(["go", "build", "-o", "bin/callwatch", "./cmd/callwatch"], cwd=REPO).returncode:
+        if not os.access(os.path.join(REPO, "bin", "callwatch"), os.X_OK):
+            raise SystemExit("sweep: go build failed and there is no bin/callwatch")
+        print("sweep: go build failed; using the existing bin/callwatch", file=sys.stderr)
     os.makedirs(os.path.join(REPO, a.out), exist_ok=True)
     a.corpus_dir = make_corpus(a)
     with ThreadPoolExecutor(max_workers=a.jobs) as ex:

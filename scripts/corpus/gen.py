@@ -93,13 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--variants", type=int, default=0, help="variants per base dialogue (0: per class, enough for >= --min-calls/2 calls in each class)")
     ap.add_argument("--min-calls", type=int, default=4000)
+    ap.add_argument("--only", type=Path, help="generate from the base dialogues listed in this file only "
+                    "(one id per line, # comments): a named training set such as corpus/sets/*.txt")
     args = ap.parse_args(argv)
     if args.check:
         return run_check(args.base, args.slots)
     if args.out is None:
         ap.error("need --check or --out DIR")
     from generate import run_generate  # noqa: E402  (heavier; only for generation)
-    return run_generate(args.base, args.slots, args.out, args.seed, args.variants, args.min_calls)
+    only = None
+    if args.only is not None:
+        only = {ln.split("#", 1)[0].strip() for ln in args.only.read_text(encoding="utf-8").splitlines()} - {""}
+    return run_generate(args.base, args.slots, args.out, args.seed, args.variants, args.min_calls, only)
 
 
 if __name__ == "__main__":

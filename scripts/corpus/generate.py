@@ -285,8 +285,15 @@ def format_report(st: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
-def run_generate(base: Path, slots_dir: Path, out: Path, seed: int, variants: int, min_calls: int) -> int:
+def run_generate(base: Path, slots_dir: Path, out: Path, seed: int, variants: int, min_calls: int,
+                 only: set[str] | None = None) -> int:
     dialogues, issues = parse_base(base)
+    if only is not None and not issues:
+        missing = sorted(only - {d.id for d in dialogues})
+        if missing:
+            print(f"--only names {len(missing)} dialogue(s) not in {base}: {', '.join(missing[:10])}")
+            return 1
+        dialogues = [d for d in dialogues if d.id in only]
     if issues:
         for i in issues:
             print(i)

@@ -186,6 +186,24 @@ class DeterminismTest(unittest.TestCase):
             ends = [0.0] + [x for s in r["segments"] for x in (s["start"], s["end"])]
             self.assertEqual(ends, sorted(ends), r["id"])
 
+    def test_only_named_set(self) -> None:
+        files = {"phishing/prosecutor.txt": PHISH, "normal/bank_callcenter.txt": NORMAL}
+        with tempfile.TemporaryDirectory() as td:
+            base = write_base(Path(td) / "base", files)
+            ids = Path(td) / "set.txt"
+            ids.write_text("# a set\nprosecutor-001\nbank_callcenter-001  # kept\n", encoding="utf-8")
+            out = Path(td) / "out"
+            with redirect_stdout(io.StringIO()):
+                rc = gen.main(["--base", str(base), "--out", str(out), "--variants", "2", "--only", str(ids)])
+            self.assertEqual(rc, 0)
+            groups = {json.loads(l)["group"] for l in (out / "calls.jsonl").read_text().splitlines()}
+            self.assertEqual(groups, {"prosecutor-001", "bank_callcenter-001"})
+            ids.write_text("prosecutor-999\n", encoding="utf-8")
+            with redirect_stdout(io.StringIO()) as msg:
+                rc = gen.main(["--base", str(base), "--out", str(out), "--only", str(ids)])
+            self.assertEqual(rc, 1)
+            self.assertIn("prosecutor-999", msg.getvalue())
+
     def test_adding_a_dialogue_keeps_others(self) -> None:
         one = self._run({"phishing/prosecutor.txt": PHISH, "normal/bank_callcenter.txt": NORMAL}, 1)[0]
         extra = NORMAL.replace("bank_callcenter-001", "bank_callcenter-003").replace("bank_callcenter-002", "bank_callcenter-004")

@@ -171,6 +171,8 @@ type Bundle struct {
 	Card      Card
 	Model     []byte
 	Tokenizer []byte
+	// CardJSON is card.json as read, with the fields Card does not know.
+	CardJSON []byte
 	// ModelSHA256 is the hex digest of Model.
 	ModelSHA256 string
 	// EmbeddingRows is the number of token ids the model's embedding table
@@ -223,7 +225,7 @@ func LoadFS(fsys fs.FS, name string) (*Bundle, error) {
 	if err := card.Validate(); err != nil {
 		return nil, berr(CardFile, "incomplete", RemedyRestore, restoreFix, err)
 	}
-	b := &Bundle{Dir: name, Card: card}
+	b := &Bundle{Dir: name, Card: card, CardJSON: cardBytes}
 	if b.Model, err = read(ModelFile); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -214,4 +215,31 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal("loaded a bundle whose digests do not match its files")
 		}
 	})
+}
+
+// The built-in bundle is the files of models/ko-vishing-lstm at build time.
+func TestLoadDefaultEmbedded(t *testing.T) {
+	b, err := LoadDefault()
+	if err != nil {
+		t.Fatalf("LoadDefault: %v", err)
+	}
+	if !b.Embedded() || b.Dir != EmbeddedDir {
+		t.Fatalf("Dir = %q, Embedded() = %v", b.Dir, b.Embedded())
+	}
+	for file, got := range map[string][]byte{ModelFile: b.Model, TokenizerFile: b.Tokenizer, CardFile: b.CardJSON} {
+		want, err := os.ReadFile(filepath.Join(DefaultName, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("embedded %s (sha256 %s) differs from the file on disk (sha256 %s)", file, Sum(got), Sum(want))
+		}
+	}
+	disk, err := Load(DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disk.Embedded() || disk.ModelSHA256 != b.ModelSHA256 {
+		t.Errorf("disk bundle: Embedded() = %v, sha256 %s vs embedded %s", disk.Embedded(), disk.ModelSHA256, b.ModelSHA256)
+	}
 }

@@ -281,12 +281,8 @@ func rateOf(whole, peak []float64, t models.Thresholds) rates {
 // thresholds go into threshold_history.
 func writeCalibrated(b *models.Bundle, dir string, rep calibrateReport) error {
 	cardPath := filepath.Join(b.Dir, models.CardFile)
-	raw, err := os.ReadFile(cardPath)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", cardPath, err)
-	}
 	var card map[string]any
-	if err := json.Unmarshal(raw, &card); err != nil {
+	if err := json.Unmarshal(b.CardJSON, &card); err != nil {
 		return fmt.Errorf("%s: %w", cardPath, err)
 	}
 	hist, _ := card["threshold_history"].([]any)

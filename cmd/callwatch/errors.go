@@ -104,11 +104,14 @@ func withHint(err error) string {
 func bundleHint(r models.Remedy) string {
 	switch r {
 	case models.RemedyChooseBundle:
-		return "pass --model DIR (or set CALLWATCH_MODEL, or model: in callwatch.yaml) pointing at a bundle, or run `make model` to rebuild the default"
+		return "pass --model DIR (or set CALLWATCH_MODEL, or model: in callwatch.yaml) pointing at a bundle directory, " +
+			"or leave them unset to use the model built into callwatch (in a source checkout `make model` rebuilds the default bundle)"
 	case models.RemedyRestore:
-		return "for the shipped bundle, `git checkout models/` restores its files and `make model` rebuilds it"
+		return "restore the bundle's three files together from where they came from (a release archive, or `git checkout models/` " +
+			"in a source checkout, where `make model` rebuilds it), or leave --model and CALLWATCH_MODEL unset to use the model built into callwatch"
 	case models.RemedyReexport:
-		return "scripts/export.py exports a model with the callwatch signature; `make model` rebuilds the bundle"
+		return "export the model again with scripts/export.py from the callwatch sources (`make model` rebuilds the default bundle), " +
+			"or leave --model and CALLWATCH_MODEL unset to use the model built into callwatch"
 	}
 	return ""
 }
@@ -118,6 +121,7 @@ func libraryHint() string {
 	if !ort.Enabled {
 		return "use --backend native (or auto), or a build without -tags noort"
 	}
-	return "run `make ort` (scripts/setup-ort.sh installs onnxruntime 1.24.3 into .ort/), or set --ort-library, " +
-		"CALLWATCH_ORT_LIBRARY or ort.library to a libonnxruntime.so >= " + ort.MinVersion + ", or use --backend native"
+	return "use --backend native (built in, needs no library), or install onnxruntime >= " + ort.MinVersion +
+		" (the onnxruntime-linux release archive from https://github.com/microsoft/onnxruntime/releases) and point --ort-library, " +
+		"CALLWATCH_ORT_LIBRARY or ort.library at its lib/libonnxruntime.so; in a source checkout `make ort` installs it into .ort/"
 }

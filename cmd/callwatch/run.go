@@ -132,7 +132,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
 }
 
 func addModelFlags(fs *pflag.FlagSet) {
-	fs.String("model", "", "model bundle directory (default: the shipped models/"+models.DefaultName+")")
+	fs.String("model", "", "model bundle directory (default: models/"+models.DefaultName+" above the working directory or beside the executable, else the model built into callwatch)")
 	fs.String("backend", "auto", "inference backend: auto (onnxruntime if its library loads, else native), ort, native")
 	fs.Int("batch", 32, "texts per backend call")
 	fs.Int("threads", 1, "onnxruntime intra-op threads per session")
@@ -247,7 +247,7 @@ func (e *env) configPath(fs *pflag.FlagSet) string {
 }
 
 // findDefaultModel looks for models/<default> above the working directory,
-// then beside the executable.
+// then beside the executable; loadBundle falls back to the built-in bundle.
 func findDefaultModel() (string, error) {
 	rel := filepath.Join("models", models.DefaultName)
 	var tried []string
@@ -280,7 +280,12 @@ func (e *env) loadBundle(c config) (*models.Bundle, error) {
 	if dir == "" {
 		d, err := findDefaultModel()
 		if err != nil {
-			return nil, err
+			// No bundle on disk: the one built into this binary.
+			b, err := models.LoadDefault()
+			if err != nil {
+				return nil, &errUsage{err}
+			}
+			return b, nil
 		}
 		dir = d
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 
@@ -26,7 +27,8 @@ type versionInfo struct {
 type modelInfo struct {
 	Name     string   `json:"name"`
 	Version  string   `json:"version"`
-	Dir      string   `json:"dir"`
+	Source   string   `json:"source"`        // "disk", or "embedded": built into this binary
+	Dir      string   `json:"dir,omitempty"` // absolute; empty when embedded
 	SHA256   string   `json:"sha256"`
 	Starter  bool     `json:"starter,omitempty"`
 	State    []string `json:"state"`              // state tensors carried per call (h0, c0, p0)
@@ -78,8 +80,13 @@ func (e *env) version(args []string) error {
 	if b, err := e.loadBundle(c); err != nil {
 		vi.ModelError = err.Error()
 	} else {
-		vi.Model = &modelInfo{Name: b.Card.Name, Version: b.Card.Version, Dir: b.Dir, SHA256: b.ModelSHA256, Starter: b.Card.Starter,
+		vi.Model = &modelInfo{Name: b.Card.Name, Version: b.Card.Version, Source: "disk", Dir: b.Dir, SHA256: b.ModelSHA256, Starter: b.Card.Starter,
 			State: b.Signature.InputNames()[2:], Outputs: []string{"probs"}, Families: b.Signature.Extra("family_probs")}
+		if b.Embedded() {
+			vi.Model.Source, vi.Model.Dir = "embedded", ""
+		} else if abs, err := filepath.Abs(b.Dir); err == nil {
+			vi.Model.Dir = abs
+		}
 		for _, x := range b.Signature.Extras {
 			vi.Model.Outputs = append(vi.Model.Outputs, x.Name)
 		}

@@ -79,6 +79,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// ValidateConfig reports every problem of cfg, naming its keys.
+func ValidateConfig(cfg Config) error { return cfg.validate() }
+
 func (c Config) validate() error {
 	var probs []string
 	if c.MaxBatch < 1 {

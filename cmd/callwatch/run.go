@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -40,25 +39,36 @@ Commands:
 
 Configuration (highest first): flags > CALLWATCH_* environment variables >
 callwatch.yaml (in ., then $XDG_CONFIG_HOME/callwatch) > defaults.
-Keys: model, backend, batch, threads, window, ort.library (env CALLWATCH_ORT_LIBRARY).
+Keys: model, backend, batch, threads, window, ort.library (env CALLWATCH_ORT_LIBRARY),
+stream.* and server.* (see "callwatch serve --help"); env name = CALLWATCH_ + key
+upper-cased with "." as "_". Durations take a unit (10s, 500ms); unknown keys in
+the file are an error, unknown CALLWATCH_* variables a warning.
 
 Exit codes: 0 ok; 1 some records failed or parity above tolerance;
 2 usage, configuration, model or library error; 130 interrupted.
 `
 
 type env struct {
-	v      *viper.Viper // set by loadConfig
-	ctx    context.Context
-	getenv func(string) string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	v          *viper.Viper // the config file's contents, set by loadConfig (nil: no file)
+	configFile string
+	ctx        context.Context
+	getenv     func(string) string
+	environ    func() []string // nil: unknown CALLWATCH_* variables are not looked for
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
 }
 
 // run is the whole program; main only wires the process to it so tests can
 // drive every command in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
-	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	return runEnviron(ctx, args, getenv, nil, stdin, stdout, stderr)
+}
+
+// runEnviron is run that also warns about CALLWATCH_* variables in
+// environ that are no setting.
+func runEnviron(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	e := &env{ctx: ctx, getenv: getenv, environ: environ, stdin: stdin, stdout: stdout, stderr: stderr}
 	defer func() {
 		// The libraries below are known to panic on odd input; no panic may
 		// reach a user as a crash.
@@ -114,12 +124,6 @@ type config struct {
 	ORTLibrary string
 }
 
-// keys maps config keys to their flag names.
-var configKeys = []struct{ key, flag string }{
-	{"model", "model"}, {"backend", "backend"}, {"batch", "batch"},
-	{"threads", "threads"}, {"window", "window"}, {"ort.library", "ort-library"},
-}
-
 // newFlags returns a flag set with the common model/backend flags.
 func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
@@ -151,18 +155,28 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
-// loadConfig layers defaults < config file < environment < flags.
+// loadConfig layers defaults < config file < environment < flags, through
+// the one key table (config.go): unknown keys in the file are an error,
+// unknown CALLWATCH_* variables a warning.
 func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
-	v := viper.New()
-	v.SetDefault("backend", "auto")
-	v.SetDefault("batch", 32)
-	v.SetDefault("threads", 1)
-	v.SetDefault("window", 32)
-	v.SetConfigType("yaml")
+	e.v, e.configFile = nil, ""
+	e.warnUnknownEnv()
+	read := func(p string) error {
+		v := viper.New()
+		v.SetConfigType("yaml")
+		v.SetConfigFile(p)
+		if err := v.ReadInConfig(); err != nil {
+			return err
+		}
+		e.v, e.configFile = v, p
+		return e.checkFileKeys(p)
+	}
 	path := e.configPath(fs)
 	if path != "" {
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
+		if err := read(path); err != nil {
+			if _, ok := err.(*errUsage); ok {
+				return config{}, err
+			}
 			return config{}, usagef("cannot read config file %s: %v; fix or remove it, or point --config elsewhere", path, err)
 		}
 	} else {
@@ -180,8 +194,10 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 			for _, name := range []string{"callwatch.yaml", "callwatch.yml"} {
 				p := filepath.Join(dir, name)
 				if st, err := os.Stat(p); err == nil && !st.IsDir() {
-					v.SetConfigFile(p)
-					if err := v.ReadInConfig(); err != nil {
+					if err := read(p); err != nil {
+						if _, ok := err.(*errUsage); ok {
+							return config{}, err
+						}
 						return config{}, usagef("cannot read config file %s: %v; fix or remove it", p, err)
 					}
 					break search
@@ -189,50 +205,37 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 			}
 		}
 	}
-	// viper's own env layer reads the process environment; going through
-	// getenv keeps the precedence testable in-process.
-	for _, k := range configKeys {
-		name := "CALLWATCH_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(k.key))
-		if val := e.getenv(name); val != "" {
-			v.Set(k.key, val)
+	var c config
+	var err error
+	str := func(key, def string) string {
+		if err != nil {
+			return ""
 		}
+		var s string
+		s, err = e.lookup(fs, key, def).str()
+		return s
 	}
-	for _, k := range configKeys {
-		if f := fs.Lookup(k.flag); f != nil && f.Changed {
-			v.Set(k.key, f.Value.String())
+	num := func(key string, def, lo, hi int64) int {
+		if err != nil {
+			return 0
 		}
+		var n int
+		n, err = e.lookup(fs, key, def).integer(lo, hi)
+		return n
 	}
-	e.v = v
-	c := config{
-		Model:      v.GetString("model"),
-		Backend:    v.GetString("backend"),
-		Batch:      v.GetInt("batch"),
-		Threads:    v.GetInt("threads"),
-		Window:     v.GetInt("window"),
-		ORTLibrary: v.GetString("ort.library"),
-	}
-	// viper's GetInt turns "many" into 0; name the value actually given.
-	for _, k := range []string{"batch", "threads", "window"} {
-		if val := v.Get(k); val != nil {
-			raw := strings.TrimSpace(fmt.Sprint(val))
-			if _, err := strconv.Atoi(raw); err != nil {
-				return c, usagef("%s must be a whole number, got %q (from a flag, CALLWATCH_%s or the config file)", k, raw, strings.ToUpper(k))
-			}
-		}
+	c.Model = str("model", "")
+	c.Backend = str("backend", callwatch.BackendAuto)
+	c.Batch = num("batch", 32, 1, 4096)
+	c.Threads = num("threads", 1, 1, 256)
+	c.Window = num("window", 32, 1, 1<<20)
+	c.ORTLibrary = str("ort.library", "")
+	if err != nil {
+		return c, err
 	}
 	switch c.Backend {
 	case callwatch.BackendAuto, callwatch.BackendORT, callwatch.BackendNative:
 	default:
-		return c, usagef("unknown backend %q: use auto, ort or native", c.Backend)
-	}
-	if c.Batch <= 0 || c.Batch > 4096 {
-		return c, usagef("batch must be between 1 and 4096, got %d", c.Batch)
-	}
-	if c.Threads <= 0 || c.Threads > 256 {
-		return c, usagef("threads must be between 1 and 256, got %d", c.Threads)
-	}
-	if c.Window <= 0 || c.Window > 1<<20 {
-		return c, usagef("window must be between 1 and 1048576 tokens (the model's max_seq_len caps it), got %d", c.Window)
+		return c, usagef("backend (from %s): unknown backend %q: use auto, ort or native", e.lookup(fs, "backend", "").from, c.Backend)
 	}
 	return c, nil
 }

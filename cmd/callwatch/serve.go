@@ -4,35 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/spf13/viper"
+	"github.com/spf13/pflag"
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/client"
 	"github.com/callwatch/callwatch/server"
 )
 
-// serverKeys are the server.* config keys with their flags ("" = config
-// and environment only: a key on the command line would show in ps).
-var serverKeys = []struct{ key, flag string }{
-	{"server.addr", "addr"}, {"server.max_batch", "max-batch"}, {"server.max_wait", "max-wait"},
-	{"server.max_queue", "max-queue"}, {"server.workers", "workers"}, {"server.request_timeout", "request-timeout"},
-	{"server.max_body_bytes", "max-body-bytes"}, {"server.max_text_bytes", "max-text-bytes"}, {"server.max_texts", "max-texts"},
-	{"server.sessions", "sessions"}, {"server.session_ttl", "session-ttl"}, {"server.max_sessions", "max-sessions"},
-	{"server.shutdown_timeout", "shutdown-timeout"}, {"server.log_level", "log-level"},
-	{"server.max_inflight_bytes", "max-inflight-bytes"}, {"server.max_sessions_per_client", "max-sessions-per-client"},
-	{"server.max_tracked_calls", "max-tracked-calls"}, {"server.drain_delay", "drain-delay"},
-	{"server.state_keys", ""}, {"server.state_key", ""},
-}
-
-// serve runs the HTTP service until SIGTERM/SIGINT, then drains.
-func (e *env) serve(args []string) error {
-	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_keys\n(env CALLWATCH_SERVER_STATE_KEYS=\"id:base64,...\": the first signs, all verify; each key at least\n32 random bytes, e.g. $(head -c 32 /dev/urandom | base64)); replicas that share calls share them.", e.stderr)
+// newServeFlags is serve's flag set.
+func newServeFlags(stderr io.Writer) *pflag.FlagSet {
+	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_keys\n(env CALLWATCH_SERVER_STATE_KEYS=\"id:base64,...\": the first signs, all verify; each key at least\n32 random bytes, e.g. $(head -c 32 /dev/urandom | base64)); replicas that share calls share them.", stderr)
 	addModelFlags(fs)
 	addPolicyFlags(fs)
 	def := server.DefaultConfig()
@@ -54,6 +42,12 @@ func (e *env) serve(args []string) error {
 	fs.Duration("drain-delay", def.DrainDelay, "on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes")
 	fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	fs.String("log-level", "info", "debug (one line per request), info, warn, error")
+	return fs
+}
+
+// serve runs the HTTP service until SIGTERM/SIGINT, then drains.
+func (e *env) serve(args []string) error {
+	fs := newServeFlags(e.stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -64,23 +58,11 @@ func (e *env) serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	v := e.v
-	for _, k := range serverKeys {
-		name := "CALLWATCH_" + strings.ToUpper(strings.ReplaceAll(k.key, ".", "_"))
-		if val := e.getenv(name); val != "" {
-			v.Set(k.key, val)
-		}
-		if k.flag == "" {
-			continue
-		}
-		if f := fs.Lookup(k.flag); f != nil && (f.Changed || !v.IsSet(k.key)) {
-			v.Set(k.key, f.Value.String())
-		}
-	}
-	cfg, addr, drain, level, err := serverConfig(v)
+	so, err := e.serveSettings(fs)
 	if err != nil {
 		return err
 	}
+	cfg, addr, drain, level := so.cfg, so.addr, so.drain, so.level
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	s, err := server.NewServer(cfg, server.Deps{Logger: logger})
 	if err != nil {
@@ -126,54 +108,104 @@ func (e *env) serve(args []string) error {
 	return nil
 }
 
-// serverConfig reads server.* from v.
-func serverConfig(v *viper.Viper) (server.Config, string, time.Duration, slog.Level, error) {
-	cfg := server.DefaultConfig()
-	cfg.MaxBatch = v.GetInt("server.max_batch")
-	cfg.MaxWait = v.GetDuration("server.max_wait")
-	cfg.MaxQueue = v.GetInt("server.max_queue")
-	cfg.Workers = v.GetInt("server.workers")
-	cfg.RequestTimeout = v.GetDuration("server.request_timeout")
-	cfg.MaxBodyBytes = v.GetInt64("server.max_body_bytes")
-	cfg.MaxTextBytes = v.GetInt("server.max_text_bytes")
-	cfg.MaxTexts = v.GetInt("server.max_texts")
-	cfg.Sessions = v.GetBool("server.sessions")
-	cfg.SessionTTL = v.GetDuration("server.session_ttl")
-	cfg.MaxSessions = v.GetInt("server.max_sessions")
-	cfg.MaxInflightBytes = v.GetInt64("server.max_inflight_bytes")
-	cfg.MaxSessionsPerClient = v.GetInt("server.max_sessions_per_client")
-	cfg.MaxTrackedCalls = v.GetInt("server.max_tracked_calls")
-	cfg.DrainDelay = v.GetDuration("server.drain_delay")
-	keys, single := strings.TrimSpace(v.GetString("server.state_keys")), strings.TrimSpace(v.GetString("server.state_key"))
+// serveOptions are serve's settings, all of them validated.
+type serveOptions struct {
+	cfg   server.Config
+	addr  string
+	drain time.Duration
+	level slog.Level
+}
+
+// serveSettings reads server.* through the one config path (config.go).
+func (e *env) serveSettings(fs *pflag.FlagSet) (serveOptions, error) {
+	o := serveOptions{cfg: server.DefaultConfig()}
+	cfg := &o.cfg
+	var err error
+	get := func(key string) setting { return e.lookup(fs, key, nil) }
+	num := func(dst *int, key string, lo int64) {
+		if err == nil {
+			*dst, err = get(key).integer(lo, math.MaxInt32)
+		}
+	}
+	num64 := func(dst *int64, key string, lo int64) {
+		if err == nil {
+			var n int64
+			if n, err = get(key).int64(); err == nil && n < lo {
+				err = get(key).errorf("must be at least %d, got %d", lo, n)
+			}
+			*dst = n
+		}
+	}
+	dur := func(dst *time.Duration, key string, lo time.Duration) {
+		if err == nil {
+			*dst, err = get(key).duration(lo)
+		}
+	}
+	num(&cfg.MaxBatch, "server.max_batch", 1)
+	dur(&cfg.MaxWait, "server.max_wait", 0)
+	num(&cfg.MaxQueue, "server.max_queue", 1)
+	num(&cfg.Workers, "server.workers", 1)
+	dur(&cfg.RequestTimeout, "server.request_timeout", time.Millisecond)
+	num64(&cfg.MaxBodyBytes, "server.max_body_bytes", 1024)
+	num(&cfg.MaxTextBytes, "server.max_text_bytes", 1)
+	num(&cfg.MaxTexts, "server.max_texts", 1)
+	if err == nil {
+		cfg.Sessions, err = get("server.sessions").boolean()
+	}
+	dur(&cfg.SessionTTL, "server.session_ttl", time.Second)
+	num(&cfg.MaxSessions, "server.max_sessions", 1)
+	num64(&cfg.MaxInflightBytes, "server.max_inflight_bytes", 1024)
+	num(&cfg.MaxSessionsPerClient, "server.max_sessions_per_client", 0)
+	num(&cfg.MaxTrackedCalls, "server.max_tracked_calls", 1)
+	dur(&cfg.DrainDelay, "server.drain_delay", 0)
+	dur(&o.drain, "server.shutdown_timeout", time.Millisecond)
+	if err != nil {
+		return o, err
+	}
+	keysSet, singleSet := get("server.state_keys"), get("server.state_key")
+	keys, err := keysSet.str()
+	if err != nil {
+		return o, err
+	}
+	single, err := singleSet.str()
+	if err != nil {
+		return o, err
+	}
 	switch {
 	case keys != "" && single != "":
-		return cfg, "", 0, 0, usagef("set server.state_keys (id:base64,...) or the older server.state_key, not both")
+		return o, usagef("set server.state_keys (id:base64,...) or the older server.state_key, not both")
 	case keys != "":
 		k, err := server.ParseStateKeys(keys)
 		if err != nil {
-			return cfg, "", 0, 0, usagef("server.state_keys (env CALLWATCH_SERVER_STATE_KEYS): %v", err)
+			return o, keysSet.errorf("%v", err)
 		}
 		cfg.StateKeys = k
 	case single != "":
 		k, err := server.ParseStateKey(single)
 		if err != nil {
-			return cfg, "", 0, 0, usagef("server.state_key (env CALLWATCH_SERVER_STATE_KEY): %v", err)
+			return o, singleSet.errorf("%v", err)
 		}
 		cfg.StateKeys = []server.StateKey{k}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(v.GetString("server.log_level"))); err != nil {
-		return cfg, "", 0, 0, usagef("server.log_level: %v", err)
+	lv := get("server.log_level")
+	name, err := lv.str()
+	if err != nil {
+		return o, err
 	}
-	drain := v.GetDuration("server.shutdown_timeout")
-	if drain <= 0 {
-		return cfg, "", 0, 0, usagef("server.shutdown_timeout must be positive")
+	if err := o.level.UnmarshalText([]byte(name)); err != nil {
+		return o, lv.errorf("want debug, info, warn or error, got %q", name)
 	}
-	addr := v.GetString("server.addr")
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return cfg, "", 0, 0, usagef("server.addr %q: want HOST:PORT", addr)
+	as := get("server.addr")
+	if o.addr, err = as.str(); err != nil {
+		return o, err
 	}
-	return cfg, addr, drain, level, nil
+	if _, _, err := net.SplitHostPort(o.addr); err != nil {
+		return o, as.errorf("%q: want HOST:PORT", o.addr)
+	}
+	if err := server.ValidateConfig(*cfg); err != nil {
+		return o, usagef("%v", err)
+	}
+	return o, nil
 }
 
 // scorer returns what classify scores with: the local detector, or a

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/api"
@@ -42,41 +41,41 @@ func addPolicyFlags(fs *pflag.FlagSet) {
 	fs.Int("reasons", 3, "segments named in each alert")
 }
 
-// policy reads stream.* settings: flags > CALLWATCH_STREAM_* > file > defaults.
+// policy reads stream.* settings: flags > CALLWATCH_STREAM_* > file > the
+// model's defaults.
 func (e *env) policy(fs *pflag.FlagSet, d *callwatch.Detector) (callwatch.Policy, error) {
-	p := d.DefaultPolicy()
-	v := e.v // holds the config file, if any, read by loadConfig
-	if v == nil {
-		v = viper.New()
-	}
-	v.SetDefault("stream.smooth", p.Smooth)
-	v.SetDefault("stream.hysteresis", p.Hysteresis)
-	v.SetDefault("stream.reasons", p.Reasons)
-	for _, k := range []struct{ key, flag string }{{"stream.smooth", "smooth"}, {"stream.hysteresis", "hysteresis"}, {"stream.reasons", "reasons"}} {
-		if val := e.getenv("CALLWATCH_STREAM_" + upper(k.flag)); val != "" {
-			v.Set(k.key, val)
+	return e.policyFrom(fs, d.DefaultPolicy())
+}
+
+func (e *env) policyFrom(fs *pflag.FlagSet, p callwatch.Policy) (callwatch.Policy, error) {
+	if s := e.lookup(fs, "stream.smooth", nil); s.set {
+		n, err := s.integer(1, 100)
+		if err != nil {
+			return p, err
 		}
-		if f := fs.Lookup(k.flag); f != nil && f.Changed {
-			v.Set(k.key, f.Value.String())
-		}
+		p.Smooth = n
 	}
-	p.Smooth = v.GetInt("stream.smooth")
-	p.Hysteresis = v.GetFloat64("stream.hysteresis")
-	p.Reasons = v.GetInt("stream.reasons")
+	if s := e.lookup(fs, "stream.hysteresis", nil); s.set {
+		f, err := s.float()
+		if err != nil {
+			return p, err
+		}
+		if f < 0 || f >= 1 {
+			return p, s.errorf("must be in [0, 1), got %g", f)
+		}
+		p.Hysteresis = f
+	}
+	if s := e.lookup(fs, "stream.reasons", nil); s.set {
+		n, err := s.integer(0, 100)
+		if err != nil {
+			return p, err
+		}
+		p.Reasons = n
+	}
 	if err := p.Validate(); err != nil {
 		return p, usagef("%v", err)
 	}
 	return p, nil
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
 }
 
 // stream scores calls segment by segment. Segments of different calls may

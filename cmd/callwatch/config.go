@@ -1,0 +1,315 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// One validated path for every setting: each key of the table below is
+// read the same way from a flag, a CALLWATCH_* variable or callwatch.yaml
+// (highest first), parsed by its kind, and refused with a message that
+// names the key, where its value came from and what was expected.
+
+type valueKind int
+
+const (
+	kindString valueKind = iota
+	kindInt
+	kindFloat
+	kindBool
+	kindDuration
+)
+
+func (k valueKind) String() string {
+	return [...]string{"a string", "a whole number", "a number", "true or false", "a duration"}[k]
+}
+
+// keySpec is one config key: its flag ("" = config and environment only,
+// e.g. secrets, which would show in ps on a command line) and its kind.
+type keySpec struct {
+	key  string
+	flag string
+	kind valueKind
+}
+
+// configKeys is every key callwatch reads. The environment variable of a
+// key is "CALLWATCH_" + the key upper-cased with "." as "_".
+var configKeys = []keySpec{
+	// model
+	{"model", "model", kindString}, {"backend", "backend", kindString}, {"batch", "batch", kindInt},
+	{"threads", "threads", kindInt}, {"window", "window", kindInt}, {"ort.library", "ort-library", kindString},
+	// stream alert policy
+	{"stream.smooth", "smooth", kindInt}, {"stream.hysteresis", "hysteresis", kindFloat}, {"stream.reasons", "reasons", kindInt},
+	// server
+	{"server.addr", "addr", kindString}, {"server.max_batch", "max-batch", kindInt}, {"server.max_wait", "max-wait", kindDuration},
+	{"server.max_queue", "max-queue", kindInt}, {"server.workers", "workers", kindInt},
+	{"server.request_timeout", "request-timeout", kindDuration},
+	{"server.max_body_bytes", "max-body-bytes", kindInt}, {"server.max_text_bytes", "max-text-bytes", kindInt},
+	{"server.max_texts", "max-texts", kindInt}, {"server.sessions", "sessions", kindBool},
+	{"server.session_ttl", "session-ttl", kindDuration}, {"server.max_sessions", "max-sessions", kindInt},
+	{"server.shutdown_timeout", "shutdown-timeout", kindDuration}, {"server.log_level", "log-level", kindString},
+	{"server.max_inflight_bytes", "max-inflight-bytes", kindInt},
+	{"server.max_sessions_per_client", "max-sessions-per-client", kindInt},
+	{"server.max_tracked_calls", "max-tracked-calls", kindInt}, {"server.drain_delay", "drain-delay", kindDuration},
+	{"server.state_keys", "", kindString}, {"server.state_key", "", kindString},
+}
+
+// otherEnv are CALLWATCH_* variables read that are not config keys.
+var otherEnv = []string{"CALLWATCH_CONFIG"}
+
+func envName(key string) string {
+	return "CALLWATCH_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func specOf(key string) keySpec {
+	for _, k := range configKeys {
+		if k.key == key {
+			return k
+		}
+	}
+	panic("callwatch: no config key " + key)
+}
+
+// checkFileKeys refuses keys in the config file that callwatch does not
+// know (a misspelt key would otherwise be ignored silently).
+func (e *env) checkFileKeys(path string) error {
+	if e.v == nil {
+		return nil
+	}
+	var unknown []string
+	for _, k := range e.v.AllKeys() {
+		if !slices.ContainsFunc(configKeys, func(s keySpec) bool { return s.key == k }) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	msg := make([]string, len(unknown))
+	for i, k := range unknown {
+		msg[i] = k
+		if s := suggestKey(k); s != "" {
+			msg[i] += " (did you mean " + s + "?)"
+		}
+	}
+	return usagef("config file %s: unknown key %s; known keys: %s", path, strings.Join(msg, ", "), knownKeys())
+}
+
+func knownKeys() string {
+	ks := make([]string, len(configKeys))
+	for i, k := range configKeys {
+		ks[i] = k.key
+	}
+	return strings.Join(ks, ", ")
+}
+
+// warnUnknownEnv prints a warning for each CALLWATCH_* variable that is no
+// setting: a misspelt variable would otherwise be ignored silently.
+func (e *env) warnUnknownEnv() {
+	if e.environ == nil {
+		return
+	}
+	for _, kv := range e.environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CALLWATCH_") || slices.Contains(otherEnv, name) {
+			continue
+		}
+		if slices.ContainsFunc(configKeys, func(s keySpec) bool { return envName(s.key) == name }) {
+			continue
+		}
+		hint := ""
+		if s := suggestKey(strings.ToLower(strings.TrimPrefix(name, "CALLWATCH_"))); s != "" {
+			hint = "; did you mean " + envName(s) + "?"
+		}
+		fmt.Fprintf(e.stderr, "callwatch: warning: environment variable %s is not a callwatch setting and is ignored%s\n", name, hint)
+	}
+}
+
+// suggestKey is the known key closest to k (by edit distance, ignoring
+// '.' vs '_'), or "".
+func suggestKey(k string) string {
+	norm := func(s string) string { return strings.ReplaceAll(s, ".", "_") }
+	best, bestD := "", 4
+	for _, s := range configKeys {
+		if d := editDistance(norm(k), norm(s.key)); d < bestD {
+			best, bestD = s.key, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// setting is one key's raw value and where it came from.
+type setting struct {
+	spec keySpec
+	raw  any
+	from string // "flag --x", "CALLWATCH_X", "config file" or "default"
+	set  bool   // false: the default
+}
+
+// lookup returns key's value: flag > environment > config file > the
+// flag's default (or def when the key has no flag).
+func (e *env) lookup(fs *pflag.FlagSet, key string, def any) setting {
+	k := specOf(key)
+	var f *pflag.Flag
+	if k.flag != "" && fs != nil {
+		f = fs.Lookup(k.flag)
+	}
+	if f != nil && f.Changed {
+		return setting{k, f.Value.String(), "flag --" + k.flag, true}
+	}
+	if val := e.getenv(envName(k.key)); val != "" {
+		return setting{k, val, envName(k.key), true}
+	}
+	if e.v != nil && e.v.IsSet(k.key) {
+		return setting{k, e.v.Get(k.key), "config file " + e.configFile, true}
+	}
+	if f != nil {
+		return setting{k, f.DefValue, "default", false}
+	}
+	return setting{k, def, "default", false}
+}
+
+func (s setting) errorf(format string, a ...any) error {
+	msg := fmt.Sprintf(format, a...)
+	sep := ": "
+	if strings.HasPrefix(msg, "must ") {
+		sep = " "
+	}
+	return usagef("%s%s%s (from %s)", s.spec.key, sep, msg, s.from)
+}
+
+func (s setting) str() (string, error) {
+	switch v := s.raw.(type) {
+	case string:
+		return strings.TrimSpace(v), nil
+	case nil:
+		return "", nil
+	case int, int64, float64, uint64:
+		return fmt.Sprint(v), nil
+	}
+	return "", s.errorf("must be %s, got %v", kindString, s.raw)
+}
+
+func (s setting) int64() (int64, error) {
+	switch v := s.raw.(type) {
+	case int:
+		return int64(v), nil
+	case int64:
+		return v, nil
+	case uint64:
+		if v <= math.MaxInt64 {
+			return int64(v), nil
+		}
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return int64(v), nil
+		}
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err == nil {
+			return n, nil
+		}
+	}
+	return 0, s.errorf("must be %s, got %s", kindInt, show(s.raw))
+}
+
+func (s setting) integer(lo, hi int64) (int, error) {
+	n, err := s.int64()
+	if err != nil {
+		return 0, err
+	}
+	if n < lo || n > hi {
+		return 0, s.errorf("must be between %d and %d, got %d", lo, hi, n)
+	}
+	return int(n), nil
+}
+
+func (s setting) float() (float64, error) {
+	switch v := s.raw.(type) {
+	case int:
+		return float64(v), nil
+	case float64:
+		return v, nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, nil
+		}
+	}
+	return 0, s.errorf("must be %s, got %s", kindFloat, show(s.raw))
+}
+
+func (s setting) boolean() (bool, error) {
+	switch v := s.raw.(type) {
+	case bool:
+		return v, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err == nil {
+			return b, nil
+		}
+	}
+	return false, s.errorf("must be %s, got %s", kindBool, show(s.raw))
+}
+
+// duration parses a Go duration ("10s", "1m30s", "500ms"). A bare number
+// is refused, 0 aside: 10 would be 10 nanoseconds.
+func (s setting) duration(min time.Duration) (time.Duration, error) {
+	var d time.Duration
+	switch v := s.raw.(type) {
+	case int, int64, uint64, float64:
+		if fmt.Sprint(v) != "0" {
+			return 0, s.errorf("%v is a bare number without a unit; write a duration with its unit, e.g. %vs (seconds) or %vms (milliseconds)", v, v, v)
+		}
+	case string:
+		t := strings.TrimSpace(v)
+		if _, err := strconv.ParseFloat(t, 64); err == nil && t != "0" {
+			return 0, s.errorf("%s is a bare number without a unit; write a duration with its unit, e.g. %ss (seconds) or %sms (milliseconds)", t, t, t)
+		}
+		var err error
+		if d, err = time.ParseDuration(t); err != nil {
+			return 0, s.errorf("%q is not a duration; write e.g. 10s, 500ms or 1m30s", t)
+		}
+	default:
+		return 0, s.errorf("must be %s such as 10s, got %s", kindDuration, show(s.raw))
+	}
+	if d < min {
+		return 0, s.errorf("must be at least %s, got %s", min, d)
+	}
+	return d, nil
+}
+
+func show(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%v", v)
+}

@@ -130,20 +130,27 @@ func (e *env) classify(args []string) error {
 	out := newJSONLWriter(e.stdout)
 	prog := newProgress(e.stderr)
 	failed, total := 0, 0
+	// Records are read on their own goroutine: each round blocks for one,
+	// then takes what else is already waiting (up to chunkSize), so live
+	// input is answered as it arrives and a file is still scored in large
+	// length-sorted batches. A chunk being scored is finished even when
+	// interrupted (it is at most chunkSize records): Ctrl-C writes what has
+	// been read, then exits 130.
+	done := make(chan struct{})
+	defer close(done)
+	feed := feedRecords(rr, done)
+	scoreCtx := context.WithoutCancel(e.ctx)
 	for {
-		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+		chunk, rerr := nextChunk(e.ctx, feed, chunkSize)
 		if len(chunk) > 0 {
 			texts := make([]string, len(chunk))
 			for i, r := range chunk {
 				texts[i] = r.Text
 			}
-			res, err := classifyTexts(e.ctx, texts)
+			res, err := classifyTexts(scoreCtx, texts)
 			if err != nil {
 				if ferr := out.Flush(); ferr != nil {
 					return ferr
-				}
-				if e.ctx.Err() != nil {
-					return &errInterrupted{written: total, err: e.ctx.Err()}
 				}
 				return err
 			}
@@ -186,6 +193,90 @@ func (e *env) classify(args []string) error {
 		return &errRecords{failed: failed, total: total}
 	}
 	return nil
+}
+
+// recordItem is one record from feedRecords, or the reader's final error
+// (io.EOF at the end of input).
+type recordItem struct {
+	rec records.Record
+	err error
+}
+
+// feedRecords reads rr on a goroutine until its end, an error, or done.
+// The goroutine may stay blocked in a read of live input after done; it
+// exits when that read returns.
+func feedRecords(rr records.Reader, done <-chan struct{}) <-chan recordItem {
+	ch := make(chan recordItem, chunkSize)
+	go func() {
+		defer close(ch)
+		for {
+			r, err := rr.Next()
+			if err != nil && !errors.Is(err, io.EOF) {
+				err = fmt.Errorf("reading input: %w", err)
+			}
+			if err == nil && r.Err == nil && r.Text == "" {
+				r.Err = fmt.Errorf("empty text")
+			}
+			select {
+			case ch <- recordItem{rec: r, err: err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// nextChunk blocks for one record, then takes up to n-1 more that are
+// already waiting. It returns io.EOF or the read error (with the records
+// before it) at the end of input; when ctx is done, the records already
+// read and ctx's error.
+func nextChunk(ctx context.Context, feed <-chan recordItem, n int) ([]records.Record, error) {
+	var chunk []records.Record
+	take := func(it recordItem, ok bool) error {
+		if !ok {
+			return io.EOF
+		}
+		if it.err != nil {
+			return it.err
+		}
+		chunk = append(chunk, it.rec)
+		return nil
+	}
+	select {
+	case it, ok := <-feed:
+		if err := take(it, ok); err != nil {
+			return chunk, err
+		}
+	case <-ctx.Done():
+	}
+	for len(chunk) < n {
+		if ctx.Err() != nil {
+			// Interrupted: what has been read, however much.
+			for {
+				select {
+				case it, ok := <-feed:
+					if err := take(it, ok); err != nil {
+						return chunk, ctx.Err()
+					}
+				default:
+					return chunk, ctx.Err()
+				}
+			}
+		}
+		select {
+		case it, ok := <-feed:
+			if err := take(it, ok); err != nil {
+				return chunk, err
+			}
+		default:
+			return chunk, nil
+		}
+	}
+	return chunk, nil
 }
 
 // readChunk reads up to n records; it returns io.EOF (with the last records)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,7 +129,15 @@ func (e *env) classify(args []string) error {
 	defer closeScorer()
 
 	out := newJSONLWriter(e.stdout)
-	prog := newProgress(e.stderr)
+	prog := newProgress(e.stderr, e.stdout)
+	if prog.on {
+		switch {
+		case o.input == "":
+			prog.setTotal(len(fs.Args()))
+		case o.input != "-":
+			prog.setTotal(countLines(o.input, o.format == records.FormatCSV || (o.format == "" && strings.HasSuffix(o.input, ".csv"))))
+		}
+	}
 	failed, total := 0, 0
 	// Records are read on their own goroutine: each round blocks for one,
 	// then takes what else is already waiting (up to chunkSize), so live
@@ -154,6 +163,7 @@ func (e *env) classify(args []string) error {
 				}
 				return err
 			}
+			prog.pause()
 			for i, r := range chunk {
 				total++
 				var werr error
@@ -348,38 +358,128 @@ func marshalLine(v any) ([]byte, error) {
 	return []byte(sb.String()), nil
 }
 
-// progress prints a counter on stderr, only when stderr is a terminal.
+// progress shows records done (of the total, when known), the rate and the
+// time left on one stderr line, only when stderr is a terminal. When stdout
+// is a terminal too, pause erases the line before output is written, so a
+// counter never ends up between verdict lines.
 type progress struct {
-	w     io.Writer
-	on    bool
-	start time.Time
-	last  time.Time
+	w      io.Writer
+	on     bool
+	shared bool // stdout is a terminal as well
+	shown  bool // a progress line is on the screen now
+	total  int  // records expected; 0: unknown
+	now    func() time.Time
+	start  time.Time
+	last   time.Time
 }
 
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.on = true
-		}
+// isTerminal reports whether w is a terminal (a variable for tests).
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressEvery is the least time between two redraws of the line.
+var progressEvery = 200 * time.Millisecond
+
+// newProgress returns a progress line on stderr, which commands writing
+// results on stdout pause before each write.
+func newProgress(stderr, stdout io.Writer) *progress {
+	p := &progress{w: stderr, now: time.Now}
+	p.start = p.now()
+	p.on = isTerminal(stderr)
+	p.shared = p.on && isTerminal(stdout)
 	return p
 }
 
-func (p *progress) update(total, failed int) {
-	if !p.on || time.Since(p.last) < 200*time.Millisecond {
-		return
+// setTotal sets how many records are expected (0: unknown). An estimate is
+// fine: a total that is passed is dropped.
+func (p *progress) setTotal(n int) { p.total = n }
+
+// countLines counts the lines of the file at path, for a progress total;
+// 0 when it cannot be read. A CSV header is not a record.
+func countLines(path string, csv bool) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
 	}
-	p.last = time.Now()
-	rate := float64(total) / time.Since(p.start).Seconds()
-	fmt.Fprintf(p.w, "\rcallwatch: %d records (%d failed), %.0f/s ", total, failed, rate)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	n, last := 0, byte('\n')
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			n += bytes.Count(buf[:k], []byte{'\n'})
+			last = buf[k-1]
+		}
+		if err != nil {
+			break
+		}
+	}
+	if last != '\n' {
+		n++
+	}
+	if csv && n > 0 {
+		n--
+	}
+	return n
 }
 
-func (p *progress) done(total, failed int) {
+// pause erases the progress line before stdout is written, when both are
+// the same terminal; the next update draws it again.
+func (p *progress) pause() {
+	if p.shown && p.shared {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = false
+	}
+}
+
+func (p *progress) update(done, failed int) {
+	if !p.on {
+		return
+	}
+	now := p.now()
+	if p.shown && now.Sub(p.last) < progressEvery {
+		return
+	}
+	p.last, p.shown = now, true
+	fmt.Fprint(p.w, "\r\x1b[K"+p.line(done, failed, now))
+}
+
+// line is the progress text: "1200/5000 records (3 failed), 850/s, 4s left".
+func (p *progress) line(done, failed int, now time.Time) string {
+	el := now.Sub(p.start).Seconds()
+	var sb strings.Builder
+	sb.WriteString("callwatch: ")
+	if p.total > 0 && done <= p.total {
+		fmt.Fprintf(&sb, "%d/%d records", done, p.total)
+	} else {
+		fmt.Fprintf(&sb, "%d records", done)
+	}
+	if failed > 0 {
+		fmt.Fprintf(&sb, " (%d failed)", failed)
+	}
+	if el > 0 && done > 0 {
+		rate := float64(done) / el
+		fmt.Fprintf(&sb, ", %.0f/s", rate)
+		if p.total > 0 && done <= p.total {
+			left := time.Duration(float64(p.total-done) / rate * float64(time.Second))
+			fmt.Fprintf(&sb, ", %s left", left.Round(time.Second))
+		}
+	}
+	return sb.String()
+}
+
+func (p *progress) done(done, failed int) {
 	if !p.on || p.last.IsZero() {
 		return
 	}
-	fmt.Fprintf(p.w, "\rcallwatch: %d records (%d failed) in %s\n", total, failed, time.Since(p.start).Round(time.Millisecond))
+	fmt.Fprintf(p.w, "\r\x1b[Kcallwatch: %d records (%d failed) in %s\n", done, failed, p.now().Sub(p.start).Round(time.Millisecond))
+	p.shown = false
 }
 
 var _ = callwatch.LabelPhishing

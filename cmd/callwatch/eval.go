@@ -94,7 +94,10 @@ func (e *env) eval(args []string) error {
 	var labels []bool
 	var scores []float64
 	var perCall []int
-	prog := newProgress(e.stderr)
+	prog := newProgress(e.stderr, e.stdout)
+	if prog.on && *data != "-" {
+		prog.setTotal(countLines(*data, format == records.FormatCSV))
+	}
 	for {
 		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
 		var texts []string

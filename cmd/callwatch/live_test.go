@@ -15,15 +15,24 @@ import (
 type lineSink struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
+	all   bytes.Buffer
 	lines chan string
 }
 
-func newLineSink() *lineSink { return &lineSink{lines: make(chan string, 100)} }
+// raw is everything written.
+func (s *lineSink) raw() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all.String()
+}
+
+func newLineSink() *lineSink { return &lineSink{lines: make(chan string, 1000)} }
 
 func (s *lineSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf.Write(p)
+	s.all.Write(p)
 	for {
 		i := bytes.IndexByte(s.buf.Bytes(), '\n')
 		if i < 0 {

@@ -124,6 +124,8 @@ const (
 	CodeOutOfOrder    Code = "out_of_order"       // seq is not the call's next one (replayed, skipped or forked); see expected_seq
 	CodeCallExpired   Code = "call_expired"       // seq > 0 for a call this replica does not hold (expired, evicted, ended, restarted)
 	CodeBodyTimeout   Code = "body_timeout"       // the request body did not arrive within server.request_timeout
+	CodeUnauthorized  Code = "unauthorized"       // no API key, or not a valid one (see WWW-Authenticate)
+	CodeForbidden     Code = "forbidden"          // the API key lacks the route's scope
 	CodeNotFound      Code = "not_found"          // no route for the path
 	CodeMethod        Code = "method_not_allowed" // the path exists with other methods (see Allow)
 	CodeOverloaded    Code = "overloaded"         // batch queue full: retry later
@@ -150,6 +152,8 @@ var codeStatus = map[Code]int{
 	CodeOutOfOrder:    http.StatusConflict,
 	CodeCallExpired:   http.StatusGone,
 	CodeBodyTimeout:   http.StatusRequestTimeout,
+	CodeUnauthorized:  http.StatusUnauthorized,
+	CodeForbidden:     http.StatusForbidden,
 	CodeNotFound:      http.StatusNotFound,
 	CodeMethod:        http.StatusMethodNotAllowed,
 	CodeOverloaded:    http.StatusTooManyRequests,

@@ -21,8 +21,9 @@ import (
 // Client talks to one callwatch server (or a load balancer in front of
 // several: calls carry their state token, so any replica will do).
 type Client struct {
-	base string
-	hc   *http.Client
+	base   string
+	hc     *http.Client
+	apiKey string
 }
 
 // Option configures a Client.
@@ -30,6 +31,10 @@ type Option func(*Client)
 
 // WithHTTPClient replaces http.DefaultClient.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithAPIKey sends key as "Authorization: Bearer KEY" (servers with
+// server.api_keys or server.api_keys_file).
+func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = key } }
 
 // New returns a client for baseURL, e.g. "http://127.0.0.1:8080".
 func New(baseURL string, opts ...Option) (*Client, error) {
@@ -158,6 +163,9 @@ func (c *Client) doHeader(ctx context.Context, method, path string, h http.Heade
 	}
 	for k, v := range h {
 		req.Header[k] = v
+	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

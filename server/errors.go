@@ -32,6 +32,8 @@ const (
 	CodeOutOfOrder    = api.CodeOutOfOrder
 	CodeCallExpired   = api.CodeCallExpired
 	CodeBodyTimeout   = api.CodeBodyTimeout
+	CodeUnauthorized  = api.CodeUnauthorized
+	CodeForbidden     = api.CodeForbidden
 	CodeNotFound      = api.CodeNotFound
 	CodeMethod        = api.CodeMethod
 	CodeOverloaded    = api.CodeOverloaded

@@ -76,7 +76,22 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
-		if release, err := s.admitBody(sw, r); err != nil {
+		id, aerr := s.authenticate(route, r)
+		if id != "" {
+			r = r.WithContext(withClientKey(ctx, id))
+		}
+		if aerr != nil {
+			// Refused before the body is read.
+			sw.Header().Set("WWW-Authenticate", wwwAuthenticate(aerr, route))
+			if r.ContentLength != 0 {
+				sw.Header().Set("Connection", "close")
+			}
+			if strings.Contains(route, " /v2") {
+				writeV2Error(sw, aerr)
+			} else {
+				writeError(sw, aerr)
+			}
+		} else if release, err := s.admitBody(sw, r); err != nil {
 			// The body is not read: answer at once and close the connection,
 			// and let net/http's attempt to drain the body fail at once too
 			// instead of waiting for a body that may never come.

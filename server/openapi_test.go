@@ -260,7 +260,10 @@ func (c *oaChecker) send(s http.Handler, x oaExchange) *httptest.ResponseRecorde
 			t.Errorf("%s: the document has %s %s, but the server answered %d %s", where, route.Method, route.Path, res.StatusCode, code)
 		}
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{MultiError: true}}
+			Options: &openapi3filter.Options{MultiError: true,
+				// The server checks API keys itself (auth_test.go); here
+				// the requirement only has to be well formed.
+				AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }}}
 		if x.validRequest {
 			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 				t.Errorf("%s: the request does not satisfy the document: %v", where, err)

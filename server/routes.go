@@ -27,7 +27,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/model", s.handleModelInfo)
 
 	// operations
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}).ServeHTTP)
 	handle("GET /openapi.json", s.handleOpenAPI) // api/openapi.json
 
 	// live call monitor page

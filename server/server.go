@@ -50,6 +50,11 @@ type Config struct {
 	// that share calls share the keys. Empty: a random per-process key
 	// (tokens then work on this process only).
 	StateKeys []StateKey
+	// APIKeys, when set, are required as "Authorization: Bearer KEY" on
+	// every route but health and readiness (and metrics unless
+	// MetricsAuth); per-client quotas are then kept per key.
+	APIKeys     []APIKey
+	MetricsAuth bool // GET /metrics needs a key with the admin scope
 	// Sessions enables the server-side store for clients that do not carry
 	// the state token.
 	Sessions    bool
@@ -99,6 +104,9 @@ func (c Config) validate() error {
 	if c.RequestTimeout <= 0 || c.SessionTTL <= 0 {
 		probs = append(probs, "request_timeout and session_ttl must be positive")
 	}
+	if c.MetricsAuth && len(c.APIKeys) == 0 {
+		probs = append(probs, "metrics_auth needs API keys (api_keys or api_keys_file)")
+	}
 	if c.DrainDelay < 0 {
 		probs = append(probs, "drain_delay must be >= 0")
 	}
@@ -130,7 +138,8 @@ type Deps struct {
 	Registry *prometheus.Registry // nil: a fresh one
 	Now      func() time.Time     // nil: time.Now
 	// Client names the client a request comes from, for the per-client
-	// quota (nil: the IP address of the connection's peer).
+	// quota (nil: the IP address of the connection's peer). With
+	// Config.APIKeys the API key names the client instead.
 	Client func(*http.Request) string
 }
 

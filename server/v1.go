@@ -286,7 +286,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		}
 	case seq == 0:
 		handle := newHandle()
-		rec = newRecord(handle, callID, s.client(r), s.cfg.Sessions)
+		rec = newRecord(handle, callID, s.clientOf(r), s.cfg.Sessions)
 		rec.chain = chainStart(handle)
 		if rec, err = s.calls.add(rec); err != nil {
 			writeError(w, err)

@@ -59,6 +59,12 @@ var configKeys = []keySpec{
 	{"server.max_sessions_per_client", "max-sessions-per-client", kindInt},
 	{"server.max_tracked_calls", "max-tracked-calls", kindInt}, {"server.drain_delay", "drain-delay", kindDuration},
 	{"server.state_keys", "", kindString}, {"server.state_key", "", kindString},
+	// server access: API keys (a key on the command line would show in ps,
+	// so they have no flag; the file holds hashes), TLS
+	{"server.api_keys", "", kindString}, {"server.api_keys_file", "api-keys-file", kindString},
+	{"server.metrics_auth", "metrics-auth", kindBool},
+	{"server.tls_cert", "tls-cert", kindString}, {"server.tls_key", "tls-key", kindString},
+	{"server.tls_client_ca", "tls-client-ca", kindString}, {"server.insecure", "insecure", kindBool},
 }
 
 // otherEnv are CALLWATCH_* variables read that are not config keys.

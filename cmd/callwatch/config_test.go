@@ -79,44 +79,53 @@ func randKey() string {
 // message naming the key (or its flag).
 func TestConfigEveryKey(t *testing.T) {
 	key := randKey()
+	pki := writePKI(t)
 	type row struct {
-		good, want string   // good value as written; want: what get shows
-		bad        []string // refused values
-		msg        string   // in the refusal
+		extra      map[string]string // set in the environment as well
+		good, want string            // good value as written; want: what get shows
+		bad        []string          // refused values
+		msg        string            // in the refusal
 		get        func(resolved) any
 	}
 	rows := map[string]row{
-		"model":       {"/models/x", "/models/x", nil, "", func(r resolved) any { return r.c.Model }},
-		"backend":     {"native", "native", []string{"gpu"}, "use auto, ort or native", func(r resolved) any { return r.c.Backend }},
-		"batch":       {"7", "7", []string{"many", "0", "1.5"}, "", func(r resolved) any { return r.c.Batch }},
-		"threads":     {"3", "3", []string{"x", "0"}, "", func(r resolved) any { return r.c.Threads }},
-		"window":      {"96", "96", []string{"x", "-1"}, "", func(r resolved) any { return r.c.Window }},
-		"ort.library": {"/lib/ort.so", "/lib/ort.so", nil, "", func(r resolved) any { return r.c.ORTLibrary }},
+		"model":       {nil, "/models/x", "/models/x", nil, "", func(r resolved) any { return r.c.Model }},
+		"backend":     {nil, "native", "native", []string{"gpu"}, "use auto, ort or native", func(r resolved) any { return r.c.Backend }},
+		"batch":       {nil, "7", "7", []string{"many", "0", "1.5"}, "", func(r resolved) any { return r.c.Batch }},
+		"threads":     {nil, "3", "3", []string{"x", "0"}, "", func(r resolved) any { return r.c.Threads }},
+		"window":      {nil, "96", "96", []string{"x", "-1"}, "", func(r resolved) any { return r.c.Window }},
+		"ort.library": {nil, "/lib/ort.so", "/lib/ort.so", nil, "", func(r resolved) any { return r.c.ORTLibrary }},
 
-		"stream.smooth":     {"4", "4", []string{"x", "0", "1000"}, "", func(r resolved) any { return r.pol.Smooth }},
-		"stream.hysteresis": {"0.25", "0.25", []string{"x", "1.5"}, "", func(r resolved) any { return r.pol.Hysteresis }},
-		"stream.reasons":    {"5", "5", []string{"x", "-1"}, "", func(r resolved) any { return r.pol.Reasons }},
+		"stream.smooth":     {nil, "4", "4", []string{"x", "0", "1000"}, "", func(r resolved) any { return r.pol.Smooth }},
+		"stream.hysteresis": {nil, "0.25", "0.25", []string{"x", "1.5"}, "", func(r resolved) any { return r.pol.Hysteresis }},
+		"stream.reasons":    {nil, "5", "5", []string{"x", "-1"}, "", func(r resolved) any { return r.pol.Reasons }},
 
-		"server.addr":                    {"0.0.0.0:9090", "0.0.0.0:9090", []string{"nohost"}, "HOST:PORT", func(r resolved) any { return r.srv.addr }},
-		"server.max_batch":               {"16", "16", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxBatch }},
-		"server.max_wait":                {"5ms", "5ms", []string{"5", "banana", "-1s"}, "", func(r resolved) any { return r.srv.cfg.MaxWait }},
-		"server.max_queue":               {"10", "10", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxQueue }},
-		"server.workers":                 {"2", "2", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.Workers }},
-		"server.request_timeout":         {"3s", "3s", []string{"10", "banana", "0"}, "", func(r resolved) any { return r.srv.cfg.RequestTimeout }},
-		"server.max_body_bytes":          {"4096", "4096", []string{"x", "10"}, "", func(r resolved) any { return r.srv.cfg.MaxBodyBytes }},
-		"server.max_text_bytes":          {"100", "100", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTextBytes }},
-		"server.max_texts":               {"9", "9", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTexts }},
-		"server.sessions":                {"false", "false", []string{"nope"}, "", func(r resolved) any { return r.srv.cfg.Sessions }},
-		"server.session_ttl":             {"1m", "1m0s", []string{"60", "x", "0s"}, "", func(r resolved) any { return r.srv.cfg.SessionTTL }},
-		"server.max_sessions":            {"50", "50", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxSessions }},
-		"server.shutdown_timeout":        {"7s", "7s", []string{"7", "x", "0s"}, "", func(r resolved) any { return r.srv.drain }},
-		"server.log_level":               {"debug", "DEBUG", []string{"loud"}, "", func(r resolved) any { return r.srv.level }},
-		"server.max_inflight_bytes":      {"2000000", "2000000", []string{"x", "100"}, "", func(r resolved) any { return r.srv.cfg.MaxInflightBytes }},
-		"server.max_sessions_per_client": {"4", "4", []string{"x", "-1"}, "", func(r resolved) any { return r.srv.cfg.MaxSessionsPerClient }},
-		"server.max_tracked_calls":       {"77", "77", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTrackedCalls }},
-		"server.drain_delay":             {"2s", "2s", []string{"2", "x", "-1s"}, "", func(r resolved) any { return r.srv.cfg.DrainDelay }},
-		"server.state_keys":              {"k1:" + key, "k1", []string{"k1:short"}, "", func(r resolved) any { return r.srv.cfg.StateKeys[0].ID }},
-		"server.state_key":               {key, "1", []string{"short"}, "", func(r resolved) any { return len(r.srv.cfg.StateKeys) }},
+		"server.addr":                    {map[string]string{"CALLWATCH_SERVER_INSECURE": "true"}, "0.0.0.0:9090", "0.0.0.0:9090", []string{"nohost"}, "HOST:PORT", func(r resolved) any { return r.srv.addr }},
+		"server.api_keys":                {nil, "k-0123456789abcdef,k2-0123456789abcdef:stream", "2", []string{"short", "k-0123456789abcdef:root"}, "", func(r resolved) any { return len(r.srv.cfg.APIKeys) }},
+		"server.api_keys_file":           {nil, pki.hashes, "1", []string{"/no/such/file", pki.ca}, "", func(r resolved) any { return len(r.srv.cfg.APIKeys) }},
+		"server.metrics_auth":            {map[string]string{"CALLWATCH_SERVER_API_KEYS": "k-0123456789abcdef"}, "true", "true", []string{"maybe"}, "", func(r resolved) any { return r.srv.cfg.MetricsAuth }},
+		"server.tls_cert":                {map[string]string{"CALLWATCH_SERVER_TLS_KEY": pki.key}, pki.cert, "true", []string{pki.ca, "/no/such/cert"}, "", func(r resolved) any { return r.srv.tls != nil }},
+		"server.tls_key":                 {map[string]string{"CALLWATCH_SERVER_TLS_CERT": pki.cert}, pki.key, "true", []string{pki.clientKey}, "", func(r resolved) any { return r.srv.tls != nil }},
+		"server.tls_client_ca":           {map[string]string{"CALLWATCH_SERVER_TLS_CERT": pki.cert, "CALLWATCH_SERVER_TLS_KEY": pki.key}, pki.ca, "true", []string{pki.hashes, "/no/such/ca"}, "", func(r resolved) any { return r.srv.tls.ClientCAs != nil }},
+		"server.insecure":                {map[string]string{"CALLWATCH_SERVER_ADDR": "0.0.0.0:1"}, "true", "true", []string{"maybe", "false"}, "", func(r resolved) any { return r.srv.insecure }},
+		"server.max_batch":               {nil, "16", "16", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxBatch }},
+		"server.max_wait":                {nil, "5ms", "5ms", []string{"5", "banana", "-1s"}, "", func(r resolved) any { return r.srv.cfg.MaxWait }},
+		"server.max_queue":               {nil, "10", "10", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxQueue }},
+		"server.workers":                 {nil, "2", "2", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.Workers }},
+		"server.request_timeout":         {nil, "3s", "3s", []string{"10", "banana", "0"}, "", func(r resolved) any { return r.srv.cfg.RequestTimeout }},
+		"server.max_body_bytes":          {nil, "4096", "4096", []string{"x", "10"}, "", func(r resolved) any { return r.srv.cfg.MaxBodyBytes }},
+		"server.max_text_bytes":          {nil, "100", "100", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTextBytes }},
+		"server.max_texts":               {nil, "9", "9", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTexts }},
+		"server.sessions":                {nil, "false", "false", []string{"nope"}, "", func(r resolved) any { return r.srv.cfg.Sessions }},
+		"server.session_ttl":             {nil, "1m", "1m0s", []string{"60", "x", "0s"}, "", func(r resolved) any { return r.srv.cfg.SessionTTL }},
+		"server.max_sessions":            {nil, "50", "50", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxSessions }},
+		"server.shutdown_timeout":        {nil, "7s", "7s", []string{"7", "x", "0s"}, "", func(r resolved) any { return r.srv.drain }},
+		"server.log_level":               {nil, "debug", "DEBUG", []string{"loud"}, "", func(r resolved) any { return r.srv.level }},
+		"server.max_inflight_bytes":      {nil, "2000000", "2000000", []string{"x", "100"}, "", func(r resolved) any { return r.srv.cfg.MaxInflightBytes }},
+		"server.max_sessions_per_client": {nil, "4", "4", []string{"x", "-1"}, "", func(r resolved) any { return r.srv.cfg.MaxSessionsPerClient }},
+		"server.max_tracked_calls":       {nil, "77", "77", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTrackedCalls }},
+		"server.drain_delay":             {nil, "2s", "2s", []string{"2", "x", "-1s"}, "", func(r resolved) any { return r.srv.cfg.DrainDelay }},
+		"server.state_keys":              {nil, "k1:" + key, "k1", []string{"k1:short"}, "", func(r resolved) any { return r.srv.cfg.StateKeys[0].ID }},
+		"server.state_key":               {nil, key, "1", []string{"short"}, "", func(r resolved) any { return len(r.srv.cfg.StateKeys) }},
 	}
 	for _, k := range configKeys {
 		tt, ok := rows[k.key]
@@ -129,13 +138,18 @@ func TestConfigEveryKey(t *testing.T) {
 			sources = append(sources, "flag")
 		}
 		set := func(src, val string) (string, map[string]string, []string) {
+			envv := map[string]string{}
+			for k, v := range tt.extra {
+				envv[k] = v
+			}
 			switch src {
 			case "file":
-				return yamlFor(k.key, fmt.Sprintf("%q", val)), nil, nil
+				return yamlFor(k.key, fmt.Sprintf("%q", val)), envv, nil
 			case "env":
-				return "", map[string]string{envName(k.key): val}, nil
+				envv[envName(k.key)] = val
+				return "", envv, nil
 			}
-			return "", nil, []string{"--" + k.flag + "=" + val}
+			return "", envv, []string{"--" + k.flag + "=" + val}
 		}
 		for _, src := range sources {
 			t.Run(k.key+"/"+src, func(t *testing.T) {

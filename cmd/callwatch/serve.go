@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,6 +45,12 @@ func newServeFlags(stderr io.Writer) *pflag.FlagSet {
 	fs.Duration("drain-delay", def.DrainDelay, "on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes")
 	fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	fs.String("log-level", "info", "debug (one line per request), info, warn, error")
+	fs.String("api-keys-file", "", "file of API key hashes, one per line: the hex SHA-256 of the key (printf %s KEY | sha256sum), then optional scopes classify,stream,admin; keys themselves also come from CALLWATCH_SERVER_API_KEYS=\"KEY[:scope+scope],...\"")
+	fs.Bool("metrics-auth", false, "GET /metrics needs an API key with the admin scope too")
+	fs.String("tls-cert", "", "TLS certificate file (PEM; with --tls-key): serve HTTPS")
+	fs.String("tls-key", "", "TLS private key file (PEM)")
+	fs.String("tls-client-ca", "", "CA file (PEM): require client certificates signed by it (mTLS)")
+	fs.Bool("insecure", false, "allow listening outside loopback without API keys")
 	return fs
 }
 
@@ -62,15 +71,18 @@ func (e *env) serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, addr, drain, level := so.cfg, so.addr, so.drain, so.level
+	cfg, drain, level := so.cfg, so.drain, so.level
+	if so.warning != "" {
+		fmt.Fprintf(e.stderr, "callwatch: warning: %s\n", so.warning)
+	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	s, err := server.NewServer(cfg, server.Deps{Logger: logger})
 	if err != nil {
 		return usagef("%v", err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := so.listen()
 	if err != nil {
-		return usagef("cannot listen on %s: %v", addr, err)
+		return err
 	}
 	// The model loads after the listener is up, so liveness answers and
 	// readiness says "not yet" meanwhile.
@@ -110,10 +122,122 @@ func (e *env) serve(args []string) error {
 
 // serveOptions are serve's settings, all of them validated.
 type serveOptions struct {
-	cfg   server.Config
-	addr  string
-	drain time.Duration
-	level slog.Level
+	cfg      server.Config
+	addr     string
+	drain    time.Duration
+	level    slog.Level
+	tls      *tls.Config // nil: plain HTTP
+	insecure bool        // listening outside loopback without API keys is allowed
+	warning  string      // said once on stderr
+}
+
+// listen opens the listener, TLS when configured.
+func (o serveOptions) listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return nil, usagef("cannot listen on %s: %v", o.addr, err)
+	}
+	if o.tls != nil {
+		ln = tls.NewListener(ln, o.tls)
+	}
+	return ln, nil
+}
+
+// loopback reports whether addr's host is a loopback name or address
+// (an empty host is every interface).
+func loopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// access reads the API keys and TLS settings.
+func (e *env) access(fs *pflag.FlagSet, o *serveOptions) error {
+	get := func(key string) setting { return e.lookup(fs, key, nil) }
+	str := func(key string) (string, setting, error) {
+		s := get(key)
+		v, err := s.str()
+		return v, s, err
+	}
+	spec, ks, err := str("server.api_keys")
+	if err != nil {
+		return err
+	}
+	if spec != "" {
+		keys, err := server.ParseAPIKeys(spec)
+		if err != nil {
+			return ks.errorf("%v", err)
+		}
+		o.cfg.APIKeys = keys
+	}
+	file, fsg, err := str("server.api_keys_file")
+	if err != nil {
+		return err
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fsg.errorf("cannot read it: %v", err)
+		}
+		keys, err := server.ParseAPIKeysFile(string(b))
+		if err != nil {
+			return fsg.errorf("%s: %v", file, err)
+		}
+		o.cfg.APIKeys = append(o.cfg.APIKeys, keys...)
+	}
+	if o.cfg.MetricsAuth, err = get("server.metrics_auth").boolean(); err != nil {
+		return err
+	}
+	if o.insecure, err = get("server.insecure").boolean(); err != nil {
+		return err
+	}
+	cert, cs, err := str("server.tls_cert")
+	if err != nil {
+		return err
+	}
+	key, kset, err := str("server.tls_key")
+	if err != nil {
+		return err
+	}
+	ca, cas, err := str("server.tls_client_ca")
+	if err != nil {
+		return err
+	}
+	switch {
+	case (cert == "") != (key == ""):
+		return usagef("server.tls_cert and server.tls_key (--tls-cert, --tls-key) go together: set both or neither")
+	case ca != "" && cert == "":
+		return usagef("server.tls_client_ca (--tls-client-ca) needs --tls-cert and --tls-key")
+	case cert != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return usagef("server.tls_cert %s (from %s) and server.tls_key %s (from %s): cannot load them: %v", cert, cs.from, key, kset.from, err)
+		}
+		o.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		if ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return cas.errorf("cannot read it: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return cas.errorf("%s holds no PEM certificate", ca)
+			}
+			o.tls.ClientCAs, o.tls.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+	}
+	if !loopback(o.addr) {
+		switch {
+		case len(o.cfg.APIKeys) == 0 && !o.insecure:
+			return usagef("server.addr %s is outside loopback and no API keys are set: anyone who reaches the port could use the service and read state tokens. Set CALLWATCH_SERVER_API_KEYS or --api-keys-file, or pass --insecure (server.insecure) if something in front of callwatch authenticates", o.addr)
+		case o.tls == nil:
+			o.warning = "serving plain HTTP outside loopback: API keys and transcripts cross the network in clear unless a proxy in front terminates TLS (--tls-cert, --tls-key)"
+		}
+	}
+	return nil
 }
 
 // serveSettings reads server.* through the one config path (config.go).
@@ -201,6 +325,9 @@ func (e *env) serveSettings(fs *pflag.FlagSet) (serveOptions, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return o, as.errorf("%q: want HOST:PORT", o.addr)
+	}
+	if err := e.access(fs, &o); err != nil {
+		return o, err
 	}
 	if err := server.ValidateConfig(*cfg); err != nil {
 		return o, usagef("%v", err)

@@ -316,6 +316,9 @@ def log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, help="an already generated corpus directory (its calls.jsonl); default: generate one")
+    ap.add_argument("--corpus-set", default="corpus/sets/v0.4-566.txt",
+                    help="the named set of base dialogues make-model.sh trains the shipped model on (its CORPUS_SET); "
+                         "'' for all of corpus/base")
     ap.add_argument("--tokenizer", type=Path, default=REPO / DEFAULT_MODEL / "tokenizer.json")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "baselines")
     ap.add_argument("--real-eval", type=Path, default=Path(os.environ.get("REAL_EVAL_DIR", DEFAULT_REAL_EVAL)))
@@ -342,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         corpus.mkdir(parents=True, exist_ok=True)
         glog = out / "corpus.log"
         with glog.open("w", encoding="utf-8") as lf:
+            only = ["--only", a.corpus_set] if a.corpus_set else []
             rc = subprocess.run([PY, str(REPO / "scripts/corpus/gen.py"), "--out", str(corpus), "--seed", str(a.seed),
-                                 "--min-calls", str(a.min_calls)], cwd=REPO, stdout=lf, stderr=subprocess.STDOUT).returncode
+                                 "--min-calls", str(a.min_calls), *only], cwd=REPO, stdout=lf,
+                                stderr=subprocess.STDOUT).returncode
         if rc != 0:
             tail = glog.read_text(encoding="utf-8").splitlines()[-15:]
             raise SystemExit("corpus generation failed (gen.py exit %d), last lines of %s:\n%s" % (rc, glog, "\n".join(tail)))

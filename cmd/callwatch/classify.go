@@ -109,6 +109,10 @@ func (a *argReader) Next() (records.Record, error) {
 	return records.Record{ID: strconv.Itoa(a.i), Text: a.texts[a.i-1]}, nil
 }
 
+// interruptGrace is how long records already read may still take to score
+// after Ctrl-C.
+var interruptGrace = 10 * time.Second
+
 // chunkSize is how many records are read before scoring them: large enough
 // for length-sorted batching, small enough that output streams.
 const chunkSize = 512
@@ -143,12 +147,15 @@ func (e *env) classify(args []string) error {
 	// then takes what else is already waiting (up to chunkSize), so live
 	// input is answered as it arrives and a file is still scored in large
 	// length-sorted batches. A chunk being scored is finished even when
-	// interrupted (it is at most chunkSize records): Ctrl-C writes what has
-	// been read, then exits 130.
+	// interrupted (it is at most chunkSize records; within interruptGrace):
+	// Ctrl-C writes what has been read, then exits 130.
 	done := make(chan struct{})
 	defer close(done)
 	feed := feedRecords(rr, done)
-	scoreCtx := context.WithoutCancel(e.ctx)
+	scoreCtx, stopScoring := context.WithCancel(context.WithoutCancel(e.ctx))
+	defer stopScoring()
+	// A chunk hung on a slow --server still ends some time after Ctrl-C.
+	defer context.AfterFunc(e.ctx, func() { time.AfterFunc(interruptGrace, stopScoring) })()
 	for {
 		chunk, rerr := nextChunk(e.ctx, feed, chunkSize)
 		if len(chunk) > 0 {
@@ -160,6 +167,9 @@ func (e *env) classify(args []string) error {
 			if err != nil {
 				if ferr := out.Flush(); ferr != nil {
 					return ferr
+				}
+				if e.ctx.Err() != nil {
+					return &errInterrupted{written: total, err: e.ctx.Err()}
 				}
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -192,4 +194,40 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A --server that never answers does not hold Ctrl-C longer than the
+// grace given to records already read.
+func TestClassifyInterruptHungServer(t *testing.T) {
+	old := interruptGrace
+	interruptGrace = 100 * time.Millisecond
+	t.Cleanup(func() { interruptGrace = old })
+	arrived, release := make(chan struct{}, 10), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handlers
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	res := startCLI(ctx, strings.NewReader(""), &out, "classify", "--server", srv.URL, phishText)
+	select {
+	case <-arrived:
+	case <-time.After(time.Minute):
+		t.Fatal("no request reached the server")
+	}
+	cancel()
+	select {
+	case r := <-res:
+		if code := exitCode(r.err); code != exitInterrupted {
+			t.Fatalf("exit %d (%v), want %d\n%s", code, r.err, exitInterrupted, r.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ctrl-C waited on a hung server")
+	}
 }

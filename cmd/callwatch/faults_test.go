@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/callwatch/callwatch/models"
+	cwruntime "github.com/callwatch/callwatch/runtime"
 )
 
 // Each fault must end the run with one line on stderr naming the cause and
@@ -74,6 +75,19 @@ func rewriteCard(t *testing.T, dir string, edit func(card map[string]any)) {
 	card["files"] = map[string]any{
 		models.ModelFile:     map[string]any{"sha256": fileSum(t, filepath.Join(dir, models.ModelFile))},
 		models.TokenizerFile: map[string]any{"sha256": fileSum(t, filepath.Join(dir, models.TokenizerFile))},
+	}
+	// The contract fields describe the shipped graph; a test model put in
+	// its place has its own (the loader checks them against the graph).
+	if m, err := os.ReadFile(filepath.Join(dir, models.ModelFile)); err == nil {
+		if sig, err := cwruntime.ReadSignature(m); err == nil {
+			if sig.Extra(cwruntime.OutputFamily) == 0 {
+				delete(card, "families")
+			}
+			if _, ok := sig.State("p0"); !ok {
+				delete(card, "state")
+				delete(card, "outputs")
+			}
+		}
 	}
 	edit(card)
 	out, err := json.MarshalIndent(card, "", " ")

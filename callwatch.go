@@ -245,15 +245,15 @@ func (d *Detector) Classify(ctx context.Context, texts []string) ([]Result, erro
 	}
 	for i := range res {
 		if res[i].Err == nil {
-			res[i].Verdict = d.verdictOf(scores[i])
+			res[i].Verdict = d.VerdictOf(scores[i])
 		}
 	}
 	return res, nil
 }
 
-// verdictOf maps a row's scores to a verdict, with its family when the
+// VerdictOf maps a row's scores to a verdict, with its family when the
 // model has a family head.
-func (d *Detector) verdictOf(s Scores) Verdict {
+func (d *Detector) VerdictOf(s Scores) Verdict {
 	v := d.Verdict(float64(s.Phishing))
 	v.Family, v.FamilyProb = d.Family(s.Family)
 	return v

@@ -111,36 +111,38 @@ type Code string
 // Error codes. Their HTTP status is in codeStatus, the one place that maps
 // them.
 const (
-	CodeBadRequest    Code = "bad_request"        // malformed JSON or missing fields
-	CodeInvalidText   Code = "invalid_text"       // a text that cannot be scored (empty after cleaning)
-	CodeBodyTooLarge  Code = "body_too_large"     // request body over server.max_body_bytes
-	CodeTextTooLarge  Code = "text_too_large"     // one text over server.max_text_bytes
-	CodeTooManyTexts  Code = "too_many_texts"     // more texts than server.max_texts in one request
-	CodeInvalidState  Code = "invalid_state"      // state token malformed or its signature does not verify
-	CodeStateCallID   Code = "state_call_id"      // state token belongs to another call id
-	CodeStateModel    Code = "state_model"        // state token was made by another model
-	CodeModelNotFound Code = "model_not_found"    // v2 model name unknown
-	CodeCallNotFound  Code = "call_not_found"     // DELETE of a call not in the session store (or with another handle)
-	CodeOutOfOrder    Code = "out_of_order"       // seq is not the call's next one (replayed, skipped or forked); see expected_seq
-	CodeCallExpired   Code = "call_expired"       // seq > 0 for a call this replica does not hold (expired, evicted, ended, restarted)
-	CodeBodyTimeout   Code = "body_timeout"       // the request body did not arrive within server.request_timeout
-	CodeUnauthorized  Code = "unauthorized"       // no API key, or not a valid one (see WWW-Authenticate)
-	CodeForbidden     Code = "forbidden"          // the API key lacks the route's scope
-	CodeNotFound      Code = "not_found"          // no route for the path
-	CodeMethod        Code = "method_not_allowed" // the path exists with other methods (see Allow)
-	CodeOverloaded    Code = "overloaded"         // batch queue full: retry later
-	CodeTooManyCalls  Code = "too_many_calls"     // session store full of calls being scored right now (nothing to evict)
-	CodeNotReady      Code = "not_ready"          // model loading or warming up
-	CodeShuttingDown  Code = "shutting_down"      // draining for shutdown
-	CodeTimeout       Code = "timeout"            // request deadline passed
-	CodeCanceled      Code = "canceled"           // client went away
-	CodeInternal      Code = "internal"           // a bug or a broken backend
+	CodeBadRequest    Code = "bad_request"            // malformed JSON or missing fields
+	CodeInvalidText   Code = "invalid_text"           // a text that cannot be scored (empty after cleaning)
+	CodeMediaType     Code = "unsupported_media_type" // a request body that is not JSON (Content-Type)
+	CodeBodyTooLarge  Code = "body_too_large"         // request body over server.max_body_bytes
+	CodeTextTooLarge  Code = "text_too_large"         // one text over server.max_text_bytes
+	CodeTooManyTexts  Code = "too_many_texts"         // more texts than server.max_texts in one request
+	CodeInvalidState  Code = "invalid_state"          // state token malformed or its signature does not verify
+	CodeStateCallID   Code = "state_call_id"          // state token belongs to another call id
+	CodeStateModel    Code = "state_model"            // state token was made by another model
+	CodeModelNotFound Code = "model_not_found"        // v2 model name unknown
+	CodeCallNotFound  Code = "call_not_found"         // DELETE of a call not in the session store (or with another handle)
+	CodeOutOfOrder    Code = "out_of_order"           // seq is not the call's next one (replayed, skipped or forked); see expected_seq
+	CodeCallExpired   Code = "call_expired"           // seq > 0 for a call this replica does not hold (expired, evicted, ended, restarted)
+	CodeBodyTimeout   Code = "body_timeout"           // the request body did not arrive within server.request_timeout
+	CodeUnauthorized  Code = "unauthorized"           // no API key, or not a valid one (see WWW-Authenticate)
+	CodeForbidden     Code = "forbidden"              // the API key lacks the route's scope
+	CodeNotFound      Code = "not_found"              // no route for the path
+	CodeMethod        Code = "method_not_allowed"     // the path exists with other methods (see Allow)
+	CodeOverloaded    Code = "overloaded"             // batch queue full: retry later
+	CodeTooManyCalls  Code = "too_many_calls"         // session store full of calls being scored right now (nothing to evict)
+	CodeNotReady      Code = "not_ready"              // model loading or warming up
+	CodeShuttingDown  Code = "shutting_down"          // draining for shutdown
+	CodeTimeout       Code = "timeout"                // request deadline passed
+	CodeCanceled      Code = "canceled"               // client went away
+	CodeInternal      Code = "internal"               // a bug or a broken backend
 )
 
 // codeStatus is the only mapping from error code to HTTP status.
 var codeStatus = map[Code]int{
 	CodeBadRequest:    http.StatusBadRequest,
 	CodeInvalidText:   http.StatusBadRequest,
+	CodeMediaType:     http.StatusUnsupportedMediaType,
 	CodeBodyTooLarge:  http.StatusRequestEntityTooLarge,
 	CodeTextTooLarge:  http.StatusRequestEntityTooLarge,
 	CodeTooManyTexts:  http.StatusRequestEntityTooLarge,

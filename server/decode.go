@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,16 +34,67 @@ func bodyError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errorf(CodeBadRequest, "request body ends inside its JSON value")
 	case errors.As(err, &se):
-		return errorf(CodeBadRequest, "request body is not valid JSON for this route: %v", err)
+		return errorf(CodeBadRequest, "request body is not valid JSON: %s at byte %d", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
 	case errors.As(err, &te):
-		return errorf(CodeBadRequest, "request body is not valid JSON for this route: %v", err)
+		field := te.Field
+		if field == "" {
+			field = "the body"
+		} else {
+			field = "field " + strconv.Quote(field)
+		}
+		return errorf(CodeBadRequest, "%s must be %s, got %s", field, jsonKind(te.Type), te.Value)
 	default:
 		var e *Error
 		if errors.As(err, &e) {
 			return e
 		}
-		return errorf(CodeBadRequest, "request body is not valid JSON for this route: %v", err)
+		return errorf(CodeBadRequest, "request body is not valid JSON for this route: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
+}
+
+// jsonKind names a Go type's JSON form, for messages that must not show
+// Go type names.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a JSON value"
+}
+
+// jsonValueKind names a decoded JSON value's kind.
+func jsonValueKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64, json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a JSON value"
 }
 
 // decode reads a JSON body into v.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/api"
@@ -21,6 +22,7 @@ type Code = api.Code
 const (
 	CodeBadRequest    = api.CodeBadRequest
 	CodeInvalidText   = api.CodeInvalidText
+	CodeMediaType     = api.CodeMediaType
 	CodeBodyTooLarge  = api.CodeBodyTooLarge
 	CodeTextTooLarge  = api.CodeTextTooLarge
 	CodeTooManyTexts  = api.CodeTooManyTexts
@@ -97,7 +99,7 @@ func asError(err error) *Error {
 // routes use writeV2Error instead, which keeps the protocol's string shape.
 func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
-	b := api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: e.Message, ExpectedSeq: e.ExpectedSeq}}
+	b := api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: oneLine(e.Message), ExpectedSeq: e.ExpectedSeq}}
 	writeErrorHeaders(w, e)
 	writeJSONBody(w, e.Code.Status(), b)
 }
@@ -107,7 +109,15 @@ func writeError(w http.ResponseWriter, err error) {
 func writeV2Error(w http.ResponseWriter, err error) {
 	e := asError(err)
 	writeErrorHeaders(w, e)
-	writeJSONBody(w, e.Code.Status(), map[string]string{"error": string(e.Code) + ": " + e.Message})
+	writeJSONBody(w, e.Code.Status(), map[string]string{"error": string(e.Code) + ": " + oneLine(e.Message)})
+}
+
+// oneLine keeps a message on one line (it also goes into logs).
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func writeErrorHeaders(w http.ResponseWriter, e *Error) {

@@ -22,6 +22,10 @@ type metrics struct {
 	segments     *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	ready        prometheus.Gauge
+	modelInfo    *prometheus.GaugeVec
+	verdicts     *prometheus.CounterVec
+	levels       *prometheus.CounterVec
+	alerts       *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -57,7 +61,16 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Requests refused before scoring, by error code."}, []string{"code"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callwatch_ready",
 			Help: "1 once the model is loaded and a warm-up inference passed."}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "callwatch_model_info",
+			Help: "1 for the loaded model, by name, version, sha256 (first 12 hex digits of model.onnx) and backend."}, []string{"name", "version", "sha256", "backend"}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_verdicts_total",
+			Help: "Texts classified (POST /v1/classify and v2 infer), by label and level."}, []string{"label", "level"}),
+		levels: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_segment_levels_total",
+			Help: "Segments answered, by the call's level after the segment."}, []string{"level"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callwatch_alerts_total",
+			Help: "Alerts raised on streamed calls (a call's level first rising), by level."}, []string{"level"}),
 	}
+	reg.MustRegister(m.modelInfo, m.verdicts, m.levels, m.alerts)
 	reg.MustRegister(m.requests, m.latency, m.batchSize, m.queueDepth, m.tokenizeSecs, m.inferSeconds,
 		m.activeCalls, m.trackedCalls, m.callsDropped, m.inflight, m.segments, m.rejected, m.ready)
 	// Process metrics include process_resident_memory_bytes, which the load

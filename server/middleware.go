@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,6 +92,14 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 			} else {
 				writeError(sw, aerr)
 			}
+		} else if merr := checkMediaType(r); merr != nil && route != unmatchedRoute {
+			sw.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			if strings.HasPrefix(route, "POST /v2/") {
+				writeV2Error(sw, merr)
+			} else {
+				writeError(sw, merr)
+			}
 		} else if release, err := s.admitBody(sw, r); err != nil {
 			// The body is not read: answer at once and close the connection,
 			// and let net/http's attempt to drain the body fail at once too
@@ -123,8 +132,25 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		}
 		s.log.LogAttrs(ctx, lvl, "request", slog.String("id", requestIDFrom(ctx)), slog.String("route", route),
 			slog.Int("status", sw.status), slog.String("error_code", sw.Header().Get("X-Error-Code")),
-			slog.Duration("duration", d), slog.Int("bytes", sw.bytes))
+			slog.Float64("duration_s", d.Seconds()), slog.Int("bytes", sw.bytes))
 	})
+}
+
+// checkMediaType refuses a body declared as anything but JSON with 415.
+// A body without Content-Type is read as JSON.
+func checkMediaType(r *http.Request) *Error {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return errorf(CodeMediaType, "the request body must be JSON (Content-Type: application/json), not %q", clip(ct, 60))
 }
 
 // admitBody bounds a request's body before anything of it is read: a

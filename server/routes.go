@@ -35,19 +35,19 @@ func (s *Server) routes() http.Handler {
 	handle("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, static, "index.html") })
 	handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 
-	return s.requestID(unmatchedJSON(mux))
+	return s.requestID(s.unmatchedJSON(mux))
 }
+
+// unmatchedRoute labels the requests no route matches in metrics and logs.
+const unmatchedRoute = "unmatched"
 
 // unmatchedJSON answers requests no route matches with the same JSON error
 // shape as every other error, instead of net/http's plain-text 404/405
-// (the 405 keeps the Allow header the mux computes).
-func unmatchedJSON(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
+// (the 405 keeps the Allow header the mux computes); they are counted
+// under the route "unmatched".
+func (s *Server) unmatchedJSON(mux *http.ServeMux) http.Handler {
+	unmatched := s.instrument(unmatchedRoute, func(w http.ResponseWriter, r *http.Request) {
+		h, _ := mux.Handler(r)
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
@@ -59,7 +59,14 @@ func unmatchedJSON(mux *http.ServeMux) http.Handler {
 			h.ServeHTTP(w, r) // e.g. a redirect to the cleaned path
 			return
 		}
-		writeError(w, errorf(CodeNotFound, "no such endpoint %s %s; see GET /v1/model, POST /v1/classify, POST /v1/calls/{call_id}/segments and the KServe v2 routes under /v2", r.Method, r.URL.Path))
+		writeError(w, errorf(CodeNotFound, "no such endpoint %s %s; see GET /v1/model, POST /v1/classify, POST /v1/calls/{call_id}/segments and the KServe v2 routes under /v2", r.Method, clip(r.URL.Path, 200)))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		unmatched.ServeHTTP(w, r)
 	})
 }
 

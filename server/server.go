@@ -164,7 +164,7 @@ type Server struct {
 
 	base     context.Context
 	cancel   context.CancelFunc
-	classify *batcher[[][]int64, []float32]
+	classify *batcher[[][]int64, []callwatch.Scores]
 	segments *batcher[segJob, callwatch.Update]
 	janitor  chan struct{}
 }
@@ -231,14 +231,16 @@ func (s *Server) LoadPolicy(ctx context.Context, d *callwatch.Detector, pol call
 	if err != nil {
 		return fmt.Errorf("warm-up inference: %w", err)
 	}
-	if len(scores) != 1 || !(scores[0] >= 0 && scores[0] <= 1) {
+	if len(scores) != 1 || !(scores[0].Phishing >= 0 && scores[0].Phishing <= 1) {
 		return fmt.Errorf("warm-up inference: score %v is not a probability", scores)
 	}
 	s.ready.Store(true)
 	s.m.ready.Set(1)
 	b := d.Bundle()
 	s.log.Info("model ready", "model", b.Card.Name, "version", b.Card.Version, "sha256", b.ModelSHA256[:12],
-		"backend", d.Backend().Name(), "warmup", time.Since(t0).Round(time.Microsecond).String())
+		"backend", d.Backend().Name(), "warmup_s", time.Since(t0).Seconds())
+	s.m.modelInfo.Reset()
+	s.m.modelInfo.WithLabelValues(b.Card.Name, b.Card.Version, b.ModelSHA256[:12], d.Backend().Name()).Set(1)
 	return nil
 }
 
@@ -320,7 +322,7 @@ func Serve(ctx context.Context, ln net.Listener, s *Server, drain time.Duration,
 	select {
 	case <-ctx.Done():
 		s.Drain()
-		s.log.Info("draining: readiness answers 503 while requests are still served", "drain_delay", s.cfg.DrainDelay.String())
+		s.log.Info("draining: readiness answers 503 while requests are still served", "drain_delay_s", s.cfg.DrainDelay.Seconds())
 		select {
 		case <-time.After(s.cfg.DrainDelay):
 		case err = <-errc:
@@ -330,7 +332,7 @@ func Serve(ctx context.Context, ln net.Listener, s *Server, drain time.Duration,
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	s.log.Info("shutting down", "drain", drain.String())
+	s.log.Info("shutting down", "drain_s", drain.Seconds())
 	s.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

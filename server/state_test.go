@@ -301,7 +301,6 @@ func TestForgedTokens(t *testing.T) {
 		edit func(st map[string]any)
 		text string
 	}{
-		{"score 1e308, empty segment", func(st map[string]any) { st["score"] = 1e308 }, ""},
 		{"score 1e308", func(st map[string]any) { st["score"] = 1e308 }, "네"},
 		{"5,000 reasons", func(st map[string]any) { st["top"] = top }, "네"},
 		{"segment -1", func(st map[string]any) { st["segments"] = -1 }, "네"},

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/callwatch/callwatch"
@@ -49,7 +50,7 @@ func (s *Server) tokenizeAll(d *callwatch.Detector, texts []string) (rows [][]in
 
 // score runs tokenized rows through the classify batcher; empty rows (the
 // failed texts) are not sent.
-func (s *Server) score(ctx context.Context, rows [][]int64) ([]float32, error) {
+func (s *Server) score(ctx context.Context, rows [][]int64) ([]callwatch.Scores, error) {
 	var live [][]int64
 	var at []int
 	for i, r := range rows {
@@ -58,7 +59,7 @@ func (s *Server) score(ctx context.Context, rows [][]int64) ([]float32, error) {
 			at = append(at, i)
 		}
 	}
-	out := make([]float32, len(rows))
+	out := make([]callwatch.Scores, len(rows))
 	if len(live) == 0 {
 		return out, nil
 	}
@@ -72,13 +73,13 @@ func (s *Server) score(ctx context.Context, rows [][]int64) ([]float32, error) {
 	return out, nil
 }
 
-func (s *Server) execClassify(ctx context.Context, jobs []*job[[][]int64, []float32]) {
+func (s *Server) execClassify(ctx context.Context, jobs []*job[[][]int64, []callwatch.Scores]) {
 	d := s.det.Load()
 	var rows [][]int64
 	for _, j := range jobs {
 		rows = append(rows, j.in...)
 	}
-	scores, _, err := d.ScoreIDs(ctx, rows, nil)
+	scores, _, err := d.Score(ctx, rows, nil)
 	off := 0
 	for _, j := range jobs {
 		if err != nil {
@@ -133,7 +134,8 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 			resp.Results[i] = ClassifyResult{Verdict: api.Verdict{ID: rec.ID}, Error: textError(errs[i])}
 			continue
 		}
-		v := d.Verdict(float64(scores[i]))
+		v := d.VerdictOf(scores[i])
+		s.m.verdicts.WithLabelValues(v.Label, string(v.Level)).Inc()
 		resp.Results[i] = ClassifyResult{Verdict: api.Verdict{ID: rec.ID, Label: v.Label, Score: round6(v.Score), Level: v.Level,
 			Family: v.Family, FamilyProb: round6(v.FamilyProb)}}
 	}
@@ -211,6 +213,10 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	var req SegmentRequest
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
+		return
+	}
+	if strings.TrimSpace(req.Text) == "" {
+		writeError(w, errorf(CodeBadRequest, "the segment has no text: send {\"text\": \"...\"} with what was said"))
 		return
 	}
 	if len(req.Text) > s.cfg.MaxTextBytes {
@@ -404,6 +410,12 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.m.segments.WithLabelValues(source).Inc()
+	if !retry {
+		s.m.levels.WithLabelValues(string(resp.Level)).Inc()
+		if resp.Alert != "" {
+			s.m.alerts.WithLabelValues(string(resp.Alert)).Inc()
+		}
+	}
 	resp.State = token
 	writeJSON(w, resp)
 }

@@ -146,8 +146,10 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 	probs := make([]any, 0, 2*n)
 	labels := make([]any, 0, n)
 	levels := make([]any, 0, n)
-	for _, p := range scores {
+	for _, sc := range scores {
+		p := sc.Phishing
 		v := d.Verdict(float64(p))
+		s.m.verdicts.WithLabelValues(v.Label, string(v.Level)).Inc()
 		probs = append(probs, 1-p, p)
 		labels = append(labels, v.Label)
 		levels = append(levels, string(v.Level))
@@ -196,7 +198,7 @@ func v2Texts(req V2InferRequest) ([]string, error) {
 	for i, v := range in.Data {
 		t, ok := v.(string)
 		if !ok {
-			return nil, errorf(CodeBadRequest, "input %q element %d is %T; BYTES elements are JSON strings", v2Input, i, v)
+			return nil, errorf(CodeBadRequest, "input %q element %d is %s; BYTES elements are JSON strings", v2Input, i, jsonValueKind(v))
 		}
 		texts[i] = t
 	}

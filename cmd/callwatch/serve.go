@@ -374,7 +374,7 @@ func (e *env) scorer(c config, serverURL string) (func(context.Context, []string
 				return nil, fmt.Errorf("server %s: %d results for %d texts", serverURL, len(got), len(part))
 			}
 			for _, g := range got {
-				r := callwatch.Result{Verdict: callwatch.Verdict{Label: g.Label, Score: g.Score, Level: g.Level}}
+				r := callwatch.Result{Verdict: callwatch.Verdict{Label: g.Label, Score: g.Score, Level: g.Level, Family: g.Family, FamilyProb: g.FamilyProb}}
 				if g.Error != "" {
 					r.Err = errors.New(g.Error)
 				}

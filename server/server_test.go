@@ -274,26 +274,29 @@ func TestStateTokenAcrossReplicas(t *testing.T) {
 	}
 }
 
-// resign rewrites a token's payload and signs it with key, the way the
-// README documents the format: "cw2." kid "." base64url(JSON) "." base64url(HMAC).
+// resign opens a token, lets edit change its fields (as JSON: call_id,
+// handle, chain, state) and seals it again with key.
 func resign(t testing.TB, tok string, key server.StateKey, edit func(map[string]any)) string {
 	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 4 || parts[0] != "cw2" {
-		t.Fatalf("token %.40s… is not cw2.kid.payload.sig", tok)
-	}
-	js, err := base64.RawURLEncoding.DecodeString(parts[2])
+	callID, handle, chain, st, err := server.OpenToken([]server.StateKey{testKey}, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p map[string]any
-	if err := json.Unmarshal(js, &p); err != nil {
+	sj, _ := json.Marshal(st)
+	var sm map[string]any
+	json.Unmarshal(sj, &sm)
+	p := map[string]any{"call_id": callID, "handle": handle, "chain": chain, "state": sm}
+	edit(p)
+	sj, _ = json.Marshal(p["state"])
+	var st2 callwatch.SessionState
+	if err := json.Unmarshal(sj, &st2); err != nil {
 		t.Fatal(err)
 	}
-	edit(p)
-	js, _ = json.Marshal(p)
-	head := "cw2." + key.ID + "." + base64.RawURLEncoding.EncodeToString(js)
-	return head + "." + base64.RawURLEncoding.EncodeToString(hmacSum(key.Key, head))
+	out, err := server.SealToken(key, p["call_id"].(string), p["handle"].(string), p["chain"].(string), st2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func hmacSum(key []byte, msg string) []byte {
@@ -312,9 +315,14 @@ func TestStateTokenErrors(t *testing.T) {
 	}
 	good := r.State
 	dot := strings.LastIndex(good, ".")
-	if !strings.HasPrefix(good, "cw2."+testKey.ID+".") || base64.RawURLEncoding.EncodeToString(hmacSum(testKey.Key, good[:dot])) != good[dot+1:] {
-		t.Fatal(`token format differs from the documented "cw2." kid "." base64url(JSON) "." base64url(HMAC-SHA256(key, everything before the last dot))`)
+	if !strings.HasPrefix(good, "cw3."+testKey.ID+".") || strings.Count(good, ".") != 2 {
+		t.Fatal(`token format differs from the documented "cw3." kid "." base64url(sealed)`)
 	}
+	if strings.Contains(good, base64.RawURLEncoding.EncodeToString([]byte("검찰청"))[:8]) {
+		t.Error("the token shows transcript text")
+	}
+	// A token of the previous format (cw2: signed JSON).
+	cw2 := "cw2." + testKey.ID + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"call_id":"c1"}`)) + ".c2ln"
 	t.Logf("state token after one segment: %d bytes", len(good))
 	flip := []byte(good)
 	flip[20] ^= 1
@@ -328,19 +336,18 @@ func TestStateTokenErrors(t *testing.T) {
 		msg               string
 	}{
 		{"tampered payload", "c1", string(flip), 400, server.CodeInvalidState, "signature"},
-		{"no signature", "c1", good[:dot], 400, server.CodeInvalidState, ""},
+		{"truncated", "c1", good[:dot+10], 400, server.CodeInvalidState, ""},
 		{"old format", "c1", v1, 400, server.CodeInvalidState, "old-format"},
+		{"cw2 format", "c1", cw2, 400, server.CodeInvalidState, "old-format"},
+		{"undecodable state", "c1", server.SealPlain(testKey, []byte{1, 0, 7}), 400, server.CodeInvalidState, "does not decode"},
 		{"not a token", "c1", "hello", 400, server.CodeInvalidState, "not a callwatch state token"},
-		{"score raised, old signature", "c1", resign(t, good, testKey, func(p map[string]any) {
-			p["state"].(map[string]any)["score"] = 0.999
-		})[:dot] + good[dot:], 400, server.CodeInvalidState, ""},
+		{"another token's salt", "c1", good[:dot+1] + resign(t, good, testKey, func(p map[string]any) { p["state"].(map[string]any)["score"] = 0.999 })[dot+1:dot+23] + good[dot+23:], 400, server.CodeInvalidState, "signature"},
 		{"other key, same id", "c1", resign(t, good, server.StateKey{ID: testKey.ID, Key: []byte("another-replica-set-key-32-bytes")}, func(map[string]any) {}), 400, server.CodeInvalidState, "signature"},
 		{"unknown key id", "c1", resign(t, good, server.StateKey{ID: "old7", Key: testKey.Key}, func(map[string]any) {}), 400, server.CodeInvalidState, `"old7"`},
 		{"other call", "c2", good, 400, server.CodeStateCallID, ""},
 		{"other model", "c1", resign(t, good, testKey, func(p map[string]any) {
 			p["state"].(map[string]any)["model_sha256"] = strings.Repeat("ab", 32)
 		}), 409, server.CodeStateModel, ""},
-		{"no handle", "c1", resign(t, good, testKey, func(p map[string]any) { p["handle"] = "" }), 400, server.CodeInvalidState, "handle"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ts.C.Segment(context.Background(), c.call, server.SegmentRequest{Text: "계좌로 옮기세요", State: c.token})

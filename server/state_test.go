@@ -331,11 +331,11 @@ func TestKeyRotation(t *testing.T) {
 	after := newTestServer(t, cfg, true)
 	ctx := context.Background()
 	r, err := before.C.Segment(ctx, "rot", server.SegmentRequest{Text: "여보세요", Seq: new(0)})
-	if err != nil || !strings.HasPrefix(r.State, "cw2.old.") {
+	if err != nil || !strings.HasPrefix(r.State, "cw3.old.") {
 		t.Fatalf("old replica: %.12s %v", r.State, err)
 	}
 	r, err = during.C.Segment(ctx, "rot", server.SegmentRequest{Text: "검찰청입니다", State: r.State})
-	if err != nil || !strings.HasPrefix(r.State, "cw2.new.") {
+	if err != nil || !strings.HasPrefix(r.State, "cw3.new.") {
 		t.Fatalf("rotating replica continuing an old-key token: %.12s %v", r.State, err)
 	}
 	_, err = before.C.Segment(ctx, "rot", server.SegmentRequest{Text: "네", State: r.State})

@@ -1,12 +1,13 @@
 package server
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,69 +19,100 @@ import (
 // The state token carries a call's whole streaming state to the client and
 // back, so that any replica holding the key can continue the call:
 //
-//	"cw2." kid "." base64url(JSON{"call_id","handle","chain","state"}) "." base64url(HMAC-SHA256(key[kid], everything before the last dot))
+//	"cw3." kid "." base64url(salt[16] || AES-256-GCM(k, nonce 0, binary state, ad "cw3." kid))
 //
-// kid names the key that signed it (server.state_keys), so keys rotate
-// without breaking calls in progress. handle is the call's random identity,
-// chosen when its first segment was scored; chain is a digest of every
-// segment the call has read, so a replica that saw the call continue one way
-// refuses a token that continued it another (a fork). The state's segment
-// count is the call's sequence number.
+// with k = HMAC-SHA256(key[kid], "callwatch cw3\x00" || salt) and salt =
+// HMAC-SHA256(key[kid], "callwatch cw3 salt\x00" || plaintext)[:16]: a key
+// per distinct state, so the GCM nonce never repeats under one key however
+// many tokens a key seals, and a state seals to the same token every time. The state
+// is encrypted, so the transcript text of reason candidates is not
+// readable, and authenticated, so a token that was changed does not open.
 //
-// It is signed, not encrypted: the kept reason segments hold transcript
-// text, so clients should treat a token like the transcript itself.
+// kid names the key that sealed it (server.state_keys), so keys rotate
+// without breaking calls in progress. The plaintext is a compact binary
+// encoding (encodeState): varints, float64 scalars, the model state as
+// float32 and the reason candidates' states as float16. It binds the call
+// id, the call's random handle (its identity, chosen when its first segment
+// was scored) and chain, a digest of every segment the call has read, so a
+// replica that saw the call continue one way refuses a token that continued
+// it another (a fork). The state's segment count is the call's sequence
+// number.
 
-const tokenPrefix = "cw2."
+const tokenPrefix = "cw3."
 
 type tokenPayload struct {
-	CallID string                 `json:"call_id"`
-	Handle string                 `json:"handle"`
-	Chain  string                 `json:"chain"`
-	State  callwatch.SessionState `json:"state"`
+	CallID string
+	Handle string
+	Chain  string
+	State  callwatch.SessionState
 }
 
 // ErrBadToken is wrapped by every token verification failure.
 var ErrBadToken = errors.New("invalid state token")
 
 type signer struct {
-	keys []StateKey // keys[0] signs
+	keys []StateKey // keys[0] seals
 }
 
+const saltLen = 16
+
+func tokenAEAD(key, salt []byte) cipher.AEAD {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("callwatch cw3\x00"))
+	m.Write(salt)
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+var zeroNonce [12]byte
+
 func (s signer) sign(callID, handle string, chain digest, st callwatch.SessionState) (string, error) {
-	js, err := json.Marshal(tokenPayload{CallID: callID, Handle: handle, Chain: chain.String(), State: st})
+	plain, err := encodeState(callID, handle, chain, st)
 	if err != nil {
 		return "", err
 	}
 	k := s.keys[0]
-	head := tokenPrefix + k.ID + "." + base64.RawURLEncoding.EncodeToString(js)
-	return head + "." + base64.RawURLEncoding.EncodeToString(mac(k.Key, head)), nil
-}
-
-func mac(key []byte, head string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(head))
-	return m.Sum(nil)
+	head := tokenPrefix + k.ID + "."
+	// The salt is a MAC of the plaintext (as in SIV): the same state seals
+	// to the same token (a retried segment answers the same bytes), and two
+	// different states never share a salt, so never a key and nonce.
+	m := hmac.New(sha256.New, k.Key)
+	m.Write([]byte("callwatch cw3 salt\x00"))
+	m.Write(plain)
+	sealed := make([]byte, saltLen, saltLen+len(plain)+16)
+	copy(sealed, m.Sum(nil)[:saltLen])
+	sealed = tokenAEAD(k.Key, sealed[:saltLen]).Seal(sealed, zeroNonce[:], plain, []byte(head))
+	out := make([]byte, len(head)+base64.RawURLEncoding.EncodedLen(len(sealed)))
+	copy(out, head)
+	base64.RawURLEncoding.Encode(out[len(head):], sealed)
+	return string(out), nil
 }
 
 func badToken(format string, a ...any) error {
 	return errors.Join(ErrBadToken, fmt.Errorf(format, a...))
 }
 
-// verify checks the signature before decoding anything, so a forged token
-// never reaches the JSON decoder or Resume.
+// verify opens the token before decoding anything, so a forged token never
+// reaches the decoder or Resume.
 func (s signer) verify(tok string) (tokenPayload, digest, error) {
 	var p tokenPayload
 	if !strings.HasPrefix(tok, tokenPrefix) {
+		if strings.HasPrefix(tok, "cw2.") {
+			return p, digest{}, badToken("this is an old-format token (cw2, signed JSON, before encrypted tokens), no longer accepted; start the call again with seq 0")
+		}
 		if body, _, ok := strings.Cut(tok, "."); ok && strings.HasPrefix(body, "eyJ") {
 			return p, digest{}, badToken("this is an old-format token (v1, before sequence numbers and key ids), no longer accepted; start the call again with seq 0")
 		}
 		return p, digest{}, badToken("not a callwatch state token")
 	}
-	head, sig, ok := cutLast(tok, ".")
-	if !ok {
-		return p, digest{}, badToken("no signature part")
-	}
-	kid, body, ok := strings.Cut(head[len(tokenPrefix):], ".")
+	kid, body, ok := strings.Cut(tok[len(tokenPrefix):], ".")
 	if !ok {
 		return p, digest{}, badToken("no key id part")
 	}
@@ -91,25 +123,21 @@ func (s signer) verify(tok string) (tokenPayload, digest, error) {
 		}
 	}
 	if key == nil {
-		return p, digest{}, badToken("signed with key id %q, which this replica does not hold (server.state_keys)", clip(kid, 40))
+		return p, digest{}, badToken("sealed with key id %q, which this replica does not hold (server.state_keys)", clip(kid, 40))
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, mac(key, head)) {
-		return p, digest{}, badToken("signature does not verify (tampered, or signed with another key of the same id)")
+	sealed, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || len(sealed) < saltLen+16 {
+		return p, digest{}, badToken("the sealed part is not base64url of a sealed state")
 	}
-	js, err := base64.RawURLEncoding.DecodeString(body)
+	head := tok[:len(tokenPrefix)+len(kid)+1]
+	plain, err := tokenAEAD(key, sealed[:saltLen]).Open(nil, zeroNonce[:], sealed[saltLen:], []byte(head))
 	if err != nil {
-		return p, digest{}, badToken("payload is not base64url: %v", err)
+		return p, digest{}, badToken("the token does not open: its signature does not verify (tampered, or sealed with another key of the same id)")
 	}
-	if err := json.Unmarshal(js, &p); err != nil {
-		return p, digest{}, badToken("payload is not a state: %v", err)
-	}
-	if !validHandle(p.Handle) {
-		return p, digest{}, badToken("no valid call handle in the token")
-	}
-	chain, err := parseDigest(p.Chain)
+	var chain digest
+	p, chain, err = decodeState(plain)
 	if err != nil {
-		return p, digest{}, badToken("no valid history digest in the token")
+		return p, digest{}, badToken("the sealed state does not decode: %v", err)
 	}
 	return p, chain, nil
 }

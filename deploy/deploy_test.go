@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1086,7 +1087,7 @@ func TestImageServes(t *testing.T) {
 	if len(c.Command) > 0 {
 		t.Fatal("the Deployment overrides the image's ENTRYPOINT")
 	}
-	var stderr bytes.Buffer
+	var stderr syncBuffer // the server writes it while the test reads it
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = rebase(st.all("WORKDIR")[0])
 	cmd.Env = env
@@ -1174,4 +1175,22 @@ func TestImageServes(t *testing.T) {
 	case <-time.After(grace):
 		t.Errorf("still running %s after SIGTERM: Kubernetes would kill it", grace)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

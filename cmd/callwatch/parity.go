@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/models"
 )
 
 type parityReport struct {
@@ -102,33 +103,7 @@ func (e *env) parity(args []string) error {
 			if err != nil {
 				return err
 			}
-			for i := range ids {
-				rep.Scored++
-				dp := math.Abs(float64(sa[i].Phishing - sb[i].Phishing))
-				df := maxAbsDiff(sa[i].Family, sb[i].Family)
-				ds := 0.0
-				for k := range sta[i] {
-					ds = math.Max(ds, maxScaled(sta[i][k], stb[i][k]))
-				}
-				rep.MaxAbsProbs = math.Max(rep.MaxAbsProbs, dp)
-				rep.MaxAbsFamily = math.Max(rep.MaxAbsFamily, df)
-				rep.MaxAbsState = math.Max(rep.MaxAbsState, ds)
-				if d := math.Max(dp, df); d > rep.MaxAbsDiff {
-					rep.MaxAbsDiff, rep.WorstRecord = d, names[i]
-				}
-				// A level may differ only where a score sits within the
-				// tolerance of a threshold.
-				pa, pb := float64(sa[i].Phishing), float64(sb[i].Phishing)
-				if levelOf(pa, th.Suspicious, th.Dangerous) != levelOf(pb, th.Suspicious, th.Dangerous) &&
-					!near(pa, th.Suspicious, *tol) && !near(pa, th.Dangerous, *tol) {
-					rep.LevelMismatch++
-				}
-				fa, qa := dets[0].Family(sa[i].Family)
-				fb, _ := dets[1].Family(sb[i].Family)
-				if fa != fb && !secondWithin(sa[i].Family, qa, *tol) {
-					rep.FamilyMismatch++
-				}
-			}
+			rep.addRows(names, sa, sb, sta, stb, dets, th)
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {
@@ -140,8 +115,7 @@ func (e *env) parity(args []string) error {
 	if rep.Scored == 0 {
 		return usagef("no record could be tokenized; nothing was compared")
 	}
-	rep.OK = rep.MaxAbsDiff <= rep.Tolerance && rep.MaxAbsState <= rep.StateTolerance &&
-		rep.LevelMismatch == 0 && rep.FamilyMismatch == 0
+	rep.OK = rep.ok()
 	out, _ := json.Marshal(rep)
 	if _, err := fmt.Fprintf(e.stdout, "%s\n", out); err != nil {
 		return err
@@ -151,6 +125,50 @@ func (e *env) parity(args []string) error {
 			rep.MaxAbsDiff, rep.Tolerance, rep.WorstRecord, rep.MaxAbsState, rep.StateTolerance, rep.LevelMismatch, rep.FamilyMismatch)}
 	}
 	return nil
+}
+
+// addRows folds one chunk of rows scored by both backends into the report:
+// probabilities and families absolutely, state scaled, and level and family
+// mismatches that are not ties at a threshold.
+func (rep *parityReport) addRows(names []string, sa, sb []callwatch.Scores, sta, stb []callwatch.State,
+	dets [2]*callwatch.Detector, th models.Thresholds) {
+	tol := rep.Tolerance
+	for i := range sa {
+		rep.Scored++
+		dp := math.Abs(float64(sa[i].Phishing - sb[i].Phishing))
+		df := maxAbsDiff(sa[i].Family, sb[i].Family)
+		ds := 0.0
+		for k := range sta[i] {
+			ds = math.Max(ds, maxScaled(sta[i][k], stb[i][k]))
+		}
+		rep.MaxAbsProbs = math.Max(rep.MaxAbsProbs, dp)
+		rep.MaxAbsFamily = math.Max(rep.MaxAbsFamily, df)
+		rep.MaxAbsState = math.Max(rep.MaxAbsState, ds)
+		if d := math.Max(dp, df); d > rep.MaxAbsDiff {
+			rep.MaxAbsDiff = d
+			if i < len(names) {
+				rep.WorstRecord = names[i]
+			}
+		}
+		// A level may differ only where a score sits within the
+		// tolerance of a threshold.
+		pa, pb := float64(sa[i].Phishing), float64(sb[i].Phishing)
+		if levelOf(pa, th.Suspicious, th.Dangerous) != levelOf(pb, th.Suspicious, th.Dangerous) &&
+			!near(pa, th.Suspicious, tol) && !near(pa, th.Dangerous, tol) {
+			rep.LevelMismatch++
+		}
+		fa, qa := dets[0].Family(sa[i].Family)
+		fb, _ := dets[1].Family(sb[i].Family)
+		if fa != fb && !secondWithin(sa[i].Family, qa, tol) {
+			rep.FamilyMismatch++
+		}
+	}
+}
+
+// ok applies the two tolerances and the mismatch counts.
+func (rep *parityReport) ok() bool {
+	return rep.MaxAbsDiff <= rep.Tolerance && rep.MaxAbsState <= rep.StateTolerance &&
+		rep.LevelMismatch == 0 && rep.FamilyMismatch == 0
 }
 
 // maxScaled compares states relative to their size above 1 (see

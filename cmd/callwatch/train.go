@@ -564,9 +564,10 @@ func (e *env) bundleParity(c config, dir string, exs []trainExample) (*parityRep
 	sort.SliceStable(sample, func(a, b int) bool { return len(sample[a].Text) > len(sample[b].Text) })
 	sample = sample[:min(len(sample), 200)]
 	var ids [][]int64
+	var names []string
 	for _, x := range sample {
 		if v, err := dets[0].Tokenizer().Encode(x.Text); err == nil {
-			ids = append(ids, v)
+			ids, names = append(ids, v), append(names, x.ID)
 		}
 	}
 	rep := &parityReport{Backends: [2]string{"ort", "native"}, Tolerance: 1e-5, StateTolerance: 1e-3, Records: len(ids)}
@@ -578,24 +579,9 @@ func (e *env) bundleParity(c config, dir string, exs []trainExample) (*parityRep
 	if err != nil {
 		return nil, err
 	}
-	for i := range ids {
-		rep.Scored++
-		rep.MaxAbsProbs = max(rep.MaxAbsProbs, absf(sa[i].Phishing-sb[i].Phishing))
-		rep.MaxAbsFamily = max(rep.MaxAbsFamily, maxAbsDiff(sa[i].Family, sb[i].Family))
-		for k := range sta[i] {
-			rep.MaxAbsState = max(rep.MaxAbsState, maxScaled(sta[i][k], stb[i][k]))
-		}
-	}
-	rep.MaxAbsDiff = max(rep.MaxAbsProbs, rep.MaxAbsFamily)
-	rep.OK = rep.MaxAbsDiff <= rep.Tolerance && rep.MaxAbsState <= rep.StateTolerance
+	rep.addRows(names, sa, sb, sta, stb, dets, b.Card.Thresholds)
+	rep.OK = rep.ok()
 	return rep, nil
-}
-
-func absf(x float32) float64 {
-	if x < 0 {
-		return float64(-x)
-	}
-	return float64(x)
 }
 
 // steps prints numbered progress lines on stderr ("train [3/8] ...").

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,11 +93,11 @@ func TestPhraseLinear(t *testing.T) {
 		seg := strings.Join(words[:min(len(words), 5+i*9)], " ")
 		for _, before := range []State{nil, mid} {
 			sg := segRecord{Segment: Segment{Text: seg}, Before: before, Prior: 0.5}
-			got, err := s.phrase(ctx, sg)
+			sp, err := s.phrase(ctx, sg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := s.phraseQuadratic(ctx, sg); got != want {
+			if got, want := sp.text(tokenize.Clean(seg)), s.phraseQuadratic(ctx, sg); got != want {
 				t.Errorf("text %d (%d words): phrase %q, every-prefix search %q", i, len(strings.Fields(seg)), got, want)
 			}
 		}
@@ -251,4 +252,79 @@ func FuzzResume(f *testing.F) {
 			t.Fatalf("the resumed call's snapshot does not resume: %v", err)
 		}
 	})
+}
+
+// TestResolveReasons: a call whose reason phrases were found while it
+// streamed (what the server does before sealing a token) carries no model
+// state per reason, and names the same reasons as a call that kept the
+// states and searched at the end, without backend work, on another
+// detector. Phrases that do not fit their text are refused.
+func TestResolveReasons(t *testing.T) {
+	ctx := context.Background()
+	d := openDetector(t, BackendNative)
+	pol := d.DefaultPolicy()
+	lazy, _ := d.NewSession(pol)
+	eager, _ := d.NewSession(pol)
+	for _, tx := range []string{"여보세요 서울중앙지검 수사관입니다", "본인 명의 통장이 사건에 연루됐습니다",
+		"네 알겠습니다", "안전계좌로 이체하셔야 합니다 지금 바로요", "다른 사람에게 말하면 안 됩니다"} {
+		seg := Segment{Text: tx, End: 3}
+		if _, err := lazy.Feed(ctx, seg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eager.Feed(ctx, seg); err != nil {
+			t.Fatal(err)
+		}
+		if err := eager.ResolveReasons(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// carried through a snapshot after every segment, as tokens are
+		var err error
+		if eager, err = d.Resume(pol, eager.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := lazy.Reasons(ctx)
+	if err != nil || len(want) < 2 {
+		t.Fatalf("reasons %v, %v", want, err)
+	}
+	snap := eager.Snapshot()
+	for _, r := range snap.Top {
+		if r.State != nil || r.PhraseWords == 0 {
+			t.Fatalf("a resolved reason carries state %v, phrase of %d words", r.State != nil, r.PhraseWords)
+		}
+	}
+	other := openDetector(t, BackendNative)
+	cb := &tokenCounter{Backend: other.be}
+	other.be = cb
+	resumed, err := other.Resume(pol, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := resumed.Reasons(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("resolved reasons %+v\nsearched at the end %+v", got, want)
+	}
+	if n := cb.slots.Load(); n != 0 {
+		t.Fatalf("resolved reasons ran %d token slots", n)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*TopSegment)
+	}{
+		{"phrase past the text", func(r *TopSegment) { r.PhraseAt = 40 }},
+		{"phrase of 9 words", func(r *TopSegment) { r.PhraseWords = 9 }},
+		{"phrase at -1", func(r *TopSegment) { r.PhraseAt = -1 }},
+		{"phrase and state", func(r *TopSegment) { r.State = lazy.Snapshot().State }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := eager.Snapshot()
+			c.edit(&st.Top[0])
+			if _, err := d.Resume(pol, st); !errors.Is(err, ErrInvalidState) {
+				t.Fatalf("Resume: %v, want ErrInvalidState", err)
+			}
+		})
+	}
 }

@@ -98,7 +98,15 @@ type segRecord struct {
 	Delta  float64
 	Before State
 	Prior  float64 // score before the segment
+	// phrase is the reason's phrase once found (ResolveReasons): Before
+	// and Prior are then no longer needed, and a snapshot carries the
+	// phrase's place in the text instead of a whole model state.
+	phrase phraseSpan
 }
+
+// phraseSpan is a phrase as words [At, At+N) of the cleaned segment text;
+// N == 0 means not found yet.
+type phraseSpan struct{ At, N int }
 
 // Session is one call being scored as it happens. Methods are safe for
 // concurrent use, but segments of one call must be fed in order.
@@ -340,14 +348,63 @@ func (s *Session) Reasons(ctx context.Context) ([]Reason, error) {
 	}
 	out := make([]Reason, 0, len(top))
 	for _, sg := range top {
-		ph, err := s.phrase(ctx, sg)
-		if err != nil {
-			return nil, err
+		sp := sg.phrase
+		if sp.N == 0 {
+			var err error
+			if sp, err = s.phrase(ctx, sg); err != nil {
+				return nil, err
+			}
 		}
-		out = append(out, Reason{Segment: sg.Index, Text: tokenize.Clean(sg.Text), Phrase: ph,
+		clean := tokenize.Clean(sg.Text)
+		out = append(out, Reason{Segment: sg.Index, Text: clean, Phrase: sp.text(clean),
 			Delta: round4(sg.Delta), Start: sg.Start, End: sg.End})
 	}
 	return out, nil
+}
+
+// text is the phrase's words of the cleaned segment text.
+func (p phraseSpan) text(clean string) string {
+	words := strings.Fields(clean)
+	if p.At < 0 || p.N < 0 || p.At+p.N > len(words) {
+		return ""
+	}
+	return strings.Join(words[p.At:p.At+p.N], " ")
+}
+
+// ResolveReasons finds the phrase of every kept reason candidate that has
+// none yet and drops the model state kept for it. Reasons then needs no
+// backend work, and a Snapshot carries a phrase's place (two small numbers)
+// instead of a model state per candidate: this is what keeps the server's
+// state token small. The phrases are the ones Reasons would find later,
+// from the same exact states. It runs backend work under ctx.
+func (s *Session) ResolveReasons(ctx context.Context) error {
+	s.mu.Lock()
+	var todo []segRecord
+	for _, sg := range s.top {
+		if sg.phrase.N == 0 {
+			todo = append(todo, sg)
+		}
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	found := make(map[int]phraseSpan, len(todo))
+	for _, sg := range todo {
+		sp, err := s.phrase(ctx, sg)
+		if err != nil {
+			return err
+		}
+		found[sg.Index] = sp
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.top {
+		if sp, ok := found[s.top[i].Index]; ok && s.top[i].phrase.N == 0 && sp.N > 0 {
+			s.top[i].phrase, s.top[i].Before = sp, nil
+		}
+	}
+	return nil
 }
 
 // phraseWords is the longest phrase a reason names, in words.
@@ -368,10 +425,10 @@ const phraseRows = 256
 // was quadratic: 1,200 words took seconds). The scores are the ones the
 // whole prefixes would get: the state carries across chunks exactly as it
 // does across windows.
-func (s *Session) phrase(ctx context.Context, sg segRecord) (string, error) {
+func (s *Session) phrase(ctx context.Context, sg segRecord) (phraseSpan, error) {
 	words := strings.Fields(tokenize.Clean(sg.Text))
 	if len(words) <= 1 {
-		return strings.Join(words, " "), nil
+		return phraseSpan{0, len(words)}, nil
 	}
 	ids := make([][]int64, len(words))
 	for i, w := range words {
@@ -408,7 +465,7 @@ func (s *Session) phrase(ctx context.Context, sg segRecord) (string, error) {
 		}
 		scores, states, err := s.d.ScoreIDs(ctx, [][]int64{row}, []State{st})
 		if err != nil {
-			return "", err
+			return phraseSpan{}, err
 		}
 		st, sc = states[0], float64(scores[0])
 	}
@@ -447,12 +504,12 @@ func (s *Session) phrase(ctx context.Context, sg segRecord) (string, error) {
 		}
 		if len(rows) >= phraseRows {
 			if err := flush(); err != nil {
-				return "", err
+				return phraseSpan{}, err
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return "", err
+		return phraseSpan{}, err
 	}
 	score := func(k int) float64 {
 		if k < 0 {
@@ -468,7 +525,7 @@ func (s *Session) phrase(ctx context.Context, sg segRecord) (string, error) {
 			}
 		}
 	}
-	return strings.Join(words[bestA:bestB+1], " "), nil
+	return phraseSpan{bestA, bestB + 1 - bestA}, nil
 }
 
 // SessionState is everything a session carries between segments, so that a
@@ -489,15 +546,21 @@ type SessionState struct {
 	Top        []TopSegment `json:"top,omitempty"`
 }
 
-// TopSegment is a kept reason candidate inside SessionState.
+// TopSegment is a kept reason candidate inside SessionState. Until its
+// phrase is found it carries the model state before the segment (State) and
+// the score then (Prior), from which Reasons finds the phrase; once found
+// (Session.ResolveReasons) it carries the phrase as words
+// [PhraseAt, PhraseAt+PhraseWords) of the cleaned text, and no state.
 type TopSegment struct {
-	Text  string      `json:"text"`
-	Start float64     `json:"start,omitempty"`
-	End   float64     `json:"end,omitempty"`
-	Index int         `json:"index"`
-	Delta float64     `json:"delta"`
-	Prior float64     `json:"prior"`
-	State [][]float32 `json:"state,omitempty"`
+	Text        string      `json:"text"`
+	Start       float64     `json:"start,omitempty"`
+	End         float64     `json:"end,omitempty"`
+	Index       int         `json:"index"`
+	Delta       float64     `json:"delta"`
+	Prior       float64     `json:"prior"`
+	State       [][]float32 `json:"state,omitempty"`
+	PhraseAt    int         `json:"phrase_at,omitempty"`
+	PhraseWords int         `json:"phrase_words,omitempty"`
 }
 
 // Snapshot returns the session's state.
@@ -508,8 +571,13 @@ func (s *Session) Snapshot() SessionState {
 		Score: s.score, Level: s.level, Family: s.family, FamilyProb: s.famProb,
 		Recent: append([]float64(nil), s.recent...), Segments: s.nseg, Tokens: s.tokens}
 	for _, t := range s.top {
-		st.Top = append(st.Top, TopSegment{Text: t.Text, Start: t.Start, End: t.End, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
-			State: t.Before.Clone()})
+		ts := TopSegment{Text: t.Text, Start: t.Start, End: t.End, Index: t.Index, Delta: t.Delta}
+		if t.phrase.N > 0 {
+			ts.PhraseAt, ts.PhraseWords = t.phrase.At, t.phrase.N
+		} else {
+			ts.Prior, ts.State = t.Prior, t.Before.Clone()
+		}
+		st.Top = append(st.Top, ts)
 	}
 	return st
 }
@@ -586,8 +654,13 @@ func (d *Detector) Resume(p Policy, st SessionState) (*Session, error) {
 		if err := checkState("reason state", t.State); err != nil {
 			return nil, err
 		}
-		s.top = append(s.top, segRecord{Segment: Segment{Text: t.Text, Start: t.Start, End: t.End}, Index: t.Index, Delta: t.Delta, Prior: t.Prior,
-			Before: State(t.State).Clone()})
+		r := segRecord{Segment: Segment{Text: t.Text, Start: t.Start, End: t.End}, Index: t.Index, Delta: t.Delta}
+		if t.PhraseWords > 0 {
+			r.phrase = phraseSpan{t.PhraseAt, t.PhraseWords}
+		} else {
+			r.Prior, r.Before = t.Prior, State(t.State).Clone()
+		}
+		s.top = append(s.top, r)
 	}
 	return s, nil
 }
@@ -636,6 +709,15 @@ func (d *Detector) validateState(p Policy, st SessionState) error {
 			return bad("reason prior %g is not in [0, 1]", t.Prior)
 		case !finite(t.Start) || !finite(t.End):
 			return bad("reason times %g..%g are not finite", t.Start, t.End)
+		case t.PhraseWords < 0 || t.PhraseWords > phraseWords || t.PhraseAt < 0 || t.PhraseWords == 0 && t.PhraseAt != 0:
+			return bad("reason phrase of %d words at word %d", t.PhraseWords, t.PhraseAt)
+		case t.PhraseWords > 0 && t.State != nil:
+			return bad("a reason carries both its phrase and a state")
+		}
+		if t.PhraseWords > 0 {
+			if n := len(strings.Fields(tokenize.Clean(t.Text))); t.PhraseAt+t.PhraseWords > n {
+				return bad("reason phrase at words %d..%d of a %d-word segment", t.PhraseAt, t.PhraseAt+t.PhraseWords, n)
+			}
 		}
 	}
 	return nil

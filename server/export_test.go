@@ -28,3 +28,18 @@ func SealPlain(key StateKey, plain []byte) string {
 	sealed := tokenAEAD(key.Key, salt).Seal(append([]byte(nil), salt...), zeroNonce[:], plain, []byte(head))
 	return head + base64.RawURLEncoding.EncodeToString(sealed)
 }
+
+// EncodeState is a token's plaintext before sealing.
+func EncodeState(callID, handle, chain string, st callwatch.SessionState) ([]byte, error) {
+	d, err := parseDigest(chain)
+	if err != nil {
+		return nil, err
+	}
+	return encodeState(callID, handle, d, st)
+}
+
+// TokenLen is the length of a token sealing n bytes of plaintext under a
+// key id of kidLen bytes.
+func TokenLen(kidLen, n int) int {
+	return len(tokenPrefix) + kidLen + 1 + base64.RawURLEncoding.EncodedLen(saltLen+n+16)
+}

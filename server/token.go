@@ -31,7 +31,8 @@ import (
 // kid names the key that sealed it (server.state_keys), so keys rotate
 // without breaking calls in progress. The plaintext is a compact binary
 // encoding (encodeState): varints, float64 scalars, the model state as
-// float32 and the reason candidates' states as float16. It binds the call
+// float32, and each reason candidate as its text, times, score rise and the
+// place of its phrase (found before sealing), all exact. It binds the call
 // id, the call's random handle (its identity, chosen when its first segment
 // was scored) and chain, a digest of every segment the call has read, so a
 // replica that saw the call continue one way refuses a token that continued

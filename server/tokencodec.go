@@ -10,20 +10,26 @@ import (
 	"github.com/callwatch/callwatch"
 )
 
-// The binary form of a token's plaintext (version 1):
+// The binary form of a token's plaintext (version 2):
 //
-//	version byte (1), flags byte (bit 0: started; bit 1: model sha256 as 32
+//	version byte (2), flags byte (bit 0: started; bit 1: model sha256 as 32
 //	raw bytes, else a string)
 //	model sha256, call id (string), handle (16 bytes), chain (16 bytes)
 //	score f64, level (string), family (string), family_prob f64
 //	recent: uvarint n, n × f64; segments, tokens: varint
-//	state: tensors as f32; top: uvarint n, n × {text (string), start f64,
-//	end f64, index varint, delta f64, prior f64, state: tensors as f16}
+//	state: tensors as f32; top: uvarint n, n × {flags byte (bit 0: phrase
+//	found), text (string), start f64, end f64, index varint, delta f64,
+//	then the phrase's first word and word count (uvarints) if found, else
+//	prior f64 and the state before the segment (tensors as f32)}
 //
 // strings are uvarint length + bytes; tensors are uvarint count, then per
-// tensor uvarint length + values, little-endian.
+// tensor uvarint length + values, little-endian. Every number is exact:
+// a call continued from a token scores as it would have in one process.
+// The server finds each reason's phrase before it seals (ResolveReasons),
+// so a token carries two small numbers per reason instead of a model state
+// (version 1 carried those states as float16: 8 KB for 3 reasons).
 
-const codecVersion = 1
+const codecVersion = 2
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -34,16 +40,12 @@ func appendF64(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 }
 
-func appendTensors(b []byte, ts [][]float32, half bool) []byte {
+func appendTensors(b []byte, ts [][]float32) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ts)))
 	for _, t := range ts {
 		b = binary.AppendUvarint(b, uint64(len(t)))
 		for _, v := range t {
-			if half {
-				b = binary.LittleEndian.AppendUint16(b, f32to16(v))
-			} else {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-			}
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 		}
 	}
 	return b
@@ -64,9 +66,9 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 		n += 4*len(t) + 4
 	}
 	for _, t := range st.Top {
-		n += len(t.Text) + 48
+		n += len(t.Text) + 56
 		for _, s := range t.State {
-			n += 2*len(s) + 4
+			n += 4*len(s) + 4
 		}
 	}
 	b := make([]byte, 0, n)
@@ -97,7 +99,7 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 	}
 	b = binary.AppendVarint(b, int64(st.Segments))
 	b = binary.AppendVarint(b, int64(st.Tokens))
-	b = appendTensors(b, st.State, false)
+	b = appendTensors(b, st.State)
 	b = binary.AppendUvarint(b, uint64(len(st.Top)))
 	for _, t := range st.Top {
 		for _, f := range []float64{t.Start, t.End, t.Delta, t.Prior} {
@@ -105,15 +107,32 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 				return nil, errors.New("a reason's number is not finite")
 			}
 		}
+		if t.PhraseAt < 0 || t.PhraseWords < 0 {
+			return nil, errors.New("a reason's phrase is out of range")
+		}
+		found := t.PhraseWords > 0
+		b = append(b, b2u8(found))
 		b = appendString(b, t.Text)
 		b = appendF64(b, t.Start)
 		b = appendF64(b, t.End)
 		b = binary.AppendVarint(b, int64(t.Index))
 		b = appendF64(b, t.Delta)
-		b = appendF64(b, t.Prior)
-		b = appendTensors(b, t.State, true)
+		if found {
+			b = binary.AppendUvarint(b, uint64(t.PhraseAt))
+			b = binary.AppendUvarint(b, uint64(t.PhraseWords))
+		} else {
+			b = appendF64(b, t.Prior)
+			b = appendTensors(b, t.State)
+		}
 	}
 	return b, nil
+}
+
+func b2u8(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 var errShort = errors.New("truncated")
@@ -179,11 +198,18 @@ func (r *reader) f64() float64 {
 	return math.Float64frombits(binary.LittleEndian.Uint64(b))
 }
 
-func (r *reader) tensors(half bool) [][]float32 {
-	size := 4
-	if half {
-		size = 2
+// small reads a uvarint that must be a small count (a word index).
+func (r *reader) small() int {
+	v := r.uvarint()
+	if v > math.MaxInt32 {
+		r.err = errShort
+		return 0
 	}
+	return int(v)
+}
+
+func (r *reader) tensors() [][]float32 {
+	const size = 4
 	n := r.count(1)
 	if n == 0 {
 		return nil
@@ -197,11 +223,7 @@ func (r *reader) tensors(half bool) [][]float32 {
 		}
 		t := make([]float32, m)
 		for i := range t {
-			if half {
-				t[i] = f16to32(binary.LittleEndian.Uint16(raw[2*i:]))
-			} else {
-				t[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
+			t[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
 		out = append(out, t)
 	}
@@ -213,7 +235,12 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 	var chain digest
 	r := &reader{b: b}
 	head := r.bytes(2)
-	if r.err != nil || head[0] != codecVersion {
+	switch {
+	case r.err != nil:
+		return p, chain, r.err
+	case head[0] == 1:
+		return p, chain, errors.New("an older encoding (version 1, reason states as float16), no longer read; start the call again with seq 0")
+	case head[0] != codecVersion:
 		return p, chain, errors.New("unknown encoding")
 	}
 	flags := head[1]
@@ -240,16 +267,28 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 	}
 	st.Segments = r.varint()
 	st.Tokens = r.varint()
-	st.State = r.tensors(false)
-	if n := r.count(48); n > 0 {
+	st.State = r.tensors()
+	if n := r.count(28); n > 0 {
 		st.Top = make([]callwatch.TopSegment, n)
 		for i := range st.Top {
 			t := &st.Top[i]
+			flags := r.bytes(1)
+			if r.err != nil || flags[0] > 1 {
+				return p, chain, errors.New("bad reason flags")
+			}
 			t.Text = r.str()
 			t.Start, t.End = r.f64(), r.f64()
 			t.Index = r.varint()
-			t.Delta, t.Prior = r.f64(), r.f64()
-			t.State = r.tensors(true)
+			t.Delta = r.f64()
+			if flags[0] == 1 {
+				t.PhraseAt, t.PhraseWords = r.small(), r.small()
+				if r.err == nil && t.PhraseWords == 0 {
+					return p, chain, errors.New("a found phrase of no words")
+				}
+			} else {
+				t.Prior = r.f64()
+				t.State = r.tensors()
+			}
 		}
 	}
 	if r.err != nil {
@@ -262,63 +301,4 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 		return p, chain, errors.New("no valid call handle")
 	}
 	return p, chain, nil
-}
-
-// f32to16 rounds to the nearest IEEE 754 half (ties to even); values
-// beyond the half range saturate to ±65504, NaN stays NaN.
-func f32to16(f float32) uint16 {
-	bits := math.Float32bits(f)
-	sign := uint16(bits>>16) & 0x8000
-	exp := int((bits >> 23) & 0xff)
-	mant := bits & 0x7fffff
-	switch {
-	case exp == 0xff && mant != 0:
-		return sign | 0x7e00
-	case exp == 0xff, exp-127 > 15:
-		return sign | 0x7bff
-	}
-	e := exp - 127 + 15
-	if e <= 0 { // subnormal half or zero
-		if e < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint32(14 - e)
-		half := uint16(mant >> shift)
-		rem := mant & (1<<shift - 1)
-		mid := uint32(1) << (shift - 1)
-		if rem > mid || rem == mid && half&1 == 1 {
-			half++
-		}
-		return sign | half
-	}
-	half := uint16(e)<<10 | uint16(mant>>13)
-	rem := mant & 0x1fff
-	if rem > 0x1000 || rem == 0x1000 && half&1 == 1 {
-		half++ // may carry into the exponent, which is right
-	}
-	if half&0x7fff >= 0x7c00 {
-		return sign | 0x7bff
-	}
-	return sign | half
-}
-
-func f16to32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		f := float32(mant) / 1024 / 16384 // 2^-14 × mant/1024
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }

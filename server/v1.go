@@ -374,10 +374,16 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 			err = errorf(CodeInvalidText, "segment %d: %s", up.Segment, textError(up.Err))
 		}
 	}
+	if err == nil {
+		// The phrase of a segment just kept as a reason candidate is found
+		// now, from the exact state before it, so that the token carries the
+		// phrase instead of that state (2 numbers instead of 577 floats).
+		// It costs extra backend runs; they run here, under this request's
+		// deadline, not inside the shared batch.
+		err = sess.ResolveReasons(ctx)
+	}
 	if err == nil && up.Alert != "" {
-		// Reasons cost extra backend runs; they run here, under this
-		// request's deadline, not inside the shared batch.
-		up.Reasons, err = sess.Reasons(ctx)
+		up.Reasons, err = sess.Reasons(ctx) // phrases resolved: no backend work
 	}
 	var (
 		snap     callwatch.SessionState

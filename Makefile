@@ -7,7 +7,7 @@ MODEL := models/ko-vishing-lstm
 SAMPLES := corpus/samples/calls.jsonl
 export CGO_ENABLED := 1
 
-.PHONY: all run test test-noort test-py test-short ort torch chromium build model baselines sweep learning-curve corpus parity fuzz bench bench-peers clean
+.PHONY: all run test test-noort test-py test-short ort torch chromium build model baselines sweep learning-curve corpus parity fuzz bench bench-peers clean release
 
 all: build
 
@@ -98,6 +98,17 @@ sweep: torch build
 ## learning-curve: real-eval ROC-AUC of the token-n-gram LR and the LSTM on 25/50/100% of the base dialogues, 3 seeds each (LC_ARGS=--no-lstm for the baseline only)
 learning-curve: ort torch build
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) scripts/learning_curve.py $(LC_ARGS)
+
+## release: static native-only (-tags noort) and onnxruntime binaries for linux/amd64 and linux/arm64, the onnxruntime ones also as
+## .tar.gz with libonnxruntime beside the binary, and SHA256SUMS, into $(DIST) (VERSION=... overrides git describe; ORT_BUNDLE=0: no archives)
+DIST ?= dist
+release:
+	@if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing gcc-aarch64-linux-gnu (Debian package: the C cross compiler for the arm64 onnxruntime binary)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null || true; \
+	fi
+	VERSION="$(VERSION)" DIST="$(DIST)" GO="$(GO)" bash scripts/release.sh
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/internal/records"
 	"github.com/callwatch/callwatch/models"
@@ -46,42 +49,62 @@ type rates struct {
 	StreamDangerous  float64 `json:"stream_ever_dangerous"`
 }
 
-// calibrate sets a bundle's thresholds from a target false-positive rate on
-// the user's own normal calls. No weight changes: the new bundle is the old
-// model and tokenizer with a new card that keeps the old thresholds in its
-// history.
-func (e *env) calibrate(args []string) error {
-	fs := newFlags("calibrate", "calibrate --data normals.jsonl --fpr 0.02 [--positives FILE] [--out DIR] [flags]", e.stderr)
-	addModelFlags(fs)
-	addPolicyFlags(fs)
-	data := fs.String("data", "", "the user's normal (legitimate) calls: JSONL {\"id\",\"text\"[,\"label\":\"normal\"]} or CSV with a text column (required)")
-	positives := fs.String("positives", "", "optional phishing calls, same format: recall at the new thresholds is reported")
-	fpr := fs.Float64("fpr", 0.02, "target share of normal calls flagged at suspicious (whole call and ever while streamed)")
-	dfpr := fs.Float64("dangerous-fpr", 0, "target share at dangerous (default: --fpr / 4)")
-	out := fs.String("out", "", "write the calibrated bundle here (model.onnx and tokenizer.json copied, new card.json); without it only the report is printed")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// calibrateCmd sets a bundle's thresholds from a target false-positive rate
+// on the user's own normal calls. No weight changes: the new bundle is the
+// old model and tokenizer with a new card that keeps the old thresholds in
+// its history.
+func (e *env) calibrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "calibrate --data normals.jsonl --fpr 0.02 [--positives FILE] [--out DIR]",
+		Short: "Set a bundle's alert thresholds from a target false-positive rate on your own normal calls",
+		Long: `calibrate sets a bundle's suspicious and dangerous thresholds from a target
+false-positive rate on the user's own normal calls, scored whole and streamed. No
+weight changes: with --out, the new bundle is the old model and tokenizer with a
+new card that keeps the old thresholds in its history. The report is JSON on stdout.`,
+		Example: `  callwatch calibrate --data my-normals.jsonl --fpr 0.02 --out models/mine`,
+		Args:    noArgs,
 	}
-	if *data == "" {
-		return usagef("--data FILE is required: the normal calls to calibrate on")
+	fs := cmd.Flags()
+	o := &calibrateOpts{}
+	fs.StringVar(&o.data, "data", "", "the user's normal (legitimate) calls: JSONL {\"id\",\"text\"[,\"label\":\"normal\"]} or CSV with a text column (required)")
+	fs.StringVar(&o.positives, "positives", "", "optional phishing calls, same format: recall at the new thresholds is reported")
+	fs.Float64Var(&o.fpr, "fpr", 0.02, "target share of normal calls flagged at suspicious (whole call and ever while streamed)")
+	fs.Float64Var(&o.dfpr, "dangerous-fpr", 0, "target share at dangerous (default: --fpr / 4)")
+	fs.StringVar(&o.out, "out", "", "write the calibrated bundle here (model.onnx and tokenizer.json copied, new card.json); without it only the report is printed")
+	addKeyFlags(fs, modelKeys...)
+	addKeyFlags(fs, policyKeys...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.calibrate(fs, *o) }
+	return cmd
+}
+
+// calibrateOpts are calibrate's own flags.
+type calibrateOpts struct {
+	data, positives, out string
+	fpr, dfpr            float64
+}
+
+// calibrate writes the report and, with --out, the calibrated bundle.
+func (e *env) calibrate(fs *pflag.FlagSet, o calibrateOpts) error {
+	if o.data == "" {
+		return cmdlinef("--data FILE is required: the normal calls to calibrate on")
 	}
-	if *dfpr == 0 {
-		*dfpr = *fpr / 4
+	if o.dfpr == 0 {
+		o.dfpr = o.fpr / 4
 	}
-	if !(*fpr > 0 && *fpr < 1) || !(*dfpr > 0 && *dfpr <= *fpr) {
-		return usagef("need 0 < --dangerous-fpr (%g) <= --fpr (%g) < 1", *dfpr, *fpr)
+	if !(o.fpr > 0 && o.fpr < 1) || !(o.dfpr > 0 && o.dfpr <= o.fpr) {
+		return usagef("need 0 < --dangerous-fpr (%g) <= --fpr (%g) < 1", o.dfpr, o.fpr)
 	}
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
-	normals, dataSum, err := e.readCalls(*data, callwatch.LabelNormal)
+	normals, dataSum, err := e.readCalls(o.data, callwatch.LabelNormal)
 	if err != nil {
 		return err
 	}
 	var pos []string
-	if *positives != "" {
-		if pos, _, err = e.readCalls(*positives, callwatch.LabelPhishing); err != nil {
+	if o.positives != "" {
+		if pos, _, err = e.readCalls(o.positives, callwatch.LabelPhishing); err != nil {
 			return err
 		}
 	}
@@ -95,18 +118,18 @@ func (e *env) calibrate(args []string) error {
 		return err
 	}
 	b := d.Bundle()
-	rep := calibrateReport{Model: b.Card.Name, ModelSHA: b.ModelSHA256, Data: *data, DataSHA: dataSum,
+	rep := calibrateReport{Model: b.Card.Name, ModelSHA: b.ModelSHA256, Data: o.data, DataSHA: dataSum,
 		Normals: len(normals), Positives: len(pos), Before: b.Card.Thresholds,
-		TargetFPR: map[string]float64{"suspicious": *fpr, "dangerous": *dfpr}}
-	if n := len(normals); float64(n)**dfpr < 1 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d normal calls cannot measure a %.3g false-positive rate (one call is %.3g); the dangerous threshold sits above every normal call", n, *dfpr, 1/float64(n)))
+		TargetFPR: map[string]float64{"suspicious": o.fpr, "dangerous": o.dfpr}}
+	if n := len(normals); float64(n)*o.dfpr < 1 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d normal calls cannot measure a %.3g false-positive rate (one call is %.3g); the dangerous threshold sits above every normal call", n, o.dfpr, 1/float64(n)))
 	}
 	whole, peak, err := scoreCalls(e, d, pol, normals)
 	if err != nil {
 		return err
 	}
-	sus := math.Max(thresholdAt(whole, *fpr), thresholdAt(peak, *fpr))
-	dang := math.Max(sus, math.Max(thresholdAt(whole, *dfpr), thresholdAt(peak, *dfpr)))
+	sus := math.Max(thresholdAt(whole, o.fpr), thresholdAt(peak, o.fpr))
+	dang := math.Max(sus, math.Max(thresholdAt(whole, o.dfpr), thresholdAt(peak, o.dfpr)))
 	if dang >= 1 {
 		dang = math.Nextafter(1, 0)
 		sus = math.Min(sus, dang)
@@ -125,11 +148,11 @@ func (e *env) calibrate(args []string) error {
 		r := rateOf(pw, pp, rep.After)
 		rep.Recall = &r
 	}
-	if *out != "" {
-		if err := writeCalibrated(b, *out, rep); err != nil {
+	if o.out != "" {
+		if err := writeCalibrated(b, o.out, rep); err != nil {
 			return err
 		}
-		rep.Out = *out
+		rep.Out = o.out
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	_, err = fmt.Fprintf(e.stdout, "%s\n", js)

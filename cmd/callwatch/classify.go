@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/internal/records"
@@ -24,13 +27,16 @@ type (
 	errorRecord   = api.RecordError
 )
 
-// inputFlags adds the record-input flags shared by classify and tokenize.
-func addInputFlags(fsName string, e *env, synopsis string) (*inputOpts, *flagSet) {
-	fs := &flagSet{newFlags(fsName, synopsis, e.stderr)}
+// addInputFlags adds the record-input flags shared by the commands that read
+// records (classify, tokenize, parity, vocab).
+func addInputFlags(cmd *cobra.Command) *inputOpts {
 	o := &inputOpts{}
+	fs := cmd.Flags()
 	fs.StringVar(&o.input, "input", "", "read records from FILE ('-' for stdin) instead of TEXT arguments")
 	fs.StringVar(&o.format, "format", "", "input format: text (one transcript per line), jsonl ({\"id\",\"text\"} per line), csv (header with id,text); default from the file extension, else text")
-	return o, fs
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(
+		[]string{records.FormatText, records.FormatJSONL, records.FormatCSV}, cobra.ShellCompDirectiveNoFileComp))
+	return o
 }
 
 type inputOpts struct {
@@ -77,18 +83,15 @@ func (e *env) openRecords(o *inputOpts, args []string) (records.Reader, func(), 
 	return rr, closer, nil
 }
 
-// parseWithRecords parses flags, loads the configuration and opens the
-// records to read: the common start of every record-reading command.
-func (e *env) parseWithRecords(fs *flagSet, o *inputOpts, args []string) (config, records.Reader, func(), error) {
+// configWithRecords loads the configuration and opens the records to read:
+// the common start of every record-reading command.
+func (e *env) configWithRecords(fs *pflag.FlagSet, o *inputOpts, args []string) (config, records.Reader, func(), error) {
 	noop := func() {}
-	if err := parseFlags(fs.FlagSet, args); err != nil {
-		return config{}, nil, noop, err
-	}
-	c, err := e.loadConfig(fs.FlagSet)
+	c, err := e.loadConfig(fs)
 	if err != nil {
 		return config{}, nil, noop, err
 	}
-	rr, closeIn, err := e.openRecords(o, fs.Args())
+	rr, closeIn, err := e.openRecords(o, args)
 	if err != nil {
 		return config{}, nil, noop, err
 	}
@@ -117,16 +120,36 @@ var interruptGrace = 10 * time.Second
 // for length-sorted batching, small enough that output streams.
 const chunkSize = 512
 
-func (e *env) classify(args []string) error {
-	o, fs := addInputFlags("classify", e, "classify [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [flags]")
-	addModelFlags(fs.FlagSet)
-	serverURL := fs.String("server", "", "score on a running `callwatch serve` (http://HOST:PORT) instead of loading the model here")
-	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
+func (e *env) classifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "classify [TEXT...] [--input FILE|-] [--format text|jsonl|csv]",
+		Short: "Score transcripts: one JSONL verdict per input record, in order",
+		Long: `classify scores each transcript and writes one JSON object per input record, in
+input order: {"id","label","score","level","family","family_prob"} (score = P(phishing),
+level none|suspicious|dangerous from the model card's thresholds). A record that
+cannot be scored yields {"id","line","error"} and the run goes on (exit 1 at the end).
+With --input -, records are answered as soon as they are scored (what is already
+waiting is batched); Ctrl-C scores and writes what was read, then exits 130.`,
+		Example: `  callwatch classify "검찰청 수사관입니다 안전계좌로 옮기셔야 합니다"
+  callwatch classify --input calls.jsonl
+  cat calls.txt | callwatch classify --input - --format text`,
+	}
+	o := addInputFlags(cmd)
+	fs := cmd.Flags()
+	addKeyFlags(fs, modelKeys...)
+	serverURL := fs.String("server", "", "score on a running callwatch serve at this URL (http://HOST:PORT) instead of loading the model here")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.classify(fs, o, *serverURL, args) }
+	return cmd
+}
+
+// classify writes one verdict per record.
+func (e *env) classify(fs *pflag.FlagSet, o *inputOpts, serverURL string, args []string) error {
+	c, rr, closeIn, err := e.configWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	classifyTexts, closeScorer, err := e.scorer(c, *serverURL)
+	classifyTexts, closeScorer, err := e.scorer(c, serverURL)
 	if err != nil {
 		return err
 	}
@@ -137,7 +160,7 @@ func (e *env) classify(args []string) error {
 	if prog.on {
 		switch {
 		case o.input == "":
-			prog.setTotal(len(fs.Args()))
+			prog.setTotal(len(args))
 		case o.input != "-":
 			prog.setTotal(countLines(o.input, o.format == records.FormatCSV || (o.format == "" && strings.HasSuffix(o.input, ".csv"))))
 		}
@@ -299,27 +322,38 @@ func nextChunk(ctx context.Context, feed <-chan recordItem, n int) ([]records.Re
 	return chunk, nil
 }
 
-// readChunk reads up to n records; it returns io.EOF (with the last records)
-// at the end of input, or the context's error when interrupted.
-func readChunk(ctx context.Context, rr records.Reader, n int) ([]records.Record, error) {
-	var chunk []records.Record
-	for len(chunk) < n {
-		if err := ctx.Err(); err != nil {
-			return chunk, err
-		}
-		r, err := rr.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return chunk, io.EOF
+// eachChunk reads rr on its own goroutine and calls f with each chunk of
+// records, in input order: it blocks for one record, then takes what else is
+// already waiting (up to chunkSize), so live input is answered as it arrives
+// and a file is still handled in large batches. It returns nil at the end
+// of input, or the read error; on Ctrl-C, f still gets what was read, then
+// eachChunk returns an errInterrupted counting the records f was given.
+func (e *env) eachChunk(rr records.Reader, f func([]records.Record) error) error {
+	done := make(chan struct{})
+	defer close(done)
+	feed := feedRecords(rr, done)
+	n := 0
+	for {
+		chunk, rerr := nextChunk(e.ctx, feed, chunkSize)
+		if len(chunk) > 0 {
+			if err := f(chunk); err != nil {
+				if e.ctx.Err() != nil {
+					return &errInterrupted{written: n, err: e.ctx.Err()}
+				}
+				return err
 			}
-			return chunk, fmt.Errorf("reading input: %w", err)
+			n += len(chunk)
 		}
-		if r.Err == nil && r.Text == "" {
-			r.Err = fmt.Errorf("empty text")
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			if e.ctx.Err() != nil {
+				return &errInterrupted{written: n, err: e.ctx.Err()}
+			}
+			return rerr
 		}
-		chunk = append(chunk, r)
 	}
-	return chunk, nil
 }
 
 // recordError phrases a per-record failure for the "error" field.

@@ -9,7 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/models"
+	"github.com/callwatch/callwatch/runtime/ort"
+	"github.com/callwatch/callwatch/server"
 )
 
 // One validated path for every setting: each key of the table below is
@@ -32,39 +38,157 @@ func (k valueKind) String() string {
 }
 
 // keySpec is one config key: its flag ("" = config and environment only,
-// e.g. secrets, which would show in ps on a command line) and its kind.
+// e.g. secrets, which would show in ps on a command line), its kind, its
+// default, the help text of its flag and, for keys that take one of a few
+// words, those words (shell completion offers them).
 type keySpec struct {
-	key  string
-	flag string
-	kind valueKind
+	key    string
+	flag   string
+	kind   valueKind
+	def    any // string, int, int64, float64, bool or time.Duration, by kind
+	usage  string
+	values []string
 }
 
-// configKeys is every key callwatch reads. The environment variable of a
-// key is "CALLWATCH_" + the key upper-cased with "." as "_".
-var configKeys = []keySpec{
-	// model
-	{"model", "model", kindString}, {"backend", "backend", kindString}, {"batch", "batch", kindInt},
-	{"threads", "threads", kindInt}, {"window", "window", kindInt}, {"ort.library", "ort-library", kindString},
-	// stream alert policy
-	{"stream.smooth", "smooth", kindInt}, {"stream.hysteresis", "hysteresis", kindFloat}, {"stream.reasons", "reasons", kindInt},
-	// server
-	{"server.addr", "addr", kindString}, {"server.max_batch", "max-batch", kindInt}, {"server.max_wait", "max-wait", kindDuration},
-	{"server.max_queue", "max-queue", kindInt}, {"server.workers", "workers", kindInt},
-	{"server.request_timeout", "request-timeout", kindDuration},
-	{"server.max_body_bytes", "max-body-bytes", kindInt}, {"server.max_text_bytes", "max-text-bytes", kindInt},
-	{"server.max_texts", "max-texts", kindInt}, {"server.sessions", "sessions", kindBool},
-	{"server.session_ttl", "session-ttl", kindDuration}, {"server.max_sessions", "max-sessions", kindInt},
-	{"server.shutdown_timeout", "shutdown-timeout", kindDuration}, {"server.log_level", "log-level", kindString},
-	{"server.max_inflight_bytes", "max-inflight-bytes", kindInt},
-	{"server.max_sessions_per_client", "max-sessions-per-client", kindInt},
-	{"server.max_tracked_calls", "max-tracked-calls", kindInt}, {"server.drain_delay", "drain-delay", kindDuration},
-	{"server.state_keys", "", kindString}, {"server.state_key", "", kindString},
-	// server access: API keys (a key on the command line would show in ps,
-	// so they have no flag; the file holds hashes), TLS
-	{"server.api_keys", "", kindString}, {"server.api_keys_file", "api-keys-file", kindString},
-	{"server.metrics_auth", "metrics-auth", kindBool},
-	{"server.tls_cert", "tls-cert", kindString}, {"server.tls_key", "tls-key", kindString},
-	{"server.tls_client_ca", "tls-client-ca", kindString}, {"server.insecure", "insecure", kindBool},
+// configKeys is every key callwatch reads, and the only place their flags
+// are defined (addKeyFlags): a flag's name, type, default and help come from
+// here, so the flag, the CALLWATCH_* variable and the callwatch.yaml key
+// cannot drift apart. The environment variable of a key is "CALLWATCH_" +
+// the key upper-cased with "." as "_".
+var configKeys = buildConfigKeys()
+
+func buildConfigKeys() []keySpec {
+	sd := server.DefaultConfig()
+	return []keySpec{
+		// model
+		{"model", "model", kindString, "",
+			"model bundle directory (default: models/" + models.DefaultName + " above the working directory or beside the executable, else the model built into callwatch)", nil},
+		{"backend", "backend", kindString, callwatch.BackendAuto,
+			"inference backend: auto (onnxruntime if its library loads, else native), ort, native",
+			[]string{callwatch.BackendAuto, callwatch.BackendORT, callwatch.BackendNative}},
+		{"batch", "batch", kindInt, 32, "texts per backend call", nil},
+		{"threads", "threads", kindInt, 1, "onnxruntime intra-op threads per session", nil},
+		{"window", "window", kindInt, 32, "tokens per row per backend run (state carried; scores do not change): larger is up to ~10% faster and uses more memory", nil},
+		{"ort.library", "ort-library", kindString, "", "path to libonnxruntime.so (>= " + ort.MinVersion + ")", nil},
+		// stream alert policy (defaults shown; unset, the model card's policy applies)
+		{"stream.smooth", "smooth", kindInt, 2, "segments averaged before comparing with the thresholds", nil},
+		{"stream.hysteresis", "hysteresis", kindFloat, 0.1, "a suspicious call drops to none only below suspicious-hysteresis", nil},
+		{"stream.reasons", "reasons", kindInt, 3, "segments named in each alert", nil},
+		// server
+		{"server.addr", "addr", kindString, "127.0.0.1:8080", "listen address (HOST:PORT)", nil},
+		{"server.max_batch", "max-batch", kindInt, sd.MaxBatch, "texts or segments per backend batch", nil},
+		{"server.max_wait", "max-wait", kindDuration, sd.MaxWait, "longest a request waits for others to join its batch", nil},
+		{"server.max_queue", "max-queue", kindInt, sd.MaxQueue, "requests waiting per queue before answering 429", nil},
+		{"server.workers", "workers", kindInt, sd.Workers, "backend batches running at once", nil},
+		{"server.request_timeout", "request-timeout", kindDuration, sd.RequestTimeout, "per-request deadline", nil},
+		{"server.max_body_bytes", "max-body-bytes", kindInt, sd.MaxBodyBytes, "request body limit (413 above)", nil},
+		{"server.max_text_bytes", "max-text-bytes", kindInt, sd.MaxTextBytes, "one text's limit (413 above)", nil},
+		{"server.max_texts", "max-texts", kindInt, sd.MaxTexts, "texts per classify/infer request", nil},
+		{"server.sessions", "sessions", kindBool, sd.Sessions, "keep calls server-side for clients that send no state token", nil},
+		{"server.session_ttl", "session-ttl", kindDuration, sd.SessionTTL, "idle time after which a stored call is dropped", nil},
+		{"server.max_sessions", "max-sessions", kindInt, sd.MaxSessions, "calls kept server-side at most", nil},
+		{"server.shutdown_timeout", "shutdown-timeout", kindDuration, 30 * time.Second, "how long in-flight requests may take to finish on SIGTERM", nil},
+		{"server.log_level", "log-level", kindString, "info", "debug (one line per request), info, warn, error",
+			[]string{"debug", "info", "warn", "error"}},
+		{"server.max_inflight_bytes", "max-inflight-bytes", kindInt, sd.MaxInflightBytes, "body bytes of all requests in flight together (429 above)", nil},
+		{"server.max_sessions_per_client", "max-sessions-per-client", kindInt, sd.MaxSessionsPerClient,
+			"stored calls per client IP; over it the client's least recently used call is evicted (0: no quota)", nil},
+		{"server.max_tracked_calls", "max-tracked-calls", kindInt, sd.MaxTrackedCalls, "token-carrying calls whose sequence numbers are remembered (replay checks)", nil},
+		{"server.drain_delay", "drain-delay", kindDuration, sd.DrainDelay,
+			"on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes", nil},
+		{"server.state_keys", "", kindString, "", "", nil},
+		{"server.state_key", "", kindString, "", "", nil},
+		// server access: API keys (a key on the command line would show in
+		// ps, so they have no flag; the file holds hashes), TLS
+		{"server.api_keys", "", kindString, "", "", nil},
+		{"server.api_keys_file", "api-keys-file", kindString, "",
+			"file of API key hashes, one per line: the hex SHA-256 of the key (printf %s KEY | sha256sum), then optional scopes classify,stream,admin; " +
+				"keys themselves also come from CALLWATCH_SERVER_API_KEYS=\"KEY[:scope+scope],...\"", nil},
+		{"server.metrics_auth", "metrics-auth", kindBool, false, "GET /metrics needs an API key with the admin scope too", nil},
+		{"server.tls_cert", "tls-cert", kindString, "", "TLS certificate file (PEM; with --tls-key): serve HTTPS", nil},
+		{"server.tls_key", "tls-key", kindString, "", "TLS private key file (PEM)", nil},
+		{"server.tls_client_ca", "tls-client-ca", kindString, "", "CA file (PEM): require client certificates signed by it (mTLS)", nil},
+		{"server.insecure", "insecure", kindBool, false, "allow listening outside loopback without API keys", nil},
+	}
+}
+
+// Groups of keys whose flags commands share.
+var (
+	modelKeys  = []string{"model", "backend", "batch", "threads", "window", "ort.library"}
+	policyKeys = []string{"stream.smooth", "stream.hysteresis", "stream.reasons"}
+)
+
+// serverKeys are the server.* keys that have a flag.
+func serverKeys() []string {
+	var ks []string
+	for _, k := range configKeys {
+		if strings.HasPrefix(k.key, "server.") && k.flag != "" {
+			ks = append(ks, k.key)
+		}
+	}
+	return ks
+}
+
+// addKeyFlags defines the flags of keys on fs from the table: type by kind,
+// default, and help naming the environment variable that also sets it.
+func addKeyFlags(fs *pflag.FlagSet, keys ...string) {
+	for _, key := range keys {
+		k := specOf(key)
+		if k.flag == "" {
+			panic("callwatch: config key " + key + " has no flag")
+		}
+		usage := k.usage + " [env " + envName(k.key) + "]"
+		switch k.kind {
+		case kindString:
+			fs.String(k.flag, k.def.(string), usage)
+		case kindInt:
+			fs.Int64(k.flag, toInt64(k.def), usage)
+		case kindFloat:
+			fs.Float64(k.flag, k.def.(float64), usage)
+		case kindBool:
+			fs.Bool(k.flag, k.def.(bool), usage)
+		case kindDuration:
+			fs.Duration(k.flag, k.def.(time.Duration), usage)
+		}
+	}
+}
+
+// completeKeyValues registers shell completion of the words a key takes
+// (--backend auto|ort|native) for the key flags cmd has.
+func completeKeyValues(cmd *cobra.Command) {
+	for _, k := range configKeys {
+		if k.flag == "" || len(k.values) == 0 || cmd.Flags().Lookup(k.flag) == nil {
+			continue
+		}
+		words := k.values
+		// An error here is a flag registered twice: a programming error
+		// that the tests catch, never a user's.
+		if err := cmd.RegisterFlagCompletionFunc(k.flag, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp)); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func toInt64(v any) int64 {
+	switch n := v.(type) {
+	case int:
+		return int64(n)
+	case int64:
+		return n
+	}
+	panic(fmt.Sprintf("callwatch: default %v (%T) is not a whole number", v, v))
+}
+
+// defString is a key's default as its flag would print it, parsed like any
+// other value (setting.str, .integer, .duration, ...).
+func (k keySpec) defString() string {
+	switch d := k.def.(type) {
+	case string:
+		return d
+	case float64:
+		return strconv.FormatFloat(d, 'g', -1, 64)
+	}
+	return fmt.Sprint(k.def)
 }
 
 // otherEnv are CALLWATCH_* variables read that are not config keys.
@@ -181,8 +305,8 @@ type setting struct {
 }
 
 // lookup returns key's value: flag > environment > config file > the
-// flag's default (or def when the key has no flag).
-func (e *env) lookup(fs *pflag.FlagSet, key string, def any) setting {
+// key's default in the table.
+func (e *env) lookup(fs *pflag.FlagSet, key string) setting {
 	k := specOf(key)
 	var f *pflag.Flag
 	if k.flag != "" && fs != nil {
@@ -197,10 +321,7 @@ func (e *env) lookup(fs *pflag.FlagSet, key string, def any) setting {
 	if e.v != nil && e.v.IsSet(k.key) {
 		return setting{k, e.v.Get(k.key), "config file " + e.configFile, true}
 	}
-	if f != nil {
-		return setting{k, f.DefValue, "default", false}
-	}
-	return setting{k, def, "default", false}
+	return setting{k, k.defString(), "default", false}
 }
 
 func (s setting) errorf(format string, a ...any) error {

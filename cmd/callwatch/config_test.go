@@ -39,11 +39,10 @@ func resolveConfig(t *testing.T, file string, envv map[string]string, args []str
 		}
 		args = append([]string{"--config", p}, args...)
 	}
-	fs := newServeFlags(stderr)
-	if err := parseFlags(fs, args); err != nil {
+	fs, err := commandFlags(e, "serve", args)
+	if err != nil {
 		return r, stderr.String(), err
 	}
-	var err error
 	if r.c, err = e.loadConfig(fs); err != nil {
 		return r, stderr.String(), err
 	}

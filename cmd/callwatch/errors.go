@@ -19,10 +19,18 @@ const (
 )
 
 // errRecords reports that a run finished but some records carried errors.
-type errRecords struct{ failed, total int }
+// unit names what was counted ("" is records; stream counts segments).
+type errRecords struct {
+	failed, total int
+	unit          string
+}
 
 func (e *errRecords) Error() string {
-	return fmt.Sprintf("%d of %d records failed (see their \"error\" fields)", e.failed, e.total)
+	unit := e.unit
+	if unit == "" {
+		unit = "records"
+	}
+	return fmt.Sprintf("%d of %d %s failed (see their \"error\" fields)", e.failed, e.total, unit)
 }
 
 // errInterrupted reports a run stopped by SIGINT/SIGTERM (exit 130). Output
@@ -46,20 +54,30 @@ func (e *errUsage) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return &errUsage{fmt.Errorf(format, a...)} }
 
+// errCommandLine is a mistake in the command line itself (an unknown
+// command or flag, a wrong argument): exit 2, and the message is followed by
+// where the command's usage is.
+type errCommandLine struct {
+	err  error
+	help string // the command whose --help to point at; "" for the one run
+}
+
+func (e *errCommandLine) Error() string { return e.err.Error() }
+func (e *errCommandLine) Unwrap() error { return e.err }
+
+func cmdlinef(format string, a ...any) error { return &errCommandLine{err: fmt.Errorf(format, a...)} }
+
 // errFailed is a non-usage failure with exit 1 (e.g. parity above tolerance).
 type errFailed struct{ err error }
 
 func (e *errFailed) Error() string { return e.err.Error() }
 func (e *errFailed) Unwrap() error { return e.err }
 
-// errSilent has already been reported; it only carries the exit code.
-var errHelp = errors.New("help requested")
-
 func exitCode(err error) int {
 	var rec *errRecords
 	var fail *errFailed
 	switch {
-	case err == nil, errors.Is(err, errHelp):
+	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/internal/metrics"
@@ -57,27 +59,45 @@ type tokenStats struct {
 
 // eval scores a labelled JSONL file ({"id","text","label"}) call by call and
 // reports metrics at the card's thresholds and at 0.5.
-func (e *env) eval(args []string) error {
-	fs := newFlags("eval", "eval --data FILE [flags]", e.stderr)
-	addModelFlags(fs)
-	data := fs.String("data", "", "labelled JSONL: {\"id\",\"text\",\"label\":\"phishing\"|\"normal\"} per line (required)")
+func (e *env) evalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval --data FILE [--stream]",
+		Short: "Call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled calls",
+		Long: `eval scores a labelled file call by call and prints one JSON report: precision,
+recall, F1, false-positive rate and the confusion matrix at the card's thresholds
+and at 0.5, ROC-AUC (null where undefined, e.g. one class only), the [UNK] rate,
+and a per-family table for data that names families. Labels are read without
+regard to case: phishing/normal, vishing/benign, 1/0, true/false; an unknown label
+is a failed record naming its line. Exit 1 when any record failed.`,
+		Example: `  callwatch eval --data calls.jsonl
+  callwatch eval --data calls.csv --stream`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
+	data := fs.String("data", "", "labelled calls: JSONL {\"id\",\"text\",\"label\"} per line, or CSV (.csv) with those columns; - for stdin (required)")
 	streamMode := fs.Bool("stream", false, "also replay each call segment by segment (sentence-sized segments timed at 4.5 syllables/s) and report seconds to the first alert")
-	addPolicyFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	addKeyFlags(fs, modelKeys...)
+	addKeyFlags(fs, policyKeys...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *data == "" {
+			return cmdlinef("--data FILE is required")
+		}
+		return e.eval(fs, *data, *streamMode)
 	}
-	if *data == "" {
-		return usagef("--data FILE is required")
-	}
+	return cmd
+}
+
+// eval reads and scores the labelled calls as they arrive, then reports.
+func (e *env) eval(fs *pflag.FlagSet, data string, streamMode bool) error {
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
 	format := records.FormatJSONL
-	if strings.HasSuffix(strings.ToLower(*data), ".csv") {
+	if strings.HasSuffix(strings.ToLower(data), ".csv") {
 		format = records.FormatCSV
 	}
-	rr, closeIn, err := e.openRecords(&inputOpts{input: *data, format: format}, nil)
+	rr, closeIn, err := e.openRecords(&inputOpts{input: data, format: format}, nil)
 	if err != nil {
 		return err
 	}
@@ -88,18 +108,17 @@ func (e *env) eval(args []string) error {
 	}
 	defer d.Close()
 	b := d.Bundle()
-	rep := evalReport{Data: *data, Model: b.Card.Name, ModelSHA: b.ModelSHA256, Backend: d.Backend().Name(),
+	rep := evalReport{Data: data, Model: b.Card.Name, ModelSHA: b.ModelSHA256, Backend: d.Backend().Name(),
 		Thresholds: map[string]float64{"suspicious": b.Card.Thresholds.Suspicious, "dangerous": b.Card.Thresholds.Dangerous}}
 	var streamCalls []streamCall
 	var labels []bool
 	var scores []float64
 	var perCall []int
 	prog := newProgress(e.stderr, e.stdout)
-	if prog.on && *data != "-" {
-		prog.setTotal(countLines(*data, format == records.FormatCSV))
+	if prog.on && data != "-" {
+		prog.setTotal(countLines(data, format == records.FormatCSV))
 	}
-	for {
-		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+	err = e.eachChunk(rr, func(chunk []records.Record) error {
 		var texts []string
 		var keep []records.Record
 		for _, r := range chunk {
@@ -125,14 +144,14 @@ func (e *env) eval(args []string) error {
 			r.Label = lab
 			texts = append(texts, r.Text)
 			keep = append(keep, r)
-			if *streamMode {
+			if streamMode {
 				streamCalls = append(streamCalls, streamCall{phishing: r.Label == callwatch.LabelPhishing, segs: callwatch.SplitSegments(r.Text, callwatch.SpeechRate)})
 			}
 		}
 		if len(texts) > 0 {
 			res, err := d.Classify(e.ctx, texts)
 			if err != nil {
-				return err
+				return fmt.Errorf("scoring: %w", err)
 			}
 			for i, r := range res {
 				if r.Err != nil {
@@ -166,16 +185,18 @@ func (e *env) eval(args []string) error {
 			}
 		}
 		prog.update(rep.Records, rep.Failed)
-		if rerr != nil {
-			prog.done(rep.Records, rep.Failed)
-			if errors.Is(rerr, io.EOF) {
-				break
-			}
-			return rerr
-		}
+		return nil
+	})
+	prog.done(rep.Records, rep.Failed)
+	var intr *errInterrupted
+	if errors.As(err, &intr) {
+		return fmt.Errorf("interrupted after %d records, before the report was written: %w", intr.written, intr.err)
+	}
+	if err != nil {
+		return err
 	}
 	if rep.Scored == 0 {
-		return usagef("%s: no labelled record could be scored", *data)
+		return usagef("%s: no labelled record could be scored", data)
 	}
 	for _, y := range labels {
 		if y {
@@ -210,7 +231,7 @@ func (e *env) eval(args []string) error {
 	}
 	sort.Ints(perCall)
 	rep.Tokens.Median = perCall[len(perCall)/2]
-	if *streamMode {
+	if streamMode {
 		pol, err := e.policy(fs, d)
 		if err != nil {
 			return err

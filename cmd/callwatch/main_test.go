@@ -335,9 +335,8 @@ func TestConfigPrecedence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &env{getenv: func(k string) string { return tt.env[k] }, stderr: &bytes.Buffer{}}
-			fs := newFlags("t", "t", e.stderr)
-			addModelFlags(fs)
-			if err := parseFlags(fs, tt.args); err != nil {
+			fs, err := commandFlags(e, "classify", tt.args)
+			if err != nil {
 				t.Fatal(err)
 			}
 			c, err := e.loadConfig(fs)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/callwatch/callwatch"
+	"github.com/callwatch/callwatch/internal/records"
 	"github.com/callwatch/callwatch/models"
 )
 
@@ -45,12 +47,27 @@ type parityReport struct {
 // a retrained model reached 5e-5 scaled on a 700-token call. A wrong graph
 // (gate order, missing lengths, a dropped bias) moves state by 1e-2 or more,
 // so 1e-3 still catches every such fault while never failing on rounding.
-func (e *env) parity(args []string) error {
-	o, fs := addInputFlags("parity", e, "parity [TEXT...] [--input FILE|-] [--tolerance 1e-5] [--state-tolerance 1e-3] [flags]")
-	addModelFlags(fs.FlagSet)
+func (e *env) parityCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "parity [TEXT...] [--input FILE|-] [--tolerance 1e-5] [--state-tolerance 1e-3]",
+		Short: "Compare the onnxruntime and pure-Go backends on the same inputs (exit 1 above tolerance)",
+		Long: `parity runs the same token ids through onnxruntime and the pure-Go backend and
+prints one JSON report: the largest differences in probabilities, families and
+final state, and level and family mismatches. Exit 1 when a tolerance is passed.`,
+		Example: `  callwatch parity --input testdata/parity_calls.jsonl`,
+	}
+	o := addInputFlags(cmd)
+	fs := cmd.Flags()
+	addKeyFlags(fs, modelKeys...)
 	tol := fs.Float64("tolerance", 1e-5, "largest acceptable absolute difference in probabilities (P(phishing), family)")
 	stol := fs.Float64("state-tolerance", 1e-3, "largest acceptable difference in final state, scaled by max(1,|x|)")
-	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.parity(fs, o, *tol, *stol, args) }
+	return cmd
+}
+
+// parity compares the backends chunk by chunk as records arrive.
+func (e *env) parity(fs *pflag.FlagSet, o *inputOpts, tol, stol float64, args []string) error {
+	c, rr, closeIn, err := e.configWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}
@@ -73,10 +90,9 @@ func (e *env) parity(args []string) error {
 		defer d.Close()
 		dets[i] = d
 	}
-	rep := parityReport{Backends: [2]string{"ort", "native"}, Tolerance: *tol, StateTolerance: *stol, Batch: c.Batch}
+	rep := parityReport{Backends: [2]string{"ort", "native"}, Tolerance: tol, StateTolerance: stol, Batch: c.Batch}
 	th := b.Card.Thresholds
-	for {
-		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+	err = e.eachChunk(rr, func(chunk []records.Record) error {
 		var ids [][]int64
 		var names []string
 		for _, r := range chunk {
@@ -97,20 +113,18 @@ func (e *env) parity(args []string) error {
 		if len(ids) > 0 {
 			sa, sta, err := dets[0].Score(e.ctx, ids, nil)
 			if err != nil {
-				return err
+				return fmt.Errorf("ort backend: %w", err)
 			}
 			sb, stb, err := dets[1].Score(e.ctx, ids, nil)
 			if err != nil {
-				return err
+				return fmt.Errorf("native backend: %w", err)
 			}
 			rep.addRows(names, sa, sb, sta, stb, dets, th)
 		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				break
-			}
-			return rerr
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if rep.Scored == 0 {
 		return usagef("no record could be tokenized; nothing was compared")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -18,35 +19,6 @@ import (
 	"github.com/callwatch/callwatch/runtime/ort"
 	"github.com/callwatch/callwatch/tokenize"
 )
-
-const usageText = `callwatch — Korean voice-phishing (보이스피싱) detection on call transcripts
-
-Usage:
-  callwatch <command> [flags]
-
-Commands:
-  classify   score transcripts; one JSONL verdict per input record
-  stream     score calls segment by segment as they happen (JSONL segments in, events out)
-  serve      HTTP service: KServe v2, JSON API, state tokens, metrics, live monitor page
-  tokenize   print token ids for each input record
-  parity     compare the onnxruntime and pure-Go backends on the same inputs
-  eval       call-level metrics (precision, recall, F1, ROC-AUC, FPR) on labelled JSONL
-  train      train, fine-tune and bundle a model on your own labelled calls (needs python3 + torch)
-  calibrate  set a bundle's alert thresholds from a target false-positive rate on your own normal calls
-  vocab      build a WordPiece tokenizer.json from a corpus (training)
-  version    print program, model and onnxruntime versions as JSON
-  help       show this text; "callwatch <command> --help" shows a command's flags
-
-Configuration (highest first): flags > CALLWATCH_* environment variables >
-callwatch.yaml (in ., then $XDG_CONFIG_HOME/callwatch) > defaults.
-Keys: model, backend, batch, threads, window, ort.library (env CALLWATCH_ORT_LIBRARY),
-stream.* and server.* (see "callwatch serve --help"); env name = CALLWATCH_ + key
-upper-cased with "." as "_". Durations take a unit (10s, 500ms); unknown keys in
-the file are an error, unknown CALLWATCH_* variables a warning.
-
-Exit codes: 0 ok; 1 some records failed or parity above tolerance;
-2 usage, configuration, model or library error; 130 interrupted.
-`
 
 type env struct {
 	v          *viper.Viper // the config file's contents, set by loadConfig (nil: no file)
@@ -69,52 +41,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // environ that are no setting.
 func runEnviron(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	e := &env{ctx: ctx, getenv: getenv, environ: environ, stdin: stdin, stdout: stdout, stderr: stderr}
+	var cmd *cobra.Command
 	defer func() {
 		// The libraries below are known to panic on odd input; no panic may
 		// reach a user as a crash.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error: %v (please report this with the input that caused it)", r)
 		}
-		if err != nil && !errors.Is(err, errHelp) {
-			fmt.Fprintf(stderr, "callwatch: %v\n", err)
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(stderr, "callwatch: %v\n", err)
+		var cl *errCommandLine
+		if errors.As(err, &cl) && (cl.help != "" || cmd != nil) {
+			help := cl.help
+			if help == "" {
+				help = cmd.CommandPath()
+			}
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", help)
 		}
 	}()
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return usagef("no command given")
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "classify":
-		return e.classify(rest)
-	case "tokenize":
-		return e.tokenizeCmd(rest)
-	case "parity":
-		return e.parity(rest)
-	case "vocab":
-		return e.vocab(rest)
-	case "eval":
-		return e.eval(rest)
-	case "calibrate":
-		return e.calibrate(rest)
-	case "train":
-		return e.train(rest)
-	case "stream":
-		return e.stream(rest)
-	case "serve":
-		return e.serve(rest)
-	case "version", "--version":
-		return e.version(rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usageText)
-		return errHelp
-	default:
-		fmt.Fprint(stderr, usageText)
-		return usagef("unknown command %q", cmd)
-	}
+	root := e.newRootCmd()
+	root.SetArgs(args)
+	cmd, err = root.ExecuteContextC(ctx)
+	return err
 }
 
-// config holds every setting, gathered in one place.
+// config holds the model settings every scoring command reads.
 type config struct {
 	Model      string
 	Backend    string
@@ -122,37 +75,6 @@ type config struct {
 	Threads    int
 	Window     int
 	ORTLibrary string
-}
-
-// newFlags returns a flag set with the common model/backend flags.
-func newFlags(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.String("config", "", "config file (default: ./callwatch.yaml, then $XDG_CONFIG_HOME/callwatch/callwatch.yaml)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: callwatch %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
-	}
-	return fs
-}
-
-func addModelFlags(fs *pflag.FlagSet) {
-	fs.String("model", "", "model bundle directory (default: models/"+models.DefaultName+" above the working directory or beside the executable, else the model built into callwatch)")
-	fs.String("backend", "auto", "inference backend: auto (onnxruntime if its library loads, else native), ort, native")
-	fs.Int("batch", 32, "texts per backend call")
-	fs.Int("threads", 1, "onnxruntime intra-op threads per session")
-	fs.Int("window", 32, "tokens per row per backend run (state carried; scores do not change): larger is up to ~10% faster and uses more memory")
-	fs.String("ort-library", "", "path to libonnxruntime.so (>= "+ort.MinVersion+")")
-}
-
-// parseFlags parses args; --help returns errHelp after printing usage.
-func parseFlags(fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelp
-		}
-		return &errUsage{err}
-	}
-	return nil
 }
 
 // loadConfig layers defaults < config file < environment < flags, through
@@ -177,7 +99,7 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 			if _, ok := err.(*errUsage); ok {
 				return config{}, err
 			}
-			return config{}, usagef("cannot read config file %s: %v; fix or remove it, or point --config elsewhere", path, err)
+			return config{}, usagef("cannot read config file %s: %w; fix or remove it, or point --config elsewhere", path, err)
 		}
 	} else {
 		// Look for the file by its full name: viper's own search also
@@ -198,7 +120,7 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 						if _, ok := err.(*errUsage); ok {
 							return config{}, err
 						}
-						return config{}, usagef("cannot read config file %s: %v; fix or remove it", p, err)
+						return config{}, usagef("cannot read config file %s: %w; fix or remove it", p, err)
 					}
 					break search
 				}
@@ -207,42 +129,45 @@ func (e *env) loadConfig(fs *pflag.FlagSet) (config, error) {
 	}
 	var c config
 	var err error
-	str := func(key, def string) string {
+	str := func(key string) string {
 		if err != nil {
 			return ""
 		}
 		var s string
-		s, err = e.lookup(fs, key, def).str()
+		s, err = e.lookup(fs, key).str()
 		return s
 	}
-	num := func(key string, def, lo, hi int64) int {
+	num := func(key string, lo, hi int64) int {
 		if err != nil {
 			return 0
 		}
 		var n int
-		n, err = e.lookup(fs, key, def).integer(lo, hi)
+		n, err = e.lookup(fs, key).integer(lo, hi)
 		return n
 	}
-	c.Model = str("model", "")
-	c.Backend = str("backend", callwatch.BackendAuto)
-	c.Batch = num("batch", 32, 1, 4096)
-	c.Threads = num("threads", 1, 1, 256)
-	c.Window = num("window", 32, 1, 1<<20)
-	c.ORTLibrary = str("ort.library", "")
+	c.Model = str("model")
+	c.Backend = str("backend")
+	c.Batch = num("batch", 1, 4096)
+	c.Threads = num("threads", 1, 256)
+	c.Window = num("window", 1, 1<<20)
+	c.ORTLibrary = str("ort.library")
 	if err != nil {
 		return c, err
 	}
 	switch c.Backend {
 	case callwatch.BackendAuto, callwatch.BackendORT, callwatch.BackendNative:
 	default:
-		return c, usagef("backend (from %s): unknown backend %q: use auto, ort or native", e.lookup(fs, "backend", "").from, c.Backend)
+		return c, usagef("backend (from %s): unknown backend %q: use auto, ort or native", e.lookup(fs, "backend").from, c.Backend)
 	}
 	return c, nil
 }
 
 // configPath is --config or $CALLWATCH_CONFIG ("" means search).
 func (e *env) configPath(fs *pflag.FlagSet) string {
-	path, _ := fs.GetString("config")
+	var path string
+	if fs.Lookup("config") != nil {
+		path, _ = fs.GetString("config")
+	}
 	if path == "" {
 		path = e.getenv("CALLWATCH_CONFIG")
 	}

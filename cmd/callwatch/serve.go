@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/callwatch/callwatch"
@@ -21,48 +21,37 @@ import (
 	"github.com/callwatch/callwatch/server"
 )
 
-// newServeFlags is serve's flag set.
-func newServeFlags(stderr io.Writer) *pflag.FlagSet {
-	fs := newFlags("serve", "serve [--addr HOST:PORT] [flags]\n\nHTTP service: KServe v2 (/v2), JSON API (/v1/classify, /v1/calls/{id}/segments),\n/metrics, and a live call monitor at /. State tokens are signed with server.state_keys\n(env CALLWATCH_SERVER_STATE_KEYS=\"id:base64,...\": the first signs, all verify; each key at least\n32 random bytes, e.g. $(head -c 32 /dev/urandom | base64)); replicas that share calls share them.", stderr)
-	addModelFlags(fs)
-	addPolicyFlags(fs)
-	def := server.DefaultConfig()
-	fs.String("addr", "127.0.0.1:8080", "listen address")
-	fs.Int("max-batch", def.MaxBatch, "texts or segments per backend batch")
-	fs.Duration("max-wait", def.MaxWait, "longest a request waits for others to join its batch")
-	fs.Int("max-queue", def.MaxQueue, "requests waiting per queue before answering 429")
-	fs.Int("workers", def.Workers, "backend batches running at once")
-	fs.Duration("request-timeout", def.RequestTimeout, "per-request deadline")
-	fs.Int64("max-body-bytes", def.MaxBodyBytes, "request body limit (413 above)")
-	fs.Int("max-text-bytes", def.MaxTextBytes, "one text's limit (413 above)")
-	fs.Int("max-texts", def.MaxTexts, "texts per classify/infer request")
-	fs.Bool("sessions", def.Sessions, "keep calls server-side for clients that send no state token")
-	fs.Duration("session-ttl", def.SessionTTL, "idle time after which a stored call is dropped")
-	fs.Int("max-sessions", def.MaxSessions, "calls kept server-side at most")
-	fs.Int64("max-inflight-bytes", def.MaxInflightBytes, "body bytes of all requests in flight together (429 above)")
-	fs.Int("max-sessions-per-client", def.MaxSessionsPerClient, "stored calls per client IP; over it the client's least recently used call is evicted (0: no quota)")
-	fs.Int("max-tracked-calls", def.MaxTrackedCalls, "token-carrying calls whose sequence numbers are remembered (replay checks)")
-	fs.Duration("drain-delay", def.DrainDelay, "on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes")
-	fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
-	fs.String("log-level", "info", "debug (one line per request), info, warn, error")
-	fs.String("api-keys-file", "", "file of API key hashes, one per line: the hex SHA-256 of the key (printf %s KEY | sha256sum), then optional scopes classify,stream,admin; keys themselves also come from CALLWATCH_SERVER_API_KEYS=\"KEY[:scope+scope],...\"")
-	fs.Bool("metrics-auth", false, "GET /metrics needs an API key with the admin scope too")
-	fs.String("tls-cert", "", "TLS certificate file (PEM; with --tls-key): serve HTTPS")
-	fs.String("tls-key", "", "TLS private key file (PEM)")
-	fs.String("tls-client-ca", "", "CA file (PEM): require client certificates signed by it (mTLS)")
-	fs.Bool("insecure", false, "allow listening outside loopback without API keys")
-	return fs
+const serveLong = `serve runs the HTTP service until SIGTERM/SIGINT, then drains: KServe v2 (/v2),
+JSON API (/v1/classify, /v1/calls/{id}/segments), /metrics, and a live call
+monitor at /. State tokens are signed with server.state_keys (env
+CALLWATCH_SERVER_STATE_KEYS="id:base64,...": the first signs, all verify; each key
+at least 32 random bytes, e.g. $(head -c 32 /dev/urandom | base64)); replicas that
+share calls share them. API keys come from CALLWATCH_SERVER_API_KEYS or
+--api-keys-file; listening outside loopback without them needs --insecure.`
+
+func (e *env) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "serve [--addr HOST:PORT]",
+		Short:   "HTTP service: KServe v2, JSON API, state tokens, metrics, live monitor page",
+		Long:    serveLong,
+		Example: `  CALLWATCH_SERVER_STATE_KEYS="k1:$(head -c 32 /dev/urandom | base64)" callwatch serve --addr 127.0.0.1:8080`,
+		Args:    noArgs,
+	}
+	fs := cmd.Flags()
+	addServeFlags(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.serve(fs) }
+	return cmd
+}
+
+// addServeFlags defines serve's flags, all of them config keys.
+func addServeFlags(fs *pflag.FlagSet) {
+	addKeyFlags(fs, modelKeys...)
+	addKeyFlags(fs, policyKeys...)
+	addKeyFlags(fs, serverKeys()...)
 }
 
 // serve runs the HTTP service until SIGTERM/SIGINT, then drains.
-func (e *env) serve(args []string) error {
-	fs := newServeFlags(e.stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", fs.Args())
-	}
+func (e *env) serve(fs *pflag.FlagSet) error {
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
@@ -78,7 +67,7 @@ func (e *env) serve(args []string) error {
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	s, err := server.NewServer(cfg, server.Deps{Logger: logger})
 	if err != nil {
-		return usagef("%v", err)
+		return usagef("%w", err)
 	}
 	ln, err := so.listen()
 	if err != nil {
@@ -156,7 +145,7 @@ func loopback(addr string) bool {
 
 // access reads the API keys and TLS settings.
 func (e *env) access(fs *pflag.FlagSet, o *serveOptions) error {
-	get := func(key string) setting { return e.lookup(fs, key, nil) }
+	get := func(key string) setting { return e.lookup(fs, key) }
 	str := func(key string) (string, setting, error) {
 		s := get(key)
 		v, err := s.str()
@@ -245,7 +234,7 @@ func (e *env) serveSettings(fs *pflag.FlagSet) (serveOptions, error) {
 	o := serveOptions{cfg: server.DefaultConfig()}
 	cfg := &o.cfg
 	var err error
-	get := func(key string) setting { return e.lookup(fs, key, nil) }
+	get := func(key string) setting { return e.lookup(fs, key) }
 	num := func(dst *int, key string, lo int64) {
 		if err == nil {
 			*dst, err = get(key).integer(lo, math.MaxInt32)

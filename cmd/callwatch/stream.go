@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/callwatch/callwatch"
@@ -34,13 +35,6 @@ type (
 	segmentError = api.SegmentError
 )
 
-// addPolicyFlags adds the alert policy flags (config keys stream.*).
-func addPolicyFlags(fs *pflag.FlagSet) {
-	fs.Int("smooth", 2, "segments averaged before comparing with the thresholds")
-	fs.Float64("hysteresis", 0.1, "a suspicious call drops to none only below suspicious-hysteresis")
-	fs.Int("reasons", 3, "segments named in each alert")
-}
-
 // policy reads stream.* settings: flags > CALLWATCH_STREAM_* > file > the
 // model's defaults.
 func (e *env) policy(fs *pflag.FlagSet, d *callwatch.Detector) (callwatch.Policy, error) {
@@ -48,14 +42,14 @@ func (e *env) policy(fs *pflag.FlagSet, d *callwatch.Detector) (callwatch.Policy
 }
 
 func (e *env) policyFrom(fs *pflag.FlagSet, p callwatch.Policy) (callwatch.Policy, error) {
-	if s := e.lookup(fs, "stream.smooth", nil); s.set {
+	if s := e.lookup(fs, "stream.smooth"); s.set {
 		n, err := s.integer(1, 100)
 		if err != nil {
 			return p, err
 		}
 		p.Smooth = n
 	}
-	if s := e.lookup(fs, "stream.hysteresis", nil); s.set {
+	if s := e.lookup(fs, "stream.hysteresis"); s.set {
 		f, err := s.float()
 		if err != nil {
 			return p, err
@@ -65,7 +59,7 @@ func (e *env) policyFrom(fs *pflag.FlagSet, p callwatch.Policy) (callwatch.Polic
 		}
 		p.Hysteresis = f
 	}
-	if s := e.lookup(fs, "stream.reasons", nil); s.set {
+	if s := e.lookup(fs, "stream.reasons"); s.set {
 		n, err := s.integer(0, 100)
 		if err != nil {
 			return p, err
@@ -78,27 +72,45 @@ func (e *env) policyFrom(fs *pflag.FlagSet, p callwatch.Policy) (callwatch.Polic
 	return p, nil
 }
 
-// stream scores calls segment by segment. Segments of different calls may
-// interleave; each call's events are exactly those it would get alone.
-func (e *env) stream(args []string) error {
-	fs := newFlags("stream", "stream [--input FILE|-] [--idle DURATION] [flags]\n\nInput: JSONL segments {\"call_id\",\"start\",\"end\",\"text\"} in arrival order;\n{\"call_id\",\"end\":true} ends a call and frees what it held.\nOutput: one {\"call_id\",\"t\",\"score\",\"level\"} per segment, plus {\"call_id\",\"alert\",\"t\",\"score\",\"reasons\"}\nwhen a call's level first rises.", e.stderr)
-	addModelFlags(fs)
-	addPolicyFlags(fs)
+func (e *env) streamCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stream [--input FILE|-] [--idle DURATION]",
+		Short: "Score calls segment by segment as they happen (JSONL segments in, events out)",
+		Long: `stream scores calls segment by segment as they arrive; calls may interleave.
+
+Input: JSONL segments {"call_id","start","end","text"} in arrival order;
+{"call_id","end":true} ends a call and frees what it held.
+Output: one {"call_id","t","score","level"} per segment, plus
+{"call_id","alert","t","score","reasons"} when a call's level first rises. A line
+that is no segment yields {"call_id","line","error"} and the stream goes on (exit 1
+at the end, with how many of the segments failed).`,
+		Example: `  printf '%s\n' '{"call_id":"c1","start":0,"end":3.1,"text":"서울중앙지검 수사관입니다"}' | callwatch stream`,
+		Args:    noArgs,
+	}
+	fs := cmd.Flags()
 	input := fs.String("input", "-", "segments JSONL file, '-' for stdin")
 	idle := fs.Duration("idle", 0, "forget a call after this long without a segment (0: only at its end marker); a later segment starts it afresh")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	addKeyFlags(fs, modelKeys...)
+	addKeyFlags(fs, policyKeys...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *idle < 0 {
+			return cmdlinef("--idle must be >= 0, got %s", *idle)
+		}
+		return e.stream(fs, *input, *idle)
 	}
-	if *idle < 0 {
-		return usagef("--idle must be >= 0, got %s", *idle)
-	}
+	return cmd
+}
+
+// stream scores calls segment by segment. Segments of different calls may
+// interleave; each call's events are exactly those it would get alone.
+func (e *env) stream(fs *pflag.FlagSet, input string, idle time.Duration) error {
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
 	var r io.Reader = e.stdin
-	if *input != "-" {
-		f, err := os.Open(*input)
+	if input != "-" {
+		f, err := os.Open(input)
 		if err != nil {
 			return usagef("cannot open input: %v", err)
 		}
@@ -115,18 +127,23 @@ func (e *env) stream(args []string) error {
 		return err
 	}
 	out := newJSONLWriter(e.stdout)
-	calls := newCallTable(*idle, time.Now)
-	failed := 0
+	calls := newCallTable(idle, time.Now)
+	// Every segment line counts, end markers aside: the summary says how
+	// many of them failed.
+	failed, total := 0, 0
 
 	lines := make(chan lineItem, 256)
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	go readLines(ctx, r, lines)
 
+	// pending is one input line of a batch: a segment to score, or a line
+	// that is none (err), answered in its place so output keeps input order.
 	type pending struct {
 		line int
 		id   string
 		seg  callwatch.Segment
+		err  error
 	}
 	var held *lineItem // a segment that closed the previous batch
 	next := func(block bool) (lineItem, bool) {
@@ -171,10 +188,8 @@ func (e *env) stream(args []string) error {
 			}
 			id, seg, end, perr := parseSegment(it.b, it.n)
 			if perr != nil {
-				failed++
-				if err := out.Write(segmentError{CallID: id, Line: it.n, Error: perr.Error()}); err != nil {
-					return err
-				}
+				total++
+				batch = append(batch, pending{line: it.n, id: id, err: perr})
 				continue
 			}
 			if inBatch[id] {
@@ -187,41 +202,54 @@ func (e *env) stream(args []string) error {
 				continue
 			}
 			inBatch[id] = true
+			total++
 			batch = append(batch, pending{line: it.n, id: id, seg: seg})
 		}
 		calls.expire()
-		if len(batch) > 0 {
-			ss := make([]*callwatch.Session, len(batch))
-			segs := make([]callwatch.Segment, len(batch))
-			for i, p := range batch {
-				if ss[i], err = calls.session(p.id, func() (*callwatch.Session, error) { return d.NewSession(pol) }); err != nil {
-					return err
-				}
-				segs[i] = p.seg
+		var ss []*callwatch.Session
+		var segs []callwatch.Segment
+		for _, p := range batch {
+			if p.err != nil {
+				continue
 			}
-			ups, err := d.FeedBatch(e.ctx, ss, segs)
+			s, err := calls.session(p.id, func() (*callwatch.Session, error) { return d.NewSession(pol) })
 			if err != nil {
+				return err
+			}
+			ss, segs = append(ss, s), append(segs, p.seg)
+		}
+		var ups []callwatch.Update
+		if len(ss) > 0 {
+			if ups, err = d.FeedBatch(e.ctx, ss, segs); err != nil {
 				out.Flush()
 				return err
 			}
-			for i, u := range ups {
-				p := batch[i]
-				if u.Err != nil {
-					failed++
-					if err := out.Write(segmentError{CallID: p.id, Line: p.line, Error: u.Err.Error()}); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := out.Write(scoreEvent{CallID: p.id, T: p.seg.End, Score: round6(u.Score), Level: u.Level,
-					Family: u.Family, FamilyProb: round6(u.FamilyProb)}); err != nil {
+		}
+		for _, p := range batch {
+			if p.err != nil {
+				failed++
+				if err := out.Write(segmentError{CallID: p.id, Line: p.line, Error: p.err.Error()}); err != nil {
 					return err
 				}
-				if u.Alert != "" {
-					if err := out.Write(alertEvent{CallID: p.id, Alert: u.Alert, T: p.seg.End, Score: round6(u.Score),
-						Family: u.Family, FamilyProb: round6(u.FamilyProb), Reasons: u.Reasons}); err != nil {
-						return err
-					}
+				continue
+			}
+			u := ups[0]
+			ups = ups[1:]
+			if u.Err != nil {
+				failed++
+				if err := out.Write(segmentError{CallID: p.id, Line: p.line, Error: u.Err.Error()}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := out.Write(scoreEvent{CallID: p.id, T: p.seg.End, Score: round6(u.Score), Level: u.Level,
+				Family: u.Family, FamilyProb: round6(u.FamilyProb)}); err != nil {
+				return err
+			}
+			if u.Alert != "" {
+				if err := out.Write(alertEvent{CallID: p.id, Alert: u.Alert, T: p.seg.End, Score: round6(u.Score),
+					Family: u.Family, FamilyProb: round6(u.FamilyProb), Reasons: u.Reasons}); err != nil {
+					return err
 				}
 			}
 		}
@@ -236,7 +264,7 @@ func (e *env) stream(args []string) error {
 		}
 	}
 	if failed > 0 {
-		return &errRecords{failed: failed}
+		return &errRecords{failed: failed, total: total, unit: "segments"}
 	}
 	return nil
 }

@@ -60,7 +60,9 @@ func streamHeap(t *testing.T, calls, checkpoint int, endMarkers bool) (h1, h2 ui
 	out := &lineCounter{}
 	e := &env{ctx: context.Background(), getenv: func(string) string { return "" }, stdin: pr, stdout: out, stderr: io.Discard}
 	done := make(chan error, 1)
-	go func() { done <- e.stream([]string{"--model", modelDir, "--backend", "native"}) }()
+	go func() {
+		done <- runEnviron(e.ctx, []string{"stream", "--model", modelDir, "--backend", "native"}, e.getenv, nil, e.stdin, e.stdout, e.stderr)
+	}()
 	// waitOut waits until the first n calls have been answered.
 	waitOut := func(n int) {
 		t.Helper()

@@ -104,8 +104,8 @@ func writePKI(t *testing.T) testPKI {
 func startServe(t *testing.T, envv map[string]string, args ...string) (string, error) {
 	t.Helper()
 	e := &env{getenv: func(k string) string { return envv[k] }, stderr: &bytes.Buffer{}}
-	fs := newServeFlags(e.stderr)
-	if err := parseFlags(fs, append([]string{"--addr", "127.0.0.1:0"}, args...)); err != nil {
+	fs, err := commandFlags(e, "serve", append([]string{"--addr", "127.0.0.1:0"}, args...))
+	if err != nil {
 		return "", err
 	}
 	if _, err := e.loadConfig(fs); err != nil {

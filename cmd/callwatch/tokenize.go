@@ -1,9 +1,10 @@
 package main
 
 import (
-	"errors"
-	"io"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/callwatch/callwatch/internal/records"
 	"github.com/callwatch/callwatch/tokenize"
 )
 
@@ -14,22 +15,34 @@ type idsRecord struct {
 	Group string  `json:"group,omitempty"`
 }
 
-// tokenizeCmd prints the model's token ids for each record; label and group
-// fields of JSONL input pass through, which is how training data is made
-// with exactly the tokenizer that serves.
-func (e *env) tokenizeCmd(args []string) error {
-	o, fs := addInputFlags("tokenize", e, "tokenize [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [--model DIR | --tokenizer FILE]")
-	fs.String("model", "", "model bundle whose tokenizer.json to use (default: the shipped model)")
-	tokPath := fs.String("tokenizer", "", "a tokenizer.json to use instead of a bundle's")
-	c, rr, closeIn, err := e.parseWithRecords(fs, o, args)
+func (e *env) tokenizeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tokenize [TEXT...] [--input FILE|-] [--format text|jsonl|csv] [--model DIR | --tokenizer FILE]",
+		Short: "Print the model's token ids for each input record",
+		Long: `tokenize writes {"id","ids"} per input record, in order, with the tokenizer of the
+model bundle (or --tokenizer). label and group fields of JSONL input pass through,
+which is how training data is made with exactly the tokenizer that serves.`,
+	}
+	o := addInputFlags(cmd)
+	fs := cmd.Flags()
+	addKeyFlags(fs, "model")
+	tokPath := fs.String("tokenizer", "", "a tokenizer.json to use instead of the model bundle's")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.tokenize(fs, o, *tokPath, args) }
+	return cmd
+}
+
+// tokenize prints the model's token ids for each record as soon as it is
+// read (live input is answered line by line).
+func (e *env) tokenize(fs *pflag.FlagSet, o *inputOpts, tokPath string, args []string) error {
+	c, rr, closeIn, err := e.configWithRecords(fs, o, args)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	var tok *tokenize.Tokenizer
-	if *tokPath != "" {
-		if tok, err = tokenize.Load(*tokPath); err != nil {
-			return usagef("tokenizer %s: %v", *tokPath, err)
+	if tokPath != "" {
+		if tok, err = tokenize.Load(tokPath); err != nil {
+			return usagef("tokenizer %s: %w", tokPath, err)
 		}
 	} else {
 		b, err := e.loadBundle(c)
@@ -37,13 +50,12 @@ func (e *env) tokenizeCmd(args []string) error {
 			return err
 		}
 		if tok, err = tokenize.LoadBytes(b.Tokenizer); err != nil {
-			return usagef("tokenizer of %s: %v", b.Dir, err)
+			return usagef("tokenizer of %s: %w", b.Dir, err)
 		}
 	}
 	out := newJSONLWriter(e.stdout)
 	failed, total := 0, 0
-	for {
-		chunk, rerr := readChunk(e.ctx, rr, chunkSize)
+	err = e.eachChunk(rr, func(chunk []records.Record) error {
 		for _, r := range chunk {
 			total++
 			var werr error
@@ -60,15 +72,10 @@ func (e *env) tokenizeCmd(args []string) error {
 				return werr
 			}
 		}
-		if err := out.Flush(); err != nil {
-			return err
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				break
-			}
-			return rerr
-		}
+		return out.Flush()
+	})
+	if err != nil {
+		return err
 	}
 	if failed > 0 {
 		return &errRecords{failed: failed, total: total}

@@ -20,6 +20,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/corpus"
 	"github.com/callwatch/callwatch/internal/records"
@@ -49,44 +52,87 @@ const installHint = "install Python 3 with PyTorch, ONNX, NumPy and scikit-learn
 	"`apt-get install python3-torch python3-onnx python3-numpy python3-sklearn` (or `make torch` in the repository), " +
 	"elsewhere `pip install torch onnx numpy scikit-learn`; pass --python PATH if it is not /usr/bin/python3"
 
+func (e *env) trainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "train --data FILE [--data FILE...] --out DIR [--from BUNDLE] [--mix-corpus] [--new-vocab]",
+		Short: "Train, fine-tune and bundle a model on your own labelled calls (needs python3 + torch)",
+		Long: `train runs the project's PyTorch training on labelled calls, with the Go
+tokenizer's ids (no train/serve skew), exports ONNX and writes a complete bundle
+whose two backends are checked for parity. It needs Python 3 with torch, onnx,
+numpy and scikit-learn (see --python).`,
+		Example: `  callwatch train --data my-calls.jsonl --out models/mine --mix-corpus`,
+		Args:    noArgs,
+	}
+	fs := cmd.Flags()
+	o := &trainOpts{}
+	fs.StringArrayVar(&o.data, "data", nil, "labelled calls: JSONL {\"id\",\"text\",\"label\"[,\"family\",\"group\"]} or CSV with those columns (repeatable)")
+	fs.StringVar(&o.out, "out", "", "directory for the new bundle (required)")
+	fs.StringVar(&o.from, "from", "", "fine-tune this bundle (its vocabulary and sizes); default: start from the --model bundle's vocabulary with fresh weights")
+	fs.BoolVar(&o.mix, "mix-corpus", false, "train on your calls plus the project's own generated corpus")
+	fs.BoolVar(&o.newVocab, "new-vocab", false, "build a new WordPiece vocabulary from the training texts (cannot be combined with --from)")
+	fs.IntVar(&o.vocabSize, "vocab-size", 8000, "vocabulary size with --new-vocab")
+	fs.IntVar(&o.seed, "seed", 1, "training seed")
+	fs.IntVar(&o.minPerClass, "min-per-class", 20, "fewest calls of each class accepted")
+	fs.IntVar(&o.epochs, "epochs", 0, "maximum epochs (0: the recipe's)")
+	fs.DurationVar(&o.budget, "time-budget", 0, "stop training after the epoch that passes this long (e.g. 20m; 0: no limit)")
+	fs.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter with torch, onnx, numpy and sklearn")
+	fs.StringVar(&o.work, "work", "", "work directory (default: a temporary one, removed on success)")
+	fs.StringVar(&o.name, "name", "", "bundle name in the card (default: the --out directory's name)")
+	fs.StringVar(&o.extra, "train-args", "", "extra arguments for scripts/train.py (advanced)")
+	addKeyFlags(fs, modelKeys...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.train(fs, o) }
+	return cmd
+}
+
+// trainOpts are train's own flags.
+type trainOpts struct {
+	data                                 []string
+	out, from, python, work, name, extra string
+	mix, newVocab                        bool
+	vocabSize, seed, minPerClass, epochs int
+	budget                               time.Duration
+}
+
+// commandLine is the flags set on fs as a command line, for the card's
+// record of how a bundle was made.
+func commandLine(fs *pflag.FlagSet) string {
+	var parts []string
+	add := func(name, v string) {
+		if v == "" || strings.ContainsAny(v, " \t\n'\"\\$") {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, "--"+name+"="+v)
+	}
+	fs.Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				add(f.Name, v)
+			}
+			return
+		}
+		add(f.Name, f.Value.String())
+	})
+	return strings.Join(parts, " ")
+}
+
 // train runs the project's PyTorch training on the user's labelled calls,
 // with the Go tokenizer's ids, and writes a complete, parity-checked bundle.
-func (e *env) train(args []string) (err error) {
-	fsx := newFlags("train", "train --data FILE [--data FILE...] --out DIR [--from BUNDLE] [--mix-corpus] [--new-vocab] [flags]", e.stderr)
-	addModelFlags(fsx)
-	var data []string
-	fsx.StringArrayVar(&data, "data", nil, "labelled calls: JSONL {\"id\",\"text\",\"label\"[,\"family\",\"group\"]} or CSV with those columns (repeatable)")
-	out := fsx.String("out", "", "directory for the new bundle (required)")
-	from := fsx.String("from", "", "fine-tune this bundle (its vocabulary and sizes); default: start from the --model bundle's vocabulary with fresh weights")
-	mix := fsx.Bool("mix-corpus", false, "train on your calls plus the project's own generated corpus")
-	newVocab := fsx.Bool("new-vocab", false, "build a new WordPiece vocabulary from the training texts (cannot be combined with --from)")
-	vocabSize := fsx.Int("vocab-size", 8000, "vocabulary size with --new-vocab")
-	seed := fsx.Int("seed", 1, "training seed")
-	minPerClass := fsx.Int("min-per-class", 20, "fewest calls of each class accepted")
-	epochs := fsx.Int("epochs", 0, "maximum epochs (0: the recipe's)")
-	budget := fsx.Duration("time-budget", 0, "stop training after the epoch that passes this long (e.g. 20m; 0: no limit)")
-	python := fsx.String("python", "/usr/bin/python3", "Python interpreter with torch, onnx, numpy and sklearn")
-	work := fsx.String("work", "", "work directory (default: a temporary one, removed on success)")
-	name := fsx.String("name", "", "bundle name in the card (default: the --out directory's name)")
-	extra := fsx.String("train-args", "", "extra arguments for scripts/train.py (advanced)")
-	if err := parseFlags(fsx, args); err != nil {
-		return err
+func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
+	if len(o.data) == 0 {
+		return cmdlinef("--data FILE is required (labelled calls; repeat --data for several files)")
 	}
-	if len(data) == 0 {
-		return usagef("--data FILE is required (labelled calls; repeat --data for several files)")
+	if o.out == "" {
+		return cmdlinef("--out DIR is required")
 	}
-	if *out == "" {
-		return usagef("--out DIR is required")
+	if o.newVocab && o.from != "" {
+		return cmdlinef("--new-vocab starts a new vocabulary, so it cannot fine-tune --from %s; drop one of them", o.from)
 	}
-	if *newVocab && *from != "" {
-		return usagef("--new-vocab starts a new vocabulary, so it cannot fine-tune --from %s; drop one of them", *from)
-	}
-	c, err := e.loadConfig(fsx)
+	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
 	// The scripts run in their own directory: every path they get is absolute.
-	for _, p := range []*string{out, work, from} {
+	for _, p := range []*string{&o.out, &o.work, &o.from} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
@@ -95,16 +141,16 @@ func (e *env) train(args []string) (err error) {
 	}
 	step := newSteps(e.stderr, 8)
 
-	step.next("reading and checking %d data file(s)", len(data))
-	exs, files, err := readTrainData(data, *minPerClass)
+	step.next("reading and checking %d data file(s)", len(o.data))
+	exs, files, err := readTrainData(o.data, o.minPerClass)
 	if err != nil {
 		return err
 	}
-	if err := checkPython(e.ctx, *python); err != nil {
+	if err := checkPython(e.ctx, o.python); err != nil {
 		return err
 	}
 
-	wd := *work
+	wd := o.work
 	if wd == "" {
 		if wd, err = os.MkdirTemp("", "callwatch-train-"); err != nil {
 			return err
@@ -112,7 +158,7 @@ func (e *env) train(args []string) (err error) {
 	} else if err := os.MkdirAll(wd, 0o755); err != nil {
 		return err
 	}
-	if *work == "" {
+	if o.work == "" {
 		// Kept on failure, for the logs; removed on success.
 		defer func() {
 			if err != nil {
@@ -125,14 +171,14 @@ func (e *env) train(args []string) (err error) {
 		return fmt.Errorf("unpack training scripts: %w", err)
 	}
 
-	if *mix {
+	if o.mix {
 		step.next("generating the project's corpus (--mix-corpus)")
 		cdir := filepath.Join(wd, "corpusdata")
 		if err := extractFS(corpus.FS, ".", cdir); err != nil {
 			return fmt.Errorf("unpack corpus: %w", err)
 		}
 		gen := filepath.Join(wd, "corpus")
-		if err := e.runPython(*python, sdir, filepath.Join(sdir, "corpus", "gen.py"), "--out", gen, "--seed", strconv.Itoa(*seed),
+		if err := e.runPython(o.python, sdir, filepath.Join(sdir, "corpus", "gen.py"), "--out", gen, "--seed", strconv.Itoa(o.seed),
 			"--min-calls", "8000", "--base", filepath.Join(cdir, "base"), "--slots", filepath.Join(cdir, "slots")); err != nil {
 			return fmt.Errorf("corpus generation: %w", err)
 		}
@@ -146,19 +192,19 @@ func (e *env) train(args []string) (err error) {
 	}
 
 	// Tokenizer: the base bundle's, or a new one built from the texts.
-	baseDir := *from
+	baseDir := o.from
 	if baseDir == "" {
 		baseDir = c.Model
 	}
 	var tokJSON []byte
 	var base *models.Bundle
-	if *newVocab {
-		step.next("building a %d-token vocabulary from %d texts", *vocabSize, len(exs))
+	if o.newVocab {
+		step.next("building a %d-token vocabulary from %d texts", o.vocabSize, len(exs))
 		texts := make([]string, len(exs))
 		for i, x := range exs {
 			texts[i] = tokenize.Clean(x.Text)
 		}
-		v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: *vocabSize, MinFreq: 2})
+		v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: o.vocabSize, MinFreq: 2})
 		if err != nil {
 			return err
 		}
@@ -193,16 +239,16 @@ func (e *env) train(args []string) (err error) {
 	}
 
 	targs := []string{"--arch", "pooled", "--data", trainPath, "--vocab-size", strconv.Itoa(tok.VocabSize()),
-		"--out", wd, "--seed", strconv.Itoa(*seed)}
+		"--out", wd, "--seed", strconv.Itoa(o.seed)}
 	recipe, err := recipeArgs()
 	if err != nil {
 		return err
 	}
 	targs = append(targs, recipe...)
-	if *from != "" {
+	if o.from != "" {
 		step.next("rebuilding %s's PyTorch weights for fine-tuning", base.Dir)
 		initPt := filepath.Join(wd, "init.pt")
-		if err := e.runPython(*python, sdir, filepath.Join(sdir, "onnx2torch.py"), "--onnx", filepath.Join(base.Dir, models.ModelFile), "--out", initPt); err != nil {
+		if err := e.runPython(o.python, sdir, filepath.Join(sdir, "onnx2torch.py"), "--onnx", filepath.Join(base.Dir, models.ModelFile), "--out", initPt); err != nil {
 			return fmt.Errorf("fine-tuning needs the bundle's weights in PyTorch: %w", err)
 		}
 		targs = append(targs, "--init-from", initPt)
@@ -212,42 +258,42 @@ func (e *env) train(args []string) (err error) {
 	} else {
 		step.skip("no --from: fresh weights")
 	}
-	if *epochs > 0 {
-		targs = append(targs, "--epochs", strconv.Itoa(*epochs))
+	if o.epochs > 0 {
+		targs = append(targs, "--epochs", strconv.Itoa(o.epochs))
 	}
-	if *budget > 0 {
-		targs = append(targs, "--time-budget", strconv.FormatFloat(budget.Seconds(), 'f', 0, 64))
+	if o.budget > 0 {
+		targs = append(targs, "--time-budget", strconv.FormatFloat(o.budget.Seconds(), 'f', 0, 64))
 	}
-	if *extra != "" {
-		targs = append(targs, strings.Fields(*extra)...)
+	if o.extra != "" {
+		targs = append(targs, strings.Fields(o.extra)...)
 	}
 	step.next("training (PyTorch, progress below) and exporting ONNX")
-	if err := e.runPython(*python, sdir, filepath.Join(sdir, "train.py"), targs...); err != nil {
+	if err := e.runPython(o.python, sdir, filepath.Join(sdir, "train.py"), targs...); err != nil {
 		return fmt.Errorf("training: %w", err)
 	}
 	if err := copyPlain(tokPath, filepath.Join(wd, "tokenizer.json")); err != nil {
 		return err
 	}
 
-	step.next("writing the bundle to %s", *out)
-	bname := *name
+	step.next("writing the bundle to %s", o.out)
+	bname := o.name
 	if bname == "" {
-		bname = filepath.Base(filepath.Clean(*out))
+		bname = filepath.Base(filepath.Clean(o.out))
 	}
-	if err := e.runPython(*python, sdir, filepath.Join(sdir, "make_bundle.py"), "--work", wd, "--out", *out, "--name", bname,
-		"--seed", strconv.Itoa(*seed), "--command", "callwatch train "+strings.Join(args, " ")); err != nil {
+	if err := e.runPython(o.python, sdir, filepath.Join(sdir, "make_bundle.py"), "--work", wd, "--out", o.out, "--name", bname,
+		"--seed", strconv.Itoa(o.seed), "--command", "callwatch train "+commandLine(fs)); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
-	if err := addTrainingData(*out, files, *from, *mix); err != nil {
+	if err := addTrainingData(o.out, files, o.from, o.mix); err != nil {
 		return err
 	}
 
 	step.next("parity: onnxruntime vs pure Go on the new bundle")
-	rep, err := e.bundleParity(c, *out, exs)
+	rep, err := e.bundleParity(c, o.out, exs)
 	if err != nil {
 		return err
 	}
-	summary := map[string]any{"out": *out, "records": len(exs), "data": files, "parity": rep}
+	summary := map[string]any{"out": o.out, "records": len(exs), "data": files, "parity": rep}
 	if r, err := os.ReadFile(filepath.Join(wd, "train_report.json")); err == nil {
 		var tr map[string]any
 		if json.Unmarshal(r, &tr) == nil {
@@ -261,7 +307,7 @@ func (e *env) train(args []string) (err error) {
 	}
 	js, _ := json.MarshalIndent(summary, "", "  ")
 	fmt.Fprintf(e.stdout, "%s\n", js)
-	if *work == "" {
+	if o.work == "" {
 		os.RemoveAll(wd)
 	}
 	if !rep.OK {

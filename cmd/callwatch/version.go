@@ -6,6 +6,9 @@ import (
 	goruntime "runtime"
 	"runtime/debug"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/callwatch/callwatch/runtime/ort"
 )
 
@@ -43,31 +46,49 @@ type ortInfo struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// version reports what would run; a missing model or library is reported
+func (e *env) versionCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "version [--model DIR] [--ort-library FILE]",
+		Short: "Print program, model and onnxruntime versions as JSON",
+		Long: `version prints what would run, as JSON: the program's version and commit, the
+build (onnxruntime+native, or native only), the model (name, version, sha256, and
+whether it is the one built into the binary or a bundle on disk) and the
+onnxruntime library found. A missing model or library is reported in the JSON
+rather than failing: this is what one runs to find out why.`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
+	// Only what changes the answer: the model and the library.
+	addKeyFlags(fs, "model", "ort.library")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.runVersion(fs) }
+	return cmd
+}
+
+// programVersion is the version set with -ldflags "-X main.Version=...",
+// else the module version (set by go install ...@vX), else "dev".
+func programVersion() string {
+	if Version != "dev" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return Version
+}
+
+// runVersion reports what would run; a missing model or library is reported
 // in the JSON rather than failing, since this is what one runs to debug that.
-func (e *env) version(args []string) error {
-	fs := newFlags("version", "version [--model DIR] [--ort-library FILE]", e.stderr)
-	addModelFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("version takes no arguments, got %q", fs.Args())
-	}
+func (e *env) runVersion(fs *pflag.FlagSet) error {
 	c, err := e.loadConfig(fs)
 	if err != nil {
 		return err
 	}
-	vi := versionInfo{Program: "callwatch", Version: Version, Go: goruntime.Version(), ONNXRuntime: ortInfo{Required: ">= " + ort.MinVersion},
+	vi := versionInfo{Program: "callwatch", Version: programVersion(), Go: goruntime.Version(), ONNXRuntime: ortInfo{Required: ">= " + ort.MinVersion},
 		Build: "onnxruntime+native"}
 	if !ort.Enabled {
 		vi.Build = "native (-tags noort)"
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		// ldflags win; else the module version (set by `go install ...@vX`).
-		if vi.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			vi.Version = bi.Main.Version
-		}
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":

@@ -7,25 +7,38 @@ import (
 	"io"
 	"os"
 
-	"github.com/callwatch/callwatch/internal/records"
+	"github.com/spf13/cobra"
+
 	"github.com/callwatch/callwatch/tokenize"
 )
+
+func (e *env) vocabCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vocab [TEXT...] --input FILE [--format jsonl] --size N --out tokenizer.json",
+		Short: "Build a WordPiece tokenizer.json from a corpus (training)",
+		Long: `vocab builds a WordPiece tokenizer.json from a corpus with the project's
+deterministic builder: the same corpus gives the same file, byte for byte.`,
+		Example: `  callwatch vocab --input corpus.jsonl --size 8000 --out tokenizer.json`,
+	}
+	o := addInputFlags(cmd)
+	fs := cmd.Flags()
+	size := fs.Int("size", 8000, "vocabulary size, special tokens included")
+	minFreq := fs.Int("min-freq", 2, "minimum count for a character or subword")
+	outPath := fs.String("out", "", "where to write tokenizer.json (required)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *outPath == "" {
+			return cmdlinef("--out FILE is required")
+		}
+		return e.vocab(o, args, *size, *minFreq, *outPath)
+	}
+	return cmd
+}
 
 // vocab builds a WordPiece tokenizer.json from a corpus with the project's
 // deterministic builder (tokenize.BuildVocab: sugarme's own trainers are
 // broken or nondeterministic, as the tokenize package doc says).
-func (e *env) vocab(args []string) error {
-	o, fs := addInputFlags("vocab", e, "vocab --input FILE [--format jsonl] --size N --out tokenizer.json")
-	size := fs.Int("size", 8000, "vocabulary size, special tokens included")
-	minFreq := fs.Int("min-freq", 2, "minimum count for a character or subword")
-	outPath := fs.String("out", "", "where to write tokenizer.json (required)")
-	if err := parseFlags(fs.FlagSet, args); err != nil {
-		return err
-	}
-	if *outPath == "" {
-		return usagef("--out is required")
-	}
-	rr, closeIn, err := e.openRecords(o, fs.Args())
+func (e *env) vocab(o *inputOpts, args []string, size, minFreq int, outPath string) error {
+	rr, closeIn, err := e.openRecords(o, args)
 	if err != nil {
 		return err
 	}
@@ -44,7 +57,7 @@ func (e *env) vocab(args []string) error {
 		}
 		texts = append(texts, tokenize.Clean(r.Text))
 	}
-	v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: *size, MinFreq: *minFreq})
+	v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: size, MinFreq: minFreq})
 	if err != nil {
 		return err
 	}
@@ -52,11 +65,9 @@ func (e *env) vocab(args []string) error {
 	if err := v.WriteTokenizerJSON(&buf); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*outPath, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(outPath, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "callwatch: wrote %s from %d texts\n", *outPath, len(texts))
+	fmt.Fprintf(e.stderr, "callwatch: wrote %s from %d texts\n", outPath, len(texts))
 	return nil
 }
-
-var _ = records.FormatJSONL

@@ -511,21 +511,106 @@ func (s *Session) phrase(ctx context.Context, sg segRecord) (phraseSpan, error) 
 	if err := flush(); err != nil {
 		return phraseSpan{}, err
 	}
+	return bestSpan(after, sg.Prior), nil
+}
+
+// bestSpan is the run of up to phraseWords words across which the score
+// rose most, from after[k] (the score once words 0..k have been read) and
+// prior (the score before the first).
+func bestSpan(after []float64, prior float64) phraseSpan {
 	score := func(k int) float64 {
 		if k < 0 {
-			return sg.Prior
+			return prior
 		}
 		return after[k]
 	}
 	bestGain, bestA, bestB := math.Inf(-1), 0, 0
-	for a := 0; a < len(words); a++ {
-		for b := a; b < len(words) && b < a+phraseWords; b++ {
+	for a := 0; a < len(after); a++ {
+		for b := a; b < len(after) && b < a+phraseWords; b++ {
 			if g := score(b) - score(a-1); g > bestGain {
 				bestGain, bestA, bestB = g, a, b
 			}
 		}
 	}
-	return phraseSpan{bestA, bestB + 1 - bestA}, nil
+	return phraseSpan{bestA, bestB + 1 - bestA}
+}
+
+// ResolveReasonsBatch is ResolveReasons for many sessions at once, for the
+// candidates whose segment fits one backend window (every segment but very
+// long ones): their word prefixes all run in one backend call, rows from
+// every session together, so a server finds the phrases of a whole batch of
+// segments for about the cost of one. The rows and their start states are
+// the ones phrase would run, so the phrases are the same. Longer segments
+// are left to ResolveReasons, under their own request's deadline.
+func (d *Detector) ResolveReasonsBatch(ctx context.Context, sessions []*Session) error {
+	type item struct {
+		s     *Session
+		index int // the candidate's segment index
+		prior float64
+		after []float64
+	}
+	var (
+		items []*item
+		rows  [][]int64
+		inits []State
+		at    []*float64
+	)
+	for _, s := range sessions {
+		s.mu.Lock()
+		top := append([]segRecord(nil), s.top...)
+		s.mu.Unlock()
+		for _, sg := range top {
+			if sg.phrase.N > 0 {
+				continue
+			}
+			words := strings.Fields(tokenize.Clean(sg.Text))
+			it := &item{s: s, index: sg.Index, prior: sg.Prior, after: make([]float64, len(words))}
+			var cur []int64
+			var mine []int
+			for k, w := range words {
+				if x, err := d.tok.Encode(w); err == nil {
+					cur = append(cur, x...)
+				}
+				if len(cur) == 0 { // no token read yet
+					it.after[k] = sg.Prior
+					continue
+				}
+				rows = append(rows, cur[:len(cur):len(cur)])
+				inits = append(inits, sg.Before)
+				at = append(at, &it.after[k])
+				mine = append(mine, len(rows)-1)
+			}
+			if len(cur) > d.window || len(words) <= 1 {
+				// Longer than one window: phrase's chunked search, later.
+				// One word or none: no search needed, ResolveReasons names it.
+				rows, inits, at = rows[:len(rows)-len(mine)], inits[:len(inits)-len(mine)], at[:len(at)-len(mine)]
+				continue
+			}
+			items = append(items, it)
+		}
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), phraseRows)
+		scores, _, err := d.ScoreIDs(ctx, rows[:n], inits[:n])
+		if err != nil {
+			return err
+		}
+		for r, p := range at[:n] {
+			*p = float64(scores[r])
+		}
+		rows, inits, at = rows[n:], inits[n:], at[n:]
+	}
+	for _, it := range items {
+		sp := bestSpan(it.after, it.prior)
+		it.s.mu.Lock()
+		for i := range it.s.top {
+			if r := &it.s.top[i]; r.Index == it.index && r.phrase.N == 0 && sp.N > 0 {
+				r.phrase, r.Before = sp, nil
+			}
+		}
+		it.s.mu.Unlock()
+	}
+	return nil
 }
 
 // SessionState is everything a session carries between segments, so that a

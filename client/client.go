@@ -175,10 +175,17 @@ func (c *Client) doHeader(ctx context.Context, method, path string, h http.Heade
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
+	// Read into a buffer of the declared length: a segment's answer is
+	// mostly its state token, and io.ReadAll would grow its buffer from
+	// 512 bytes by copying.
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= 64<<20 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return err
 	}
+	data := buf.Bytes()
 	if resp.StatusCode/100 != 2 {
 		return decodeError(resp, data)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +99,30 @@ func jsonValueKind(v any) string {
 }
 
 // decode reads a JSON body into v.
+//
+// The body is read whole first, into a buffer of its declared length (it
+// is bounded by server.max_body_bytes already), and decoded in one pass: a
+// streamed segment's body is mostly its state token, and a json.Decoder
+// would grow its buffer several times and scan the token once more. A body
+// that is not valid JSON is decoded again the streaming way, for the same
+// error message either way.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= 64<<20 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return bodyError(err)
+	}
+	err := json.Unmarshal(buf.Bytes(), v)
+	var se *json.SyntaxError
+	if err == nil || !errors.As(err, &se) {
+		if err != nil {
+			return bodyError(err)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	if err := dec.Decode(v); err != nil {
 		return bodyError(err)
 	}

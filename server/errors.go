@@ -133,7 +133,15 @@ func writeJSON(w http.ResponseWriter, v any) { writeJSONBody(w, http.StatusOK, v
 // anything is sent, so a value that cannot be encoded (a NaN that slipped
 // through) answers 500 with an error body, never 200 with an empty one.
 func writeJSONBody(w http.ResponseWriter, status int, v any) {
+	writeJSONSized(w, status, v, 0)
+}
+
+// writeJSONSized is writeJSONBody with room for about size bytes made
+// first (a segment's answer is mostly its state token), so the buffer
+// does not grow by doubling.
+func writeJSONSized(w http.ResponseWriter, status int, v any, size int) {
 	var buf bytes.Buffer
+	buf.Grow(size + 512)
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {

@@ -173,6 +173,13 @@ func (s *Server) execSegments(ctx context.Context, jobs []*job[segJob, callwatch
 			sess[i], segs[i] = j.in.sess, j.in.seg
 		}
 		ups, err := d.FeedBatchScores(ctx, sess, segs)
+		if err == nil {
+			// The phrases of the candidates these segments made, for the
+			// whole batch in one backend call (see handleSegment); what
+			// this leaves (very long segments, or all after an error) each
+			// request finds on its own.
+			_ = d.ResolveReasonsBatch(ctx, sess)
+		}
 		for i, j := range now {
 			if err != nil {
 				j.err = err
@@ -378,7 +385,8 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		// The phrase of a segment just kept as a reason candidate is found
 		// now, from the exact state before it, so that the token carries the
 		// phrase instead of that state (2 numbers instead of 577 floats).
-		// It costs extra backend runs; they run here, under this request's
+		// The batch found it already unless the segment is longer than one
+		// backend window: that search runs here, under this request's
 		// deadline, not inside the shared batch.
 		err = sess.ResolveReasons(ctx)
 	}
@@ -423,7 +431,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.State = token
-	writeJSON(w, resp)
+	writeJSONSized(w, http.StatusOK, resp, len(token)+64*len(resp.Reasons)*4)
 }
 
 // expired is the 410 for a later segment of a call this replica cannot find.

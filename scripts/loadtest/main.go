@@ -64,6 +64,14 @@ type summary struct {
 	Backend        string             `json:"backend"`
 	ServerArgs     []string           `json:"server_args,omitempty"`
 	StoppedByLimit bool               `json:"stopped_by_time_limit"`
+	// CPU seconds the server and this client spent during the run, and
+	// their sum per request: on a machine shared with other jobs the
+	// throughput follows the share of the cores the run gets, the CPU
+	// per request does not.
+	ServerCPU     float64 `json:"server_cpu_s"`
+	ClientCPU     float64 `json:"client_cpu_s"`
+	CPUPerRequest float64 `json:"cpu_ms_per_request"`
+	LoadAvg       string  `json:"load_average_before"`
 }
 
 type latency struct {
@@ -126,7 +134,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	sum := summary{Clients: *clients, Errors: map[string]int{}, Latency: map[string]latency{}, ServerArgs: serverArgs}
 	before, _ := scrape(hc, base)
+	cpu0 := selfCPU()
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(la)); len(f) >= 3 {
+			sum.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
 
 	var issued atomic.Int64
 	results := make(chan result, 4096)
@@ -170,7 +185,6 @@ func run() error {
 	}
 	go func() { wg.Wait(); close(results) }()
 	lat := map[string][]time.Duration{}
-	sum := summary{Clients: *clients, Errors: map[string]int{}, Latency: map[string]latency{}, ServerArgs: serverArgs}
 	for r := range results {
 		sum.Requests++
 		if r.code != "" {
@@ -182,7 +196,12 @@ func run() error {
 	}
 	el := time.Since(t0)
 	sum.StoppedByLimit = ctx.Err() != nil
+	sum.ClientCPU = round(selfCPU()-cpu0, 2)
 	after, _ := scrape(hc, base)
+	sum.ServerCPU = round(after["process_cpu_seconds_total"]-before["process_cpu_seconds_total"], 2)
+	if sum.Requests > 0 {
+		sum.CPUPerRequest = round(1000*(sum.ServerCPU+sum.ClientCPU)/float64(sum.Requests), 3)
+	}
 	sum.Seconds = round(el.Seconds(), 2)
 	sum.Throughput = round(float64(sum.Requests)/el.Seconds(), 1)
 	for k, ds := range lat {
@@ -326,6 +345,15 @@ func modelInfo(hc *http.Client, base string) (server.ModelInfo, error) {
 	}
 	defer resp.Body.Close()
 	return mi, json.NewDecoder(resp.Body).Decode(&mi)
+}
+
+// selfCPU is this process's user and system CPU time so far, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func ms(d time.Duration) float64 { return round(float64(d.Microseconds())/1000, 2) }

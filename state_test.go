@@ -265,7 +265,11 @@ func TestResolveReasons(t *testing.T) {
 	pol := d.DefaultPolicy()
 	lazy, _ := d.NewSession(pol)
 	eager, _ := d.NewSession(pol)
-	for _, tx := range []string{"여보세요 서울중앙지검 수사관입니다", "본인 명의 통장이 사건에 연루됐습니다",
+	// batched: fed and resolved in one batch with another call, as the
+	// server's segment batches do
+	batched, _ := d.NewSession(pol)
+	side, _ := d.NewSession(pol)
+	for i, tx := range []string{"여보세요 서울중앙지검 수사관입니다", "본인 명의 통장이 사건에 연루됐습니다",
 		"네 알겠습니다", "안전계좌로 이체하셔야 합니다 지금 바로요", "다른 사람에게 말하면 안 됩니다"} {
 		seg := Segment{Text: tx, End: 3}
 		if _, err := lazy.Feed(ctx, seg); err != nil {
@@ -275,6 +279,13 @@ func TestResolveReasons(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := eager.ResolveReasons(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sideSeg := Segment{Text: []string{"안녕하세요 고객님 카드 배송 건으로 연락드렸습니다", "대출 상담 원하셔서 전화드렸어요"}[i%2]}
+		if _, err := d.FeedBatchScores(ctx, []*Session{side, batched}, []Segment{sideSeg, seg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.ResolveReasonsBatch(ctx, []*Session{side, batched}); err != nil {
 			t.Fatal(err)
 		}
 		// carried through a snapshot after every segment, as tokens are
@@ -287,8 +298,11 @@ func TestResolveReasons(t *testing.T) {
 	if err != nil || len(want) < 2 {
 		t.Fatalf("reasons %v, %v", want, err)
 	}
+	if got, err := batched.Reasons(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("reasons resolved in batches %+v (%v)\nsearched at the end %+v", got, err, want)
+	}
 	snap := eager.Snapshot()
-	for _, r := range snap.Top {
+	for _, r := range append(snap.Top, batched.Snapshot().Top...) {
 		if r.State != nil || r.PhraseWords == 0 {
 			t.Fatalf("a resolved reason carries state %v, phrase of %d words", r.State != nil, r.PhraseWords)
 		}

@@ -96,6 +96,26 @@ func (s signer) sign(callID, handle string, chain digest, st callwatch.SessionSt
 	return string(out), nil
 }
 
+// SealState seals a call's state as a token under key, exactly as a
+// replica holding the key would. chain is the call's history digest as
+// OpenState gives it. It is for tools that test a deployment as an insider
+// with the key could (scripts/abuse forges impossible states with it) and
+// for tests; a server seals its own tokens.
+func SealState(key StateKey, callID, handle, chain string, st callwatch.SessionState) (string, error) {
+	d, err := parseDigest(chain)
+	if err != nil {
+		return "", err
+	}
+	return signer{keys: []StateKey{key}}.sign(callID, handle, d, st)
+}
+
+// OpenState opens a token with keys and decodes what it carries; an error
+// wraps ErrBadToken. Like SealState, it is for tools and tests.
+func OpenState(keys []StateKey, tok string) (callID, handle, chain string, st callwatch.SessionState, err error) {
+	p, _, err := signer{keys: keys}.verify(tok)
+	return p.CallID, p.Handle, p.Chain, p.State, err
+}
+
 func badToken(format string, a ...any) error {
 	return errors.Join(ErrBadToken, fmt.Errorf(format, a...))
 }

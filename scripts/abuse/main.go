@@ -15,8 +15,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -35,8 +33,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/api"
 	"github.com/callwatch/callwatch/client"
+	cwserver "github.com/callwatch/callwatch/server"
 )
 
 // The shared state key of the servers this script starts (base64 of 32
@@ -648,10 +648,16 @@ func (r *runner) takeover(fd *finding, s *server) error {
 	leak := err == nil && strings.Contains(a0.State+fmt.Sprint(a0.Reasons), "123-456")
 	fd.Figures["attacker_seq0"] = fmt.Sprintf("%s own_call=%v segment=%d", code(err), a0.Handle != v0.Handle, a0.Segment)
 	fd.expect(!leak && a0.Handle != v0.Handle && a0.Segment == 0, "the attacker's seq 0 reached the victim's call")
-	// The attacker's token is its own: decode it and look for the secret.
-	if p, err := payload(a0.State); err == nil && strings.Contains(string(p), "123-456") {
+	// The attacker's token is its own: open it with the key and look for
+	// the secret. The victim's token is sealed: its bytes do not show it.
+	if _, _, _, st, err := cwserver.OpenState([]cwserver.StateKey{stateKey()}, a0.State); err != nil {
+		return fmt.Errorf("opening the attacker's token: %w", err)
+	} else if strings.Contains(fmt.Sprint(st.Top), "123-456") {
 		fd.expect(false, "the attacker's token holds the victim's transcript")
 	}
+	sealed, err := sealedBytes(v1.State)
+	fd.Figures["victim_token_shows_text"] = err != nil || bytes.Contains(sealed, []byte("123-456"))
+	fd.expect(err == nil && !bytes.Contains(sealed, []byte("123-456")), "the victim's token shows its transcript (%v)", err)
 	_, err = s.c.Segment(ctx, "victim-call", api.SegmentRequest{Text: "네", Seq: new(2), Handle: "AAAAAAAAAAAAAAAAAAAAAA"})
 	fd.Figures["attacker_guessed_handle"] = code(err)
 	fd.expect(code(err) == "410 call_expired", "guessed handle: %v", err)
@@ -666,31 +672,32 @@ func (r *runner) takeover(fd *finding, s *server) error {
 	return nil
 }
 
-func payload(tok string) ([]byte, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 4 {
-		return nil, errors.New("not a cw2 token")
-	}
-	return base64.RawURLEncoding.DecodeString(parts[2])
+// stateKey is the servers' state key, for forging tokens as an insider.
+func stateKey() cwserver.StateKey {
+	key, _ := base64.StdEncoding.DecodeString(keyB64)
+	return cwserver.StateKey{ID: keyID, Key: key}
 }
 
-// forge rewrites a token's state and signs it with the servers' key.
-func forge(tok string, edit func(st map[string]any)) (string, error) {
-	js, err := payload(tok)
+// sealedBytes is what a token shows to anyone without the key: the
+// base64url part after "cw3.<kid>.".
+func sealedBytes(tok string) ([]byte, error) {
+	i := strings.LastIndexByte(tok, '.')
+	if !strings.HasPrefix(tok, "cw3.") || i < 0 {
+		return nil, errors.New("not a cw3 token")
+	}
+	return base64.RawURLEncoding.DecodeString(tok[i+1:])
+}
+
+// forge opens a token with the servers' key, rewrites its state and seals
+// it again, as someone holding the key could.
+func forge(tok string, edit func(st *callwatch.SessionState)) (string, error) {
+	k := stateKey()
+	callID, handle, chain, st, err := cwserver.OpenState([]cwserver.StateKey{k}, tok)
 	if err != nil {
 		return "", err
 	}
-	var p map[string]any
-	if err := json.Unmarshal(js, &p); err != nil {
-		return "", err
-	}
-	edit(p["state"].(map[string]any))
-	js, _ = json.Marshal(p)
-	key, _ := base64.StdEncoding.DecodeString(keyB64)
-	head := "cw2." + keyID + "." + base64.RawURLEncoding.EncodeToString(js)
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(head))
-	return head + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	edit(&st)
+	return cwserver.SealState(k, callID, handle, chain, st)
 }
 
 func (r *runner) forged(fd *finding, s *server) error {
@@ -699,17 +706,21 @@ func (r *runner) forged(fd *finding, s *server) error {
 	if err != nil {
 		return err
 	}
-	top := make([]any, 5000)
+	top := make([]callwatch.TopSegment, 5000)
 	for i := range top {
-		top[i] = map[string]any{"text": "x", "index": 0, "delta": 0.1, "prior": 0.5}
+		top[i] = callwatch.TopSegment{Text: "x", Index: 0, Delta: 0.1, PhraseWords: 1}
 	}
 	for _, c := range []struct {
 		name, text string
-		edit       func(map[string]any)
+		edit       func(*callwatch.SessionState)
 	}{
-		{"score_1e308_empty_segment", "", func(st map[string]any) { st["score"] = 1e308 }},
-		{"reasons_5000", "네", func(st map[string]any) { st["top"] = top }},
-		{"segment_-1", "네", func(st map[string]any) { st["segments"] = -1 }},
+		// U+200B: a segment with no words (the state is kept as it was)
+		{"score_1e308_empty_segment", "\u200b", func(st *callwatch.SessionState) { st.Score = 1e308 }},
+		{"reasons_5000", "네", func(st *callwatch.SessionState) { st.Top = top }},
+		{"segment_-1", "네", func(st *callwatch.SessionState) { st.Segments = -1 }},
+		{"reason_phrase_past_its_text", "네", func(st *callwatch.SessionState) {
+			st.Top = []callwatch.TopSegment{{Text: "검찰청 수사관입니다", Index: 0, Delta: 0.1, PhraseAt: 40, PhraseWords: 2}}
+		}},
 	} {
 		tok, err := forge(good.State, c.edit)
 		if err != nil {

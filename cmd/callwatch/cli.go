@@ -37,7 +37,7 @@ tolerance; 2 usage, configuration, model or library error; 130 interrupted.`
 // nothing outlives it (tests run many in one process).
 func (e *env) newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "callwatch",
+		Use:   "callwatch [command]",
 		Short: "Korean voice-phishing detection on call transcripts",
 		Long:  rootLong,
 		// Errors are printed once, by runEnviron, with the exit code's
@@ -85,6 +85,9 @@ func (e *env) newRootCmd() *cobra.Command {
 	walk(root, func(c *cobra.Command) {
 		c.DisableAutoGenTag = true // man pages stay the same from run to run
 		c.SuggestionsMinimumDistance = 2
+		// Now, not when the command runs: "help CMD" and the man pages
+		// list -h/--help as "CMD --help" does.
+		c.InitDefaultHelpFlag()
 		c.Flags().SortFlags = false
 		completeKeyValues(c)
 		if c.HasSubCommands() && c != root && c.Run == nil && c.RunE == nil {

@@ -113,8 +113,10 @@ func parseScopes(s, sep string) ([]string, error) {
 }
 
 // routeScope is the scope each route needs when authentication is on;
-// routes not listed are open (health and readiness; metrics unless
-// server.metrics_auth).
+// routes not listed are open: health and readiness, metrics unless
+// server.metrics_auth, and the monitor page with its static files (they
+// hold no data; a browser cannot send a Bearer key when it loads a page, so
+// the page asks for one and sends it with its own API calls).
 var routeScope = map[string]string{
 	"GET /v2":                           ScopeClassify,
 	"GET /v2/models/{name}":             ScopeClassify,
@@ -125,8 +127,6 @@ var routeScope = map[string]string{
 	"POST /v1/calls/{call_id}/segments": ScopeStream,
 	"DELETE /v1/calls/{call_id}":        ScopeStream,
 	"GET /openapi.json":                 "",
-	"GET /{$}":                          "",
-	"GET /static/":                      "",
 	"GET /metrics":                      ScopeAdmin,
 }
 

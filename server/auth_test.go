@@ -55,8 +55,8 @@ func authDo(t *testing.T, method, url, key, body string) (int, http.Header, stri
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-// TestAuth: with API keys, every route but health, readiness and (unless
-// metrics_auth) metrics needs a valid key with the route's scope; 401 and
+// TestAuth: with API keys, every route but health, readiness, the monitor
+// page's files and (unless metrics_auth) metrics needs a valid key with the route's scope; 401 and
 // 403 carry a Bearer challenge.
 func TestAuth(t *testing.T) {
 	for _, metricsAuth := range []bool{false, true} {
@@ -85,6 +85,9 @@ func TestAuth(t *testing.T) {
 				{"GET", "/v2", "", "", 401, "unauthorized"},
 				{"GET", "/openapi.json", "", "", 401, "unauthorized"},
 				{"GET", "/openapi.json", "Bearer " + keyStream, "", 200, ""},
+				// the monitor page is open: it asks for a key itself
+				{"GET", "/", "", "", 200, ""},
+				{"GET", "/static/app.js", "", "", 200, ""},
 			}
 			if metricsAuth {
 				cases = append(cases, []struct {

@@ -5,26 +5,72 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, samples: [], running: false, points: [], stopRequested: false };
+const state = { model: null, samples: [], running: false, points: [], stopRequested: false, key: "" };
 const params = new URLSearchParams(location.search);
 
+// The API key, when the server has API keys: asked for on the page, kept
+// in sessionStorage (this tab only, gone when it closes; never in the URL
+// or localStorage) and sent as Authorization: Bearer on every API call.
+const KEY_ITEM = "callwatch.apiKey";
+function apiKey() {
+  try { return sessionStorage.getItem(KEY_ITEM) || ""; } catch (e) { return ""; }
+}
+function setAPIKey(k) {
+  try {
+    if (k) sessionStorage.setItem(KEY_ITEM, k); else sessionStorage.removeItem(KEY_ITEM);
+  } catch (e) { /* storage disabled: the key lasts until the page reloads */ }
+  state.key = k;
+  $("forget-key").hidden = !k;
+}
+
+// askKey shows the key form with why it is needed.
+function askKey(msg) {
+  $("auth").hidden = false;
+  $("auth-msg").textContent = msg;
+  $("api-key").focus();
+}
+
 async function api(method, path, body) {
-  const r = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  const key = state.key || apiKey();
+  if (key) headers.Authorization = "Bearer " + key;
+  const r = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
     const e = data.error || {};
-    throw new Error(`${r.status} ${e.code || ""}: ${e.message || JSON.stringify(data)}`);
+    if (r.status === 401) askKey(key ? "the server refused this key: enter another" : "this server needs an API key");
+    if (r.status === 403) askKey("this key lacks a scope the page needs (" + (e.message || "forbidden") + "): enter a key with the stream and classify scopes");
+    const err = new Error(`${r.status} ${e.code || ""}: ${e.message || JSON.stringify(data)}`);
+    err.status = r.status;
+    throw err;
   }
   return data;
 }
 
-async function init() {
+async function loadModel() {
   try {
     state.model = await api("GET", "/v1/model");
     $("model").textContent = `${state.model.name} ${state.model.version} · ${state.model.backend} · sha256 ${state.model.sha256.slice(0, 12)}`;
+    $("auth").hidden = true;
   } catch (e) {
-    $("model").textContent = "model not ready: " + e.message;
+    $("model").textContent = (e.status === 401 || e.status === 403 ? "API key needed: " : "model not ready: ") + e.message;
   }
+  drawChart();
+}
+
+async function init() {
+  setAPIKey(apiKey());
+  $("auth").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const k = $("api-key").value.trim();
+    $("api-key").value = "";
+    if (!k) return;
+    setAPIKey(k);
+    $("auth-msg").textContent = "";
+    loadModel();
+  });
+  $("forget-key").addEventListener("click", () => { setAPIKey(""); state.model = null; loadModel(); });
+  await loadModel();
   const s = await (await fetch("/static/samples.json")).json();
   state.samples = s.calls;
   for (const c of s.calls) {

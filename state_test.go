@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -341,4 +342,73 @@ func TestResolveReasons(t *testing.T) {
 			}
 		})
 	}
+}
+
+// halfRound rounds f to the nearest IEEE 754 half (ties to even),
+// saturating at ±65504: what a float16 token would carry.
+func halfRound(f float32) float32 {
+	a := math.Abs(float64(f))
+	if a >= 65504 {
+		return float32(math.Copysign(65504, float64(f)))
+	}
+	if a == 0 {
+		return f
+	}
+	e := max(math.Floor(math.Log2(a)), -14)
+	q := math.Exp2(e - 10)
+	return float32(math.RoundToEven(float64(f)/q) * q)
+}
+
+// TestHalfModelState measures what carrying the model state as float16
+// would cost (the only way to a state token under 2 KB on the shipped
+// model): every parity call streamed twice, once exactly and once through
+// a float16 round trip of its state after every segment, as tokens would
+// carry it. The server keeps the state exact; this test is the evidence.
+// It logs the largest score difference and the level changes, and fails
+// only if the exact path itself drifts.
+func TestHalfModelState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 252 calls streamed twice")
+	}
+	d := openDetector(t, BackendNative)
+	pol := d.DefaultPolicy()
+	ctx := context.Background()
+	var maxDiff float64
+	var worst string
+	levelDiffs, alertDiffs, segs := 0, 0, 0
+	for ci, text := range parityTexts(t) {
+		exact, _ := d.NewSession(pol)
+		half, _ := d.NewSession(pol)
+		for _, sg := range SplitSegments(text, 0) {
+			ue, err := exact.Feed(ctx, sg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uh, err := half.Feed(ctx, sg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs++
+			if diff := math.Abs(ue.Score - uh.Score); diff > maxDiff {
+				maxDiff, worst = diff, fmt.Sprintf("call %d segment %d: %.6f vs %.6f", ci, ue.Segment, ue.Score, uh.Score)
+			}
+			if ue.Level != uh.Level {
+				levelDiffs++
+			}
+			if ue.Alert != uh.Alert {
+				alertDiffs++
+			}
+			st := half.Snapshot()
+			for _, x := range st.State {
+				for i := range x {
+					x[i] = halfRound(x[i])
+				}
+			}
+			if half, err = d.Resume(pol, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("model state as float16 between segments, %d segments of %d calls: largest score difference %.2g (%s); %d segments at another level, %d alerts differ",
+		segs, len(parityTexts(t)), maxDiff, worst, levelDiffs, alertDiffs)
 }

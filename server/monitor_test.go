@@ -179,6 +179,28 @@ func TestMonitorPageAuth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a reload: %v", err)
 	}
+	// Forget it, and use a stream-only key: no model details, calls play.
+	err = chromedp.Do(ctx,
+		chromedp.Click(`#forget-key`),
+		voidOf(chromedp.Poll[bool](visible("#auth"))),
+	)
+	if err != nil {
+		t.Fatalf("forgetting the key: %v", err)
+	}
+	if err := submit(keyStream); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		voidOf(chromedp.Poll[bool](`document.getElementById("model").textContent.includes("classify scope") && document.getElementById("auth").hidden`)),
+		chromedp.Click(`#play`),
+		chromedp.WaitVisible(`#status[data-state="done"], #status[data-state="error"]`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := must(t, ctx, chromedp.Text(`#status`)); !strings.HasPrefix(status, "done") {
+		t.Fatalf("with a stream-only key: status %q", status)
+	}
 }
 
 func must[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {

@@ -53,7 +53,13 @@ async function loadModel() {
     $("model").textContent = `${state.model.name} ${state.model.version} · ${state.model.backend} · sha256 ${state.model.sha256.slice(0, 12)}`;
     $("auth").hidden = true;
   } catch (e) {
-    $("model").textContent = (e.status === 401 || e.status === 403 ? "API key needed: " : "model not ready: ") + e.message;
+    if (e.status === 403) {
+      // a stream-only key: calls play, the model's details need classify
+      $("auth").hidden = true;
+      $("model").textContent = "model details need a key with the classify scope; calls still play";
+    } else {
+      $("model").textContent = (e.status === 401 ? "API key needed: " : "model not ready: ") + e.message;
+    }
   }
   drawChart();
 }

@@ -416,102 +416,126 @@ const phraseRows = 256
 
 // phrase finds the run of up to phraseWords words of a segment across which
 // the score rose most. That needs the score after every word, starting from
-// the state before the segment. The words are cut into chunks of at most one
-// backend window of tokens; a first pass runs the chunks in order and keeps
-// the state at each chunk's start, and a second pass scores every prefix of
-// every chunk from its chunk's start state, many rows per backend call. Each
-// token then runs about window/2 times at most, so the cost is linear in the
-// segment's length (scoring every prefix of the whole segment, as before,
-// was quadratic: 1,200 words took seconds). The scores are the ones the
-// whole prefixes would get: the state carries across chunks exactly as it
-// does across windows.
+// the state before the segment. The words are cut into chunks (phrasePlan);
+// a first pass runs the chunks in order and keeps the state at each chunk's
+// start, and a second pass scores every prefix of every chunk from its
+// chunk's start state, many rows per backend call. Each token then runs
+// about chunk/2 times, so the cost is linear in the segment's length
+// (scoring every prefix of the whole segment, as before, was quadratic:
+// 1,200 words took seconds). The scores are the ones the whole prefixes
+// would get: the state carries across chunks as it does across windows.
 func (s *Session) phrase(ctx context.Context, sg segRecord) (phraseSpan, error) {
-	words := strings.Fields(tokenize.Clean(sg.Text))
-	if len(words) <= 1 {
-		return phraseSpan{0, len(words)}, nil
-	}
-	ids := make([][]int64, len(words))
-	for i, w := range words {
-		if x, err := s.d.tok.Encode(w); err == nil {
-			ids[i] = x
-		}
-	}
-	type chunk struct{ a, b int } // words [a, b)
-	var chunks []chunk
-	for a := 0; a < len(words); {
-		b, n := a, 0
-		for b < len(words) && (b == a || n+len(ids[b]) <= s.d.window) {
-			n += len(ids[b])
-			b++
-		}
-		chunks = append(chunks, chunk{a, b})
-		a = b
+	pl := s.d.planPhrase(sg)
+	if pl.done {
+		return pl.span, nil
 	}
 	// Pass 1: the state and score at each chunk's start.
-	starts := make([]State, len(chunks))
-	startScore := make([]float64, len(chunks))
-	st, sc := sg.Before, sg.Prior
-	for j, c := range chunks {
-		starts[j], startScore[j] = st, sc
-		if j == len(chunks)-1 {
-			break
-		}
-		var row []int64
-		for k := c.a; k < c.b; k++ {
-			row = append(row, ids[k]...)
-		}
+	for j := range len(pl.chunks) - 1 {
+		row := pl.chunkRow(j)
 		if len(row) == 0 {
+			pl.starts[j+1], pl.startScore[j+1] = pl.starts[j], pl.startScore[j]
 			continue
 		}
-		scores, states, err := s.d.ScoreIDs(ctx, [][]int64{row}, []State{st})
+		scores, states, err := s.d.ScoreIDs(ctx, [][]int64{row}, []State{pl.starts[j]})
 		if err != nil {
 			return phraseSpan{}, err
 		}
-		st, sc = states[0], float64(scores[0])
+		pl.starts[j+1], pl.startScore[j+1] = states[0], float64(scores[0])
 	}
 	// Pass 2: after[k] is the score once words 0..k have been read.
-	after := make([]float64, len(words))
-	var (
-		rows  [][]int64
-		inits []State
-		at    []int
-	)
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		scores, _, err := s.d.ScoreIDs(ctx, rows, inits)
+	rows, inits, at := pl.prefixRows(nil, nil, nil)
+	for len(rows) > 0 {
+		n := min(len(rows), phraseRows)
+		scores, _, err := s.d.ScoreIDs(ctx, rows[:n], inits[:n])
 		if err != nil {
-			return err
+			return phraseSpan{}, err
 		}
-		for r, k := range at {
-			after[k] = float64(scores[r])
+		for r, p := range at[:n] {
+			*p = float64(scores[r])
 		}
-		rows, inits, at = rows[:0], inits[:0], at[:0]
-		return nil
+		rows, inits, at = rows[n:], inits[n:], at[n:]
 	}
-	for j, c := range chunks {
+	return bestSpan(pl.after, sg.Prior), nil
+}
+
+// phrasePlan is a phrase search laid out: the segment's words and their
+// token ids, its chunks, and (filled by the passes) each chunk's start
+// state and score and the score after every word.
+type phrasePlan struct {
+	words      []string
+	ids        [][]int64
+	chunks     []wordRange
+	starts     []State
+	startScore []float64
+	after      []float64
+	tokens     int
+	done       bool // no search needed: span is the answer
+	span       phraseSpan
+}
+
+type wordRange struct{ a, b int } // words [a, b)
+
+// planPhrase tokenizes a candidate's words and cuts them into chunks of at
+// most one backend window of tokens. (Cutting a short segment in halves
+// halves the token slots but adds a backend call, whose fixed cost is as
+// large: measured, no faster.)
+func (d *Detector) planPhrase(sg segRecord) *phrasePlan {
+	words := strings.Fields(tokenize.Clean(sg.Text))
+	pl := &phrasePlan{words: words}
+	if len(words) <= 1 {
+		pl.done, pl.span = true, phraseSpan{0, len(words)}
+		return pl
+	}
+	pl.ids = make([][]int64, len(words))
+	for i, w := range words {
+		if x, err := d.tok.Encode(w); err == nil {
+			pl.ids[i] = x
+			pl.tokens += len(x)
+		}
+	}
+	for a := 0; a < len(words); {
+		b, n := a, 0
+		for b < len(words) && (b == a || n+len(pl.ids[b]) <= d.window) {
+			n += len(pl.ids[b])
+			b++
+		}
+		pl.chunks = append(pl.chunks, wordRange{a, b})
+		a = b
+	}
+	pl.starts = make([]State, len(pl.chunks))
+	pl.startScore = make([]float64, len(pl.chunks))
+	pl.starts[0], pl.startScore[0] = sg.Before, sg.Prior
+	pl.after = make([]float64, len(words))
+	return pl
+}
+
+// chunkRow is chunk j's tokens.
+func (pl *phrasePlan) chunkRow(j int) []int64 {
+	var row []int64
+	for k := pl.chunks[j].a; k < pl.chunks[j].b; k++ {
+		row = append(row, pl.ids[k]...)
+	}
+	return row
+}
+
+// prefixRows appends the second pass's rows: every prefix of every chunk
+// from its start state, and where each row's score goes. Prefixes with no
+// token yet take their chunk's start score at once.
+func (pl *phrasePlan) prefixRows(rows [][]int64, inits []State, at []*float64) ([][]int64, []State, []*float64) {
+	for j, c := range pl.chunks {
 		var cur []int64
 		for k := c.a; k < c.b; k++ {
-			cur = append(cur, ids[k]...)
-			if len(cur) == 0 { // no token read yet in this chunk
-				after[k] = startScore[j]
+			cur = append(cur, pl.ids[k]...)
+			if len(cur) == 0 {
+				pl.after[k] = pl.startScore[j]
 				continue
 			}
 			rows = append(rows, cur[:len(cur):len(cur)])
-			inits = append(inits, starts[j])
-			at = append(at, k)
-		}
-		if len(rows) >= phraseRows {
-			if err := flush(); err != nil {
-				return phraseSpan{}, err
-			}
+			inits = append(inits, pl.starts[j])
+			at = append(at, &pl.after[k])
 		}
 	}
-	if err := flush(); err != nil {
-		return phraseSpan{}, err
-	}
-	return bestSpan(after, sg.Prior), nil
+	return rows, inits, at
 }
 
 // bestSpan is the run of up to phraseWords words across which the score
@@ -537,24 +561,21 @@ func bestSpan(after []float64, prior float64) phraseSpan {
 
 // ResolveReasonsBatch is ResolveReasons for many sessions at once, for the
 // candidates whose segment fits one backend window (every segment but very
-// long ones): their word prefixes all run in one backend call, rows from
-// every session together, so a server finds the phrases of a whole batch of
-// segments for about the cost of one. The rows and their start states are
-// the ones phrase would run, so the phrases are the same. Longer segments
-// are left to ResolveReasons, under their own request's deadline.
+// long ones): each pass of their phrase searches runs in one backend call,
+// rows from every session together, so a server finds the phrases of a
+// whole batch of segments for about the cost of one. The rows and their
+// start states are the ones phrase runs, so the phrases are the same.
+// Longer segments are left to ResolveReasons, under their own request's
+// deadline.
 func (d *Detector) ResolveReasonsBatch(ctx context.Context, sessions []*Session) error {
 	type item struct {
 		s     *Session
 		index int // the candidate's segment index
 		prior float64
-		after []float64
+		pl    *phrasePlan
 	}
-	var (
-		items []*item
-		rows  [][]int64
-		inits []State
-		at    []*float64
-	)
+	var items []item
+	chunks := 0
 	for _, s := range sessions {
 		s.mu.Lock()
 		top := append([]segRecord(nil), s.top...)
@@ -563,45 +584,68 @@ func (d *Detector) ResolveReasonsBatch(ctx context.Context, sessions []*Session)
 			if sg.phrase.N > 0 {
 				continue
 			}
-			words := strings.Fields(tokenize.Clean(sg.Text))
-			it := &item{s: s, index: sg.Index, prior: sg.Prior, after: make([]float64, len(words))}
-			var cur []int64
-			var mine []int
-			for k, w := range words {
-				if x, err := d.tok.Encode(w); err == nil {
-					cur = append(cur, x...)
-				}
-				if len(cur) == 0 { // no token read yet
-					it.after[k] = sg.Prior
-					continue
-				}
-				rows = append(rows, cur[:len(cur):len(cur)])
-				inits = append(inits, sg.Before)
-				at = append(at, &it.after[k])
-				mine = append(mine, len(rows)-1)
-			}
-			if len(cur) > d.window || len(words) <= 1 {
-				// Longer than one window: phrase's chunked search, later.
-				// One word or none: no search needed, ResolveReasons names it.
-				rows, inits, at = rows[:len(rows)-len(mine)], inits[:len(inits)-len(mine)], at[:len(at)-len(mine)]
+			pl := d.planPhrase(sg)
+			if pl.done || pl.tokens > d.window {
+				// One word or none: ResolveReasons names it without a search.
+				// Longer than a window: its own request searches it.
 				continue
 			}
-			items = append(items, it)
+			items = append(items, item{s: s, index: sg.Index, prior: sg.Prior, pl: pl})
+			chunks = max(chunks, len(pl.chunks))
 		}
 	}
-	for len(rows) > 0 {
-		n := min(len(rows), phraseRows)
-		scores, _, err := d.ScoreIDs(ctx, rows[:n], inits[:n])
+	run := func(rows [][]int64, inits []State, done func(r int, score float32, st State)) error {
+		for off := 0; off < len(rows); off += phraseRows {
+			end := min(len(rows), off+phraseRows)
+			scores, states, err := d.ScoreIDs(ctx, rows[off:end], inits[off:end])
+			if err != nil {
+				return err
+			}
+			for r := off; r < end; r++ {
+				done(r, scores[r-off], states[r-off])
+			}
+		}
+		return nil
+	}
+	// Pass 1, a round per chunk: the state at each next chunk's start.
+	for j := 0; j < chunks-1; j++ {
+		var (
+			rows  [][]int64
+			inits []State
+			to    []*phrasePlan
+		)
+		for _, it := range items {
+			if j+1 >= len(it.pl.chunks) {
+				continue
+			}
+			row := it.pl.chunkRow(j)
+			if len(row) == 0 {
+				it.pl.starts[j+1], it.pl.startScore[j+1] = it.pl.starts[j], it.pl.startScore[j]
+				continue
+			}
+			rows, inits, to = append(rows, row), append(inits, it.pl.starts[j]), append(to, it.pl)
+		}
+		err := run(rows, inits, func(r int, score float32, st State) {
+			to[r].starts[j+1], to[r].startScore[j+1] = st, float64(score)
+		})
 		if err != nil {
 			return err
 		}
-		for r, p := range at[:n] {
-			*p = float64(scores[r])
-		}
-		rows, inits, at = rows[n:], inits[n:], at[n:]
+	}
+	// Pass 2: every prefix of every chunk.
+	var (
+		rows  [][]int64
+		inits []State
+		at    []*float64
+	)
+	for _, it := range items {
+		rows, inits, at = it.pl.prefixRows(rows, inits, at)
+	}
+	if err := run(rows, inits, func(r int, score float32, _ State) { *at[r] = float64(score) }); err != nil {
+		return err
 	}
 	for _, it := range items {
-		sp := bestSpan(it.after, it.prior)
+		sp := bestSpan(it.pl.after, it.prior)
 		it.s.mu.Lock()
 		for i := range it.s.top {
 			if r := &it.s.top[i]; r.Index == it.index && r.phrase.N == 0 && sp.N > 0 {

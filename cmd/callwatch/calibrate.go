@@ -221,7 +221,7 @@ func scoreCalls(e *env, d *callwatch.Detector, pol callwatch.Policy, texts []str
 	quiet := pol
 	quiet.Suspicious, quiet.Dangerous, quiet.Reasons = 1, 1, 0
 	peak = make([]float64, len(texts))
-	prog := newProgress(e.stderr, e.stdout) // on a terminal only
+	prog := e.newProgress() // on a terminal only
 	prog.setTotal(len(texts))
 	const batch = 64
 	for start := 0; start < len(texts); start += batch {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,10 +113,6 @@ func (a *argReader) Next() (records.Record, error) {
 	return records.Record{ID: strconv.Itoa(a.i), Text: a.texts[a.i-1]}, nil
 }
 
-// interruptGrace is how long records already read may still take to score
-// after Ctrl-C.
-var interruptGrace = 10 * time.Second
-
 // chunkSize is how many records are read before scoring them: large enough
 // for length-sorted batching, small enough that output streams.
 const chunkSize = 512
@@ -156,7 +153,7 @@ func (e *env) classify(fs *pflag.FlagSet, o *inputOpts, serverURL string, args [
 	defer closeScorer()
 
 	out := newJSONLWriter(e.stdout)
-	prog := newProgress(e.stderr, e.stdout)
+	prog := e.newProgress()
 	if prog.on {
 		switch {
 		case o.input == "":
@@ -178,7 +175,8 @@ func (e *env) classify(fs *pflag.FlagSet, o *inputOpts, serverURL string, args [
 	scoreCtx, stopScoring := context.WithCancel(context.WithoutCancel(e.ctx))
 	defer stopScoring()
 	// A chunk hung on a slow --server still ends some time after Ctrl-C.
-	defer context.AfterFunc(e.ctx, func() { time.AfterFunc(interruptGrace, stopScoring) })()
+	grace := cmp.Or(e.interruptGrace, defaultInterruptGrace)
+	defer context.AfterFunc(e.ctx, func() { time.AfterFunc(grace, stopScoring) })()
 	for {
 		chunk, rerr := nextChunk(e.ctx, feed, chunkSize)
 		if len(chunk) > 0 {
@@ -409,16 +407,17 @@ func marshalLine(v any) ([]byte, error) {
 type progress struct {
 	w      io.Writer
 	on     bool
-	shared bool // stdout is a terminal as well
-	shown  bool // a progress line is on the screen now
-	total  int  // records expected; 0: unknown
+	shared bool          // stdout is a terminal as well
+	shown  bool          // a progress line is on the screen now
+	total  int           // records expected; 0: unknown
+	every  time.Duration // least time between two redraws
 	now    func() time.Time
 	start  time.Time
 	last   time.Time
 }
 
-// isTerminal reports whether w is a terminal (a variable for tests).
-var isTerminal = func(w io.Writer) bool {
+// fileIsTerminal reports whether w is a terminal.
+func fileIsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -427,16 +426,17 @@ var isTerminal = func(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressEvery is the least time between two redraws of the line.
-var progressEvery = 200 * time.Millisecond
-
 // newProgress returns a progress line on stderr, which commands writing
 // results on stdout pause before each write.
-func newProgress(stderr, stdout io.Writer) *progress {
-	p := &progress{w: stderr, now: time.Now}
+func (e *env) newProgress() *progress {
+	isTerminal := e.isTerminal
+	if isTerminal == nil {
+		isTerminal = fileIsTerminal
+	}
+	p := &progress{w: e.stderr, now: time.Now, every: cmp.Or(e.progressEvery, defaultProgressEvery)}
 	p.start = p.now()
-	p.on = isTerminal(stderr)
-	p.shared = p.on && isTerminal(stdout)
+	p.on = isTerminal(e.stderr)
+	p.shared = p.on && isTerminal(e.stdout)
 	return p
 }
 
@@ -487,7 +487,7 @@ func (p *progress) update(done, failed int) {
 		return
 	}
 	now := p.now()
-	if p.shown && now.Sub(p.last) < progressEvery {
+	if p.shown && now.Sub(p.last) < p.every {
 		return
 	}
 	p.last, p.shown = now, true

@@ -63,7 +63,7 @@ func (e *env) newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (default: ./callwatch.yaml, then $XDG_CONFIG_HOME/callwatch/callwatch.yaml) [env CALLWATCH_CONFIG]")
 	root.Flags().Bool("version", false, "print version information as JSON (same as the version command)")
 	root.SetFlagErrorFunc(flagError)
-	root.AddGroup(commandGroups...)
+	root.AddGroup(commandGroups()...)
 	for _, c := range []*cobra.Command{e.classifyCmd(), e.streamCmd(), e.serveCmd(), e.evalCmd()} {
 		c.GroupID = "score"
 		root.AddCommand(c)
@@ -282,11 +282,13 @@ func (e *env) manDate() (time.Time, error) {
 	return time.Now().UTC(), nil
 }
 
-// Command groups of the top-level help.
-var commandGroups = []*cobra.Group{
-	{ID: "score", Title: "Scoring:"},
-	{ID: "model", Title: "Models and training:"},
-	{ID: "other", Title: "Other:"},
+// commandGroups are the sections of the top-level help.
+func commandGroups() []*cobra.Group {
+	return []*cobra.Group{
+		{ID: "score", Title: "Scoring:"},
+		{ID: "model", Title: "Models and training:"},
+		{ID: "other", Title: "Other:"},
+	}
 }
 
 // usage writes a command's usage: cobra's layout, with flags as

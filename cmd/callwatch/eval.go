@@ -114,7 +114,7 @@ func (e *env) eval(fs *pflag.FlagSet, data string, streamMode bool) error {
 	var labels []bool
 	var scores []float64
 	var perCall []int
-	prog := newProgress(e.stderr, e.stdout)
+	prog := e.newProgress()
 	if prog.on && data != "-" {
 		prog.setTotal(countLines(data, format == records.FormatCSV))
 	}

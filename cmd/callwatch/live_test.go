@@ -199,9 +199,6 @@ func (l *lockedBuffer) String() string {
 // A --server that never answers does not hold Ctrl-C longer than the
 // grace given to records already read.
 func TestClassifyInterruptHungServer(t *testing.T) {
-	old := interruptGrace
-	interruptGrace = 100 * time.Millisecond
-	t.Cleanup(func() { interruptGrace = old })
 	arrived, release := make(chan struct{}, 10), make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
@@ -215,7 +212,14 @@ func TestClassifyInterruptHungServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer
-	res := startCLI(ctx, strings.NewReader(""), &out, "classify", "--server", srv.URL, phishText)
+	res := make(chan runResult, 1)
+	go func() {
+		var errb bytes.Buffer
+		e := &env{ctx: ctx, getenv: func(string) string { return "" }, stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+			interruptGrace: 100 * time.Millisecond}
+		err := e.execute([]string{"classify", "--server", srv.URL, phishText})
+		res <- runResult{err, errb.String()}
+	}()
 	select {
 	case <-arrived:
 	case <-time.After(time.Minute):

@@ -15,7 +15,7 @@ func TestProgressLine(t *testing.T) {
 	var buf bytes.Buffer
 	t0 := time.Unix(1000, 0)
 	now := t0
-	p := &progress{w: &buf, on: true, now: func() time.Time { return now }, start: t0}
+	p := &progress{w: &buf, on: true, now: func() time.Time { return now }, start: t0, every: defaultProgressEvery}
 	p.setTotal(100)
 	now = t0.Add(2 * time.Second)
 	p.update(50, 1)
@@ -26,7 +26,7 @@ func TestProgressLine(t *testing.T) {
 	now = now.Add(10 * time.Millisecond)
 	p.update(51, 1)
 	if buf.Len() != 0 {
-		t.Errorf("redrawn within %s: %q", progressEvery, buf.String())
+		t.Errorf("redrawn within %s: %q", p.every, buf.String())
 	}
 	// An estimated total that is passed is dropped, with the time left.
 	if got, want := p.line(120, 0, t0.Add(4*time.Second)), "callwatch: 120 records, 30/s"; got != want {
@@ -38,7 +38,7 @@ func TestProgressLine(t *testing.T) {
 	}
 	// Not a terminal: nothing at all.
 	buf.Reset()
-	q := newProgress(&buf, io.Discard)
+	q := (&env{stderr: &buf, stdout: io.Discard}).newProgress()
 	q.update(1, 0)
 	q.done(1, 0)
 	if q.on || buf.Len() != 0 {
@@ -96,15 +96,6 @@ func renderTerminal(raw string) []string {
 	return lines
 }
 
-// fakeTerminals makes every writer count as a terminal and the progress
-// line redraw at every update, for the test.
-func fakeTerminals(t *testing.T) {
-	oldTerm, oldEvery := isTerminal, progressEvery
-	isTerminal = func(io.Writer) bool { return true }
-	progressEvery = 0
-	t.Cleanup(func() { isTerminal, progressEvery = oldTerm, oldEvery })
-}
-
 // checkScreen: every line on the screen is a verdict, but the last, which
 // is the final count.
 func checkScreen(t *testing.T, raw string, records int) {
@@ -122,8 +113,6 @@ func checkScreen(t *testing.T, raw string, records int) {
 // With stdout and stderr on the same terminal, verdict lines and the
 // progress line never mix; the total is shown when known.
 func TestProgressSharedTerminal(t *testing.T) {
-	fakeTerminals(t)
-
 	t.Run("live", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pw.Close()
@@ -175,13 +164,12 @@ func TestProgressSharedTerminal(t *testing.T) {
 	})
 }
 
-// startCLIShared runs the program with stdout and stderr on one writer, as
-// on a terminal.
+// startCLIShared runs the program with stdout and stderr on one writer
+// that counts as a terminal, the progress line redrawn at every update.
 func startCLIShared(stdin io.Reader, term io.Writer, args ...string) <-chan runResult {
 	ch := make(chan runResult, 1)
-	go func() {
-		err := run(context.Background(), args, func(string) string { return "" }, stdin, term, term)
-		ch <- runResult{err: err}
-	}()
+	e := &env{ctx: context.Background(), getenv: func(string) string { return "" }, stdin: stdin, stdout: term, stderr: term,
+		isTerminal: func(io.Writer) bool { return true }, progressEvery: time.Nanosecond}
+	go func() { ch <- runResult{err: e.execute(args)} }()
 	return ch
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,7 +30,17 @@ type env struct {
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
+
+	// What tests change; zero values mean the defaults below.
+	isTerminal     func(io.Writer) bool // nil: fileIsTerminal
+	progressEvery  time.Duration        // least time between progress redraws (200ms)
+	interruptGrace time.Duration        // how long records read may still score after Ctrl-C (10s)
 }
+
+const (
+	defaultProgressEvery  = 200 * time.Millisecond
+	defaultInterruptGrace = 10 * time.Second
+)
 
 // run is the whole program; main only wires the process to it so tests can
 // drive every command in-process.
@@ -39,8 +50,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 // runEnviron is run that also warns about CALLWATCH_* variables in
 // environ that are no setting.
-func runEnviron(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+func runEnviron(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, getenv: getenv, environ: environ, stdin: stdin, stdout: stdout, stderr: stderr}
+	return e.execute(args)
+}
+
+// execute runs the command line args; errors are reported on e.stderr
+// and returned for their exit code.
+func (e *env) execute(args []string) (err error) {
+	stderr := e.stderr
 	var cmd *cobra.Command
 	defer func() {
 		// The libraries below are known to panic on odd input; no panic may
@@ -63,7 +81,7 @@ func runEnviron(ctx context.Context, args []string, getenv func(string) string, 
 	}()
 	root := e.newRootCmd()
 	root.SetArgs(args)
-	cmd, err = root.ExecuteContextC(ctx)
+	cmd, err = root.ExecuteContextC(e.ctx)
 	return err
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callwatch/callwatch/runtime/ort"
 )
 
 // The record-reading commands answer live input as it arrives: each record
@@ -85,11 +87,20 @@ func TestInterruptWhileWaitingEveryCommand(t *testing.T) {
 			defer cancel()
 			var out lockedBuffer
 			res := startCLI(ctx, pr, &out, tt.args...)
-			if _, err := io.WriteString(pw, tt.first+"\n"); err != nil {
-				t.Fatal(err)
+			// A pipe's write returns once the command has read the line.
+			wrote := make(chan error, 1)
+			go func() { _, err := io.WriteString(pw, tt.first+"\n"); wrote <- err }()
+			select {
+			case err := <-wrote:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case r := <-res:
+				t.Fatalf("%s ended before reading its input: %v\n%s", tt.name, r.err, r.stderr)
+			case <-time.After(time.Minute):
+				t.Fatalf("%s did not read its input", tt.name)
 			}
-			// The line is taken while the input stays open: the pipe's write
-			// returned, so the command has read it.
+			// Then it waits for more, the input still open.
 			time.Sleep(200 * time.Millisecond)
 			cancel()
 			select {
@@ -107,9 +118,9 @@ func TestInterruptWhileWaitingEveryCommand(t *testing.T) {
 	}
 }
 
-// haveORTLibrary reports whether the onnxruntime library make ort installs
-// is there.
+// haveORTLibrary reports whether this build can use onnxruntime and the
+// library make ort installs is there.
 func haveORTLibrary() bool {
 	_, err := os.Stat(filepath.Join("..", "..", ".ort", "libonnxruntime.so"))
-	return err == nil
+	return err == nil && ort.Enabled
 }

@@ -40,8 +40,8 @@ func (e *env) newRootCmd() *cobra.Command {
 		Use:   "callwatch [command]",
 		Short: "Korean voice-phishing detection on call transcripts",
 		Long:  rootLong,
-		// Errors are printed once, by runEnviron, with the exit code's
-		// meaning; cobra would print them again with the whole usage.
+		// Errors are printed once, by env.execute, with where the usage
+		// is; cobra would print them again with the whole usage.
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          unknownCommand,
@@ -55,7 +55,6 @@ func (e *env) newRootCmd() *cobra.Command {
 			_ = cmd.Usage()
 			return usagef("no command given")
 		},
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)

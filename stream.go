@@ -98,6 +98,7 @@ type segRecord struct {
 	Delta  float64
 	Before State
 	Prior  float64 // score before the segment
+	tokens int     // the segment's tokens (0: not known, as after Resume)
 	// phrase is the reason's phrase once found (ResolveReasons): Before
 	// and Prior are then no longer needed, and a snapshot carries the
 	// phrase's place in the text instead of a whole model state.
@@ -250,7 +251,7 @@ func (d *Detector) FeedBatchScores(ctx context.Context, sessions []*Session, seg
 		delta := 0.0
 		if len(rows[i]) > 0 {
 			delta = s.score - prev
-			s.keep(segRecord{Segment: segs[i], Index: s.nseg, Delta: delta, Before: before, Prior: prev})
+			s.keep(segRecord{Segment: segs[i], Index: s.nseg, Delta: delta, Before: before, Prior: prev, tokens: len(rows[i])})
 		}
 		s.nseg++
 		ups[i].Score, ups[i].Delta = s.score, delta
@@ -581,8 +582,8 @@ func (d *Detector) ResolveReasonsBatch(ctx context.Context, sessions []*Session)
 		top := append([]segRecord(nil), s.top...)
 		s.mu.Unlock()
 		for _, sg := range top {
-			if sg.phrase.N > 0 {
-				continue
+			if sg.phrase.N > 0 || sg.tokens > d.window {
+				continue // found, or too long for the batch: not even tokenized here
 			}
 			pl := d.planPhrase(sg)
 			if pl.done || pl.tokens > d.window {

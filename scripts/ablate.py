@@ -88,6 +88,15 @@ def write_set(base: Path, out: Path, share: float, seed: int = 1) -> None:
     ]
     out.write_text("\n".join(head + ids) + "\n", encoding="utf-8")
     print(f"{out}: {len(ids)} dialogues ({len(drop)} hard normals left out, {len(keep_hard)} kept)")
+    held = out.with_name(out.stem + "-calibration.txt")
+    held.write_text("\n".join([
+        f"# The {len(drop)} hard normals that {out.name} leaves out of training: legitimate calls that talk",
+        "# about scams (police, prosecutors, fraud warnings). Not trained on; make-model.sh sets the",
+        "# alert thresholds on calls generated from them (callwatch calibrate), so the most alarming",
+        "# legitimate calls the project has written decide how high the bar is.",
+        f"# Written by: /usr/bin/python3 scripts/ablate.py --write-set {out} --hard-share {share}",
+    ] + sorted(drop)) + "\n", encoding="utf-8")
+    print(f"{held}: {len(drop)} held-out hard normals")
 
 
 def read_set(path: Path) -> set[str]:

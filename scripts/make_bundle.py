@@ -128,6 +128,8 @@ def main() -> None:
                          {"in": "p0", "out": "pn"}]
         card["outputs"] = ["probs", "family_probs"]
         card["threshold_rule"] = report.get("threshold_rule")
+        if report.get("calibration_pool"):
+            card["calibration_pool"] = report["calibration_pool"]
         card["metrics"]["per_family_validation"] = report.get("validation", {}).get("per_family", {})
         card["training"]["command"] = args.command
     with open(card_path, "w", encoding="utf-8") as f:

@@ -444,12 +444,28 @@ def shuffle_segments(rng: random.Random, ids: np.ndarray, max_parts: int = 6) ->
     return np.concatenate(parts)
 
 
+def freq_drop_table(calls: List[Call], vocab_size: int, q: float) -> np.ndarray:
+    """Per-token [UNK] probability q * (1 - idf(t) / max idf), idf(t) = log(N / df(t)) over the
+    training calls: a token in every call is dropped with probability ~q, a rare one ~never.
+    Frequent tokens then carry unreliable evidence, so the model leans on the specific ones, as
+    IDF weighting makes a linear model do."""
+    df = np.zeros(vocab_size, np.float64)
+    for c in calls:
+        u = np.unique(np.asarray(c.ids, np.int64))
+        df[u[u < vocab_size]] += 1
+    n = max(len(calls), 1)
+    idf = np.log(n / np.maximum(df, 1.0))
+    return (q * (1.0 - idf / max(idf.max(), 1e-9))).astype(np.float64)
+
+
 def corrupt(nrng: np.random.RandomState, ids: np.ndarray, unk: int, p_unk: float, p_del: float,
-            span_frac: float) -> np.ndarray:
-    """Token dropout ([UNK] with p_unk), token deletion (p_del) and span masking (spans of
-    1..8 tokens to [UNK] covering ~span_frac of the sequence)."""
+            span_frac: float, p_tok: Optional[np.ndarray] = None) -> np.ndarray:
+    """Token dropout ([UNK] with p_unk, plus p_tok[token] when given), token deletion (p_del)
+    and span masking (spans of 1..8 tokens to [UNK] covering ~span_frac of the sequence)."""
     out = ids.copy()
     n = len(out)
+    if p_tok is not None and n > 0:
+        out[nrng.random_sample(n) < p_tok[np.minimum(out, len(p_tok) - 1)]] = unk
     if span_frac > 0 and n > 4:
         n_spans = nrng.binomial(n, span_frac / 4.5)
         for st, ln in zip(nrng.randint(0, n, n_spans), nrng.randint(1, 9, n_spans)):
@@ -504,7 +520,8 @@ def v2_epoch(a, rng: random.Random, nrng: np.random.RandomState, train: List[Cal
     for e in ex:
         if a.shuffle > 0 and rng.random() < a.shuffle:
             e.ids = shuffle_segments(rng, e.ids)
-        e.ids = corrupt(nrng, e.ids, a.unk_id, a.word_dropout, a.token_delete, a.span_mask)
+        e.ids = corrupt(nrng, e.ids, a.unk_id, a.word_dropout, a.token_delete, a.span_mask,
+                        getattr(a, "freq_table", None))
         if len(e.ids) == 0:
             e.ids = np.array([a.unk_id], np.int64)
     return ex
@@ -602,6 +619,7 @@ def train_v2(a, t0: float, log) -> int:
     train, val = split_by_group(calls, a.val_frac, a.seed)
     families = sorted({c.family for c in calls})
     fam_idx = {f: i for i, f in enumerate(families)}
+    a.freq_table = freq_drop_table(train, a.vocab_size, a.freq_dropout) if a.freq_dropout > 0 else None
     log(f"{len(calls)} calls: train {len(train)} ({len({c.group for c in train})} groups), "
         f"validation {len(val)} ({len({c.group for c in val})} groups), {len(families)} families")
     n_pos = sum(c.label for c in train)
@@ -751,6 +769,27 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
     ts = v2_predict(model, tpool)
     susp = max(0.5, fpr_threshold(ts, a.suspicious_fpr))
     th = {"suspicious": susp, "dangerous": max(susp, fpr_threshold(ts, a.dangerous_fpr))}
+    calib_info = None
+    if a.calib:
+        # Held-out hard normals (legitimate calls that talk about scams, never trained on): the
+        # same FPR targets on them, and each threshold is the higher of the two pools' values.
+        cc = [c for c in load_calls(a.calib, a.vocab_size) if c.label == 0]
+        if not cc:
+            raise DataError(f"{a.calib}: no normal calls")
+        cs = v2_predict(model, [np.asarray(c.ids, np.int64) for c in cc])
+        from_pool = dict(th)
+        cs_susp = fpr_threshold(cs, a.suspicious_fpr)
+        cs_dang = fpr_threshold(cs, a.dangerous_fpr)
+        susp = max(th["suspicious"], cs_susp)
+        th = {"suspicious": susp, "dangerous": max(susp, th["dangerous"], cs_dang)}
+        calib_info = {"path": os.path.abspath(a.calib), "sha256": sha256_file(a.calib),
+                      "calls": len(cc), "groups": len({c.group for c in cc}),
+                      "thresholds_synthetic_pool": from_pool,
+                      "thresholds_calibration_pool": {"suspicious": cs_susp, "dangerous": cs_dang},
+                      "fpr_at_suspicious": float((cs >= th["suspicious"]).mean()),
+                      "fpr_at_dangerous": float((cs >= th["dangerous"]).mean())}
+        log(f"calibration pool ({len(cc)} held-out hard normals): thresholds {calib_info['thresholds_calibration_pool']}"
+            f", synthetic pool {from_pool}")
     # Validation calls whole: metrics, per-family recall (phishing) / FPR (normal), family head.
     vs = [np.asarray(c.ids, np.int64) for c in val]
     y = np.array([c.label for c in val])
@@ -804,7 +843,7 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
         "best_epoch": best_epoch,
         "selection": "ROC-AUC on the synthetic validation pool (validation calls whole, crops, "
                      "noisy crops, long concatenations); never real calls",
-        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out")},
+        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out", "freq_table")},
         "architecture": {"type": "lstm-pooled", "vocab_size": cfg.vocab, "embed": cfg.embed,
                          "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET,
                          "pooled_state": model.pooled_size, "features": list(cfg.features),
@@ -826,8 +865,11 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
                            f"{a.dangerous_fpr}); pool (train.threshold_pool): validation normal "
                            f"calls whole, a crop of each, heavily corrupted shuffled copies, "
                            f"recombined crops of 2-4 normal calls, {a.threshold_long} long "
-                           f"excerpts of concatenated validation normals (1,000-8,000 tokens)"),
+                           f"excerpts of concatenated validation normals (1,000-8,000 tokens)"
+                           + (f"; each threshold then raised to the same FPR rule on the --calib pool "
+                              f"of held-out hard normals (never trained on)" if a.calib else "")),
         "thresholds": th,
+        "calibration_pool": calib_info,
         "validation": metrics,
         "history": history,
         "onnx_ops": op_list(om) if om is not None else None,
@@ -876,6 +918,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--val-concat", type=int, default=0,
                     help="fixed long validation sequences from validation calls (half per label)")
     ap.add_argument("--word-dropout", type=float, default=0.0, help="P(token -> [UNK]) in training")
+    ap.add_argument("--calib", default="",
+                    help="v2: tokenized JSONL of held-out normal calls (never trained on); each threshold is "
+                         "the higher of the synthetic pool's and this pool's value at the same FPR target")
+    ap.add_argument("--freq-dropout", type=float, default=0.0,
+                    help="v2: extra P(token -> [UNK]) scaled by its frequency: q * (1 - idf/max idf)")
     ap.add_argument("--unk-id", type=int, default=1)
     ap.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     ap.add_argument("--select", choices=("loss", "auc"), default="loss",
@@ -1036,7 +1083,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "seed": a.seed,
         "epochs_run": epochs_run,
         "best_epoch": best[1],
-        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out")},
+        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out", "freq_table")},
         "architecture": {"type": "lstm", "vocab_size": cfg.vocab, "embed": cfg.embed,
                          "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET},
         "labels": list(LABELS),

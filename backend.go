@@ -59,6 +59,10 @@ func OpenBackend(kind string, b *models.Bundle, o ort.Options, notify func(strin
 	case BackendNative:
 		return openNative()
 	case BackendAuto, "":
+		if !ort.Enabled {
+			// A native-only build has nothing to fall back from: no notice.
+			return openNative()
+		}
 		be, err := openORT()
 		if err == nil {
 			return be, nil

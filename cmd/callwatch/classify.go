@@ -34,7 +34,7 @@ func addInputFlags(cmd *cobra.Command) *inputOpts {
 	o := &inputOpts{}
 	fs := cmd.Flags()
 	fs.StringVar(&o.input, "input", "", "read records from FILE ('-' for stdin) instead of TEXT arguments")
-	fs.StringVar(&o.format, "format", "", "input format: text (one transcript per line), jsonl ({\"id\",\"text\"} per line), csv (header with id,text); default from the file extension, else text")
+	fs.StringVar(&o.format, "format", "", "input format: text (one transcript per line), jsonl ({\"id\",\"text\"} per line), csv (header with id,text); default from the file extension, else jsonl when the input starts with {, else text")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(
 		[]string{records.FormatText, records.FormatJSONL, records.FormatCSV}, cobra.ShellCompDirectiveNoFileComp))
 	return o
@@ -76,12 +76,42 @@ func (e *env) openRecords(o *inputOpts, args []string) (records.Reader, func(), 
 		}
 		r, closer = f, func() { f.Close() }
 	}
+	if o.format == "" && format == records.FormatText {
+		// No --format and no telling extension (stdin, calls.txt): JSON records piped in
+		// (`jq -c ... | callwatch classify --input -`) must not be scored as transcripts.
+		br := bufio.NewReader(r)
+		if startsWithJSONObject(br) {
+			format = records.FormatJSONL
+		}
+		r = br
+	}
 	rr, err := records.NewReader(r, format, 0)
 	if err != nil {
 		closer()
 		return nil, noop, usagef("%v", err)
 	}
 	return rr, closer, nil
+}
+
+// startsWithJSONObject reports whether the first non-blank byte (after an optional UTF-8 BOM)
+// is '{'. It peeks one byte at a time, so live input is not waited on beyond its first byte.
+func startsWithJSONObject(br *bufio.Reader) bool {
+	bom := []byte{0xEF, 0xBB, 0xBF}
+	for i := 1; i <= 64<<10; i++ {
+		b, err := br.Peek(i)
+		if len(b) < i || err != nil {
+			return false
+		}
+		c := b[i-1]
+		switch {
+		case i <= 3 && bytes.HasPrefix(bom, b):
+			continue
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // configWithRecords loads the configuration and opens the records to read:

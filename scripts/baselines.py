@@ -5,7 +5,7 @@
         [--real-eval DIR] [--lstm-model DIR ...] [--lstm-results FILE.json ...] [--no-lstm]
 
 1. Corpus: generated exactly as scripts/make-model.sh does (`gen.py --out build/baselines/corpus
-   --seed 1 --min-calls 8000`), unless --corpus DIR names an already generated one (its
+   --seed 1 --min-calls 36000 --only corpus/sets/v0.6-hard10.txt`), unless --corpus DIR names an already generated one (its
    calls.jsonl). Corpus calls and every real-eval file are tokenized with the Go tokenizer of the
    shipped model (`bin/callwatch tokenize --tokenizer models/ko-vishing-lstm/tokenizer.json`),
    or --tokenizer FILE.
@@ -316,7 +316,7 @@ def log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, help="an already generated corpus directory (its calls.jsonl); default: generate one")
-    ap.add_argument("--corpus-set", default="corpus/sets/v0.4-566.txt",
+    ap.add_argument("--corpus-set", default="corpus/sets/v0.6-hard10.txt",
                     help="the named set of base dialogues make-model.sh trains the shipped model on (its CORPUS_SET); "
                          "'' for all of corpus/base")
     ap.add_argument("--tokenizer", type=Path, default=REPO / DEFAULT_MODEL / "tokenizer.json")
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lstm", action="store_true", help="skip the shipped bundle's row")
     ap.add_argument("--bin", type=Path, default=REPO / "bin" / "callwatch")
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (as make-model.sh) and LR seed")
-    ap.add_argument("--min-calls", type=int, default=8000)
+    ap.add_argument("--min-calls", type=int, default=36000)
     ap.add_argument("--val-frac", type=float, default=VAL_FRAC)
     a = ap.parse_args(argv)
     t0 = time.monotonic()

@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "build" / "learning-curve")
     ap.add_argument("--real-eval", type=Path, default=Path(os.environ.get("REAL_EVAL_DIR", bl.DEFAULT_REAL_EVAL)))
     a = ap.parse_args(argv)
+    # train.py runs in scripts/: every path it gets must be absolute.
+    a.out = a.out.resolve()
+    if a.corpus:
+        a.corpus = a.corpus.resolve()
     fracs = [float(x) for x in a.fracs.split(",")]
     seeds = [int(x) for x in a.seeds.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ on that fraction, and prints per real-eval file the ROC-AUC median and min-max o
 are never pooled. The real-eval files are evaluation only: nothing is trained, selected or
 thresholded on them.
 
-The corpus is generated as make-model.sh does (gen.py --seed 1 --min-calls 8000) unless --corpus
+The corpus is generated as make-model.sh does (gen.py --seed 1 --min-calls 36000 --only
+corpus/sets/v0.6-hard10.txt; --corpus-set, --min-calls) unless --corpus
 names one; every run uses one tokenizer (the shipped model's, or --tokenizer), so fractions differ
 only in the dialogues they see. Runs are cached under --out (delete it to redo).
 """
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--no-lstm", action="store_true", help="baseline only (minutes instead of hours)")
     ap.add_argument("--corpus", type=Path, help="an already generated corpus directory (calls.jsonl)")
+    ap.add_argument("--corpus-set", default="corpus/sets/v0.6-hard10.txt",
+                    help="base dialogues to draw from (make-model.sh's CORPUS_SET); '' for all of corpus/base")
+    ap.add_argument("--min-calls", type=int, default=36000, help="gen.py --min-calls (make-model.sh's MIN_CALLS)")
     ap.add_argument("--tokenizer", type=Path, default=REPO / bl.DEFAULT_MODEL / "tokenizer.json")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "learning-curve")
     ap.add_argument("--real-eval", type=Path, default=Path(os.environ.get("REAL_EVAL_DIR", bl.DEFAULT_REAL_EVAL)))
@@ -138,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     corpus = a.corpus
     if corpus is None:
         corpus = a.out / "corpus"
-        log("== corpus (gen.py --seed 1 --min-calls 8000)")
+        only = ["--only", a.corpus_set] if a.corpus_set else []
+        log(f"== corpus (gen.py --seed 1 --min-calls {a.min_calls} {' '.join(only)}, as make-model.sh)")
         subprocess.run([PY, str(REPO / "scripts" / "corpus" / "gen.py"), "--out", str(corpus), "--seed", "1",
-                        "--min-calls", "8000"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                        "--min-calls", str(a.min_calls), *only], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     calls = corpus / "calls.jsonl"
     tok = a.out / "corpus.tok.jsonl"
     bl.tokenize(binp, a.tokenizer, calls, tok)

@@ -68,7 +68,7 @@ numpy and scikit-learn (see --python).`,
 	fs.StringArrayVar(&o.data, "data", nil, "labelled calls: JSONL {\"id\",\"text\",\"label\"[,\"family\",\"group\"]} or CSV with those columns (repeatable)")
 	fs.StringVar(&o.out, "out", "", "directory for the new bundle (required)")
 	fs.StringVar(&o.from, "from", "", "fine-tune this bundle (its vocabulary and sizes); default: start from the --model bundle's vocabulary with fresh weights")
-	fs.BoolVar(&o.mix, "mix-corpus", false, "train on your calls plus the project's own generated corpus")
+	fs.BoolVar(&o.mix, "mix-corpus", false, "train on your calls plus the project's own generated corpus (the shipped model's set of base dialogues)")
 	fs.BoolVar(&o.newVocab, "new-vocab", false, "build a new WordPiece vocabulary from the training texts (cannot be combined with --from)")
 	fs.IntVar(&o.vocabSize, "vocab-size", 8000, "vocabulary size with --new-vocab")
 	fs.IntVar(&o.seed, "seed", 1, "training seed")
@@ -142,7 +142,7 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 	step := newSteps(e.stderr, 8)
 
 	step.next("reading and checking %d data file(s)", len(o.data))
-	exs, files, err := readTrainData(o.data, o.minPerClass)
+	exs, files, err := readTrainData(o.data, o.minPerClass, o.mix)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,8 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 		}
 		gen := filepath.Join(wd, "corpus")
 		if err := e.runPython(o.python, sdir, filepath.Join(sdir, "corpus", "gen.py"), "--out", gen, "--seed", strconv.Itoa(o.seed),
-			"--min-calls", "8000", "--base", filepath.Join(cdir, "base"), "--slots", filepath.Join(cdir, "slots")); err != nil {
+			"--min-calls", "8000", "--base", filepath.Join(cdir, "base"), "--slots", filepath.Join(cdir, "slots"),
+			"--only", filepath.Join(cdir, filepath.FromSlash(corpus.DefaultSet))); err != nil {
 			return fmt.Errorf("corpus generation: %w", err)
 		}
 		cx, err := readCorpusCalls(filepath.Join(gen, "calls.jsonl"))
@@ -330,7 +331,9 @@ func labelOf(s string) (string, bool) {
 
 // readTrainData reads and checks every file before anything is trained: each
 // problem names its file and line.
-func readTrainData(paths []string, minPerClass int) ([]trainExample, []dataFile, error) {
+// With mixed (--mix-corpus) the project's corpus supplies both classes, so the
+// user's calls may be of one class only (a bank's own normal calls, say) and few.
+func readTrainData(paths []string, minPerClass int, mixed bool) ([]trainExample, []dataFile, error) {
 	var exs []trainExample
 	var files []dataFile
 	ids := map[string]string{}
@@ -423,6 +426,7 @@ func readTrainData(paths []string, minPerClass int) ([]trainExample, []dataFile,
 		}
 	}
 	switch {
+	case mixed:
 	case np == 0 || nn == 0:
 		return nil, nil, usagef("the data has only %s calls (%d); training needs both phishing and normal calls (or add --mix-corpus)", map[bool]string{true: "normal", false: "phishing"}[np == 0], len(exs))
 	case np < minPerClass || nn < minPerClass:

@@ -164,7 +164,13 @@ func TestTrainBadInput(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 before training, mentioning %q", c.name, r.code, r.stderr, c.want)
 		}
 	}
-	r := runCLI(t, "", nil, "train", "--data", write("ok.jsonl", good), "--out", filepath.Join(dir, "o"), "--python", filepath.Join(dir, "no-python"))
+	// With --mix-corpus the project's corpus supplies both classes: one class of the user's own
+	// calls passes the data checks (and here stops at the missing Python).
+	r := runCLI(t, "", nil, "train", "--data", write("mine.jsonl", many(5, "normal")), "--mix-corpus", "--out", filepath.Join(dir, "m"), "--python", filepath.Join(dir, "no-python"))
+	if r.code != 2 || strings.Contains(r.stderr, "only normal calls") || !strings.Contains(r.stderr, "apt-get install python3-torch") {
+		t.Errorf("one class with --mix-corpus: exit %d, stderr %q; want the data accepted", r.code, r.stderr)
+	}
+	r = runCLI(t, "", nil, "train", "--data", write("ok.jsonl", good), "--out", filepath.Join(dir, "o"), "--python", filepath.Join(dir, "no-python"))
 	if r.code != 2 || !strings.Contains(r.stderr, "apt-get install python3-torch") || !strings.Contains(r.stderr, "pip install torch") {
 		t.Errorf("missing python: exit %d, stderr %q", r.code, r.stderr)
 	}

@@ -52,24 +52,29 @@ KEYWORDS_HARD: tuple[str, ...] = (
 )
 
 
-def hard_normals(base: Path) -> list[str]:
-    """Ids of the normal base dialogues whose raw text (every turn, every slot alternative) holds
-    a word of KEYWORDS_HARD, sorted."""
+def parse_dialogues(base: Path) -> list:
+    """corpus/base's dialogues (scripts/corpus/basefmt.py); exits if it does not parse."""
     sys.path.insert(0, str(REPO / "scripts" / "corpus"))
     from basefmt import parse_base  # noqa: E402
     dialogues, issues = parse_base(base)
     if issues:
         raise SystemExit("corpus/base does not parse: " + "; ".join(map(str, issues[:3])))
+    return dialogues
+
+
+def hard_normals(base: Path, dialogues: list | None = None) -> list[str]:
+    """Ids of the normal base dialogues whose raw text (every turn, every slot alternative) holds
+    a word of KEYWORDS_HARD, sorted."""
+    if dialogues is None:
+        dialogues = parse_dialogues(base)
     return sorted(d.id for d in dialogues
                   if d.label == "normal" and any(k in t.raw for t in d.turns for k in KEYWORDS_HARD))
 
 
 def write_set(base: Path, out: Path, share: float, seed: int = 1) -> None:
     """A corpus set: every base dialogue except the hard normals, of which a seeded share stays."""
-    sys.path.insert(0, str(REPO / "scripts" / "corpus"))
-    from basefmt import parse_base  # noqa: E402
-    dialogues, _ = parse_base(base)
-    hard = hard_normals(base)
+    dialogues = parse_dialogues(base)
+    hard = hard_normals(base, dialogues)
     rng = random.Random(seed)
     hs = list(hard)
     rng.shuffle(hs)

@@ -27,7 +27,7 @@ func EncodeState(callID, handle, chain string, st callwatch.SessionState) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	return encodeState(callID, handle, d, st)
+	return encodeState(callID, handle, d, st, false, nil)
 }
 
 // TokenLen is the length of a token sealing n bytes of plaintext under a
@@ -35,3 +35,6 @@ func EncodeState(callID, handle, chain string, st callwatch.SessionState) ([]byt
 func TokenLen(kidLen, n int) int {
 	return len(tokenPrefix) + kidLen + 1 + base64.RawURLEncoding.EncodedLen(saltLen+n+16)
 }
+
+// HalfRound rounds v to the nearest float16 value.
+func HalfRound(v float32) float32 { return fromHalf(toHalf(v)) }

@@ -50,6 +50,11 @@ type Config struct {
 	// that share calls share the keys. Empty: a random per-process key
 	// (tokens then work on this process only).
 	StateKeys []StateKey
+	// StatePrecision is how stream tokens carry the model state
+	// (server.state_precision): PrecisionFloat32 (default, exact) or
+	// PrecisionFloat16 (half the size; the state is rounded after every
+	// segment on every replica alike).
+	StatePrecision string
 	// APIKeys, when set, are required as "Authorization: Bearer KEY" on
 	// every route but health and readiness (and metrics unless
 	// MetricsAuth); per-client quotas are then kept per key.
@@ -78,8 +83,8 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBatch: 32, MaxWait: 2 * time.Millisecond, MaxQueue: 1024, Workers: max(1, runtime.GOMAXPROCS(0)),
 		RequestTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20, MaxTextBytes: 64 << 10, MaxTexts: 256,
-		MaxInflightBytes: 64 << 20,
-		Sessions:         true, SessionTTL: 10 * time.Minute, MaxSessions: 10000, MaxTrackedCalls: 100000,
+		MaxInflightBytes: 64 << 20, StatePrecision: PrecisionFloat32,
+		Sessions: true, SessionTTL: 10 * time.Minute, MaxSessions: 10000, MaxTrackedCalls: 100000,
 		DrainDelay: 5 * time.Second,
 	}
 }
@@ -106,6 +111,9 @@ func (c Config) validate() error {
 	}
 	if c.MetricsAuth && len(c.APIKeys) == 0 {
 		probs = append(probs, "metrics_auth needs API keys (api_keys or api_keys_file)")
+	}
+	if c.StatePrecision != "" && c.StatePrecision != PrecisionFloat32 && c.StatePrecision != PrecisionFloat16 {
+		probs = append(probs, fmt.Sprintf("state_precision must be %s or %s, got %q", PrecisionFloat32, PrecisionFloat16, c.StatePrecision))
 	}
 	if c.DrainDelay < 0 {
 		probs = append(probs, "drain_delay must be >= 0")
@@ -192,7 +200,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		keys = []StateKey{{ID: "local", Key: key}}
 		s.log.Warn("no server.state_keys (env CALLWATCH_SERVER_STATE_KEYS) set: using a random per-process key; state tokens will not work across replicas or restarts")
 	}
-	s.signer = signer{keys: keys}
+	s.signer = signer{keys: keys, half: cfg.StatePrecision == PrecisionFloat16, zw: &writers{}}
 	s.calls = newCallStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxTrackedCalls, cfg.MaxSessionsPerClient, s.now, s.m)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.classify = newBatcher(s.base, "classify", cfg.MaxBatch, cfg.MaxWait, cfg.MaxQueue, cfg.Workers, s.m,

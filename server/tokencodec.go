@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math"
+	"sync"
 
 	"github.com/callwatch/callwatch"
 )
@@ -28,8 +32,31 @@ import (
 // The server finds each reason's phrase before it seals (ResolveReasons),
 // so a token carries two small numbers per reason instead of a model state
 // (version 1 carried those states as float16: 8 KB for 3 reasons).
+//
+// With server.state_precision float16, flags bit 2 says the model state's
+// tensors are written as uvarint count, then per tensor uvarint
+// (length<<1 | half) and the values as float16 (half = 1, every value in
+// range: first every value's high byte, then every low byte) or float32
+// (little-endian), and bit 3 that everything after the two header bytes
+// is raw DEFLATE; scores (score, family_prob, recent, a reason's delta and
+// prior) are then f32 and the level one byte (0 none, 1 suspicious, 2
+// dangerous, 3 a string follows). Only a state the server already rounded to float16 is
+// written so, which keeps the encoding itself exact.
 
 const codecVersion = 2
+
+// Flag bits of the header's second byte.
+const (
+	flagStarted  = 1
+	flagSHA      = 2
+	flagHalf     = 4
+	flagDeflated = 8
+)
+
+// maxPlain bounds an inflated plaintext (a 64 KiB text reason at most
+// three times, and the state): a token is opened before it is inflated, so
+// this only guards against a bug, not a forger.
+const maxPlain = 1 << 20
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -38,6 +65,30 @@ func appendString(b []byte, s string) []byte {
 
 func appendF64(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+func appendF32(b []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(f)))
+}
+
+// Levels as one byte in a float16 token.
+const (
+	levelNone byte = iota
+	levelSuspicious
+	levelDangerous
+	levelOther // a string follows
+)
+
+func levelCode(l callwatch.Level) byte {
+	switch l {
+	case callwatch.LevelNone:
+		return levelNone
+	case callwatch.LevelSuspicious:
+		return levelSuspicious
+	case callwatch.LevelDangerous:
+		return levelDangerous
+	}
+	return levelOther
 }
 
 func appendTensors(b []byte, ts [][]float32) []byte {
@@ -51,7 +102,52 @@ func appendTensors(b []byte, ts [][]float32) []byte {
 	return b
 }
 
-func encodeState(callID, handle string, chain digest, st callwatch.SessionState) ([]byte, error) {
+func appendTensorsHalf(b []byte, ts [][]float32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ts)))
+	for _, t := range ts {
+		half := halfable(t)
+		b = binary.AppendUvarint(b, uint64(len(t))<<1|uint64(b2u8(half)))
+		if !half {
+			for _, v := range t {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+			}
+			continue
+		}
+		// High bytes (sign, exponent, top of the mantissa) together, then
+		// the low bytes: the high bytes repeat a lot, which DEFLATE uses.
+		for _, v := range t {
+			b = append(b, byte(toHalf(v)>>8))
+		}
+		for _, v := range t {
+			b = append(b, byte(toHalf(v)))
+		}
+	}
+	return b
+}
+
+// writers reuses DEFLATE writers: a new one costs about 1 ms and 0.8 MB.
+type writers struct{ p sync.Pool }
+
+func (z *writers) get(dst io.Writer) *flate.Writer {
+	if z != nil {
+		if w, ok := z.p.Get().(*flate.Writer); ok {
+			w.Reset(dst)
+			return w
+		}
+	}
+	w, _ := flate.NewWriter(dst, flate.BestCompression) // only a bad level fails
+	return w
+}
+
+func (z *writers) put(w *flate.Writer) {
+	if z != nil {
+		z.p.Put(w)
+	}
+}
+
+// encodeState writes a token's plaintext; half writes the float16 form
+// (zw, which may be nil, supplies its DEFLATE writers).
+func encodeState(callID, handle string, chain digest, st callwatch.SessionState, half bool, zw *writers) ([]byte, error) {
 	h, err := base64.RawURLEncoding.DecodeString(handle)
 	if err != nil || len(h) != 16 {
 		return nil, errors.New("bad handle")
@@ -74,14 +170,17 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 	b := make([]byte, 0, n)
 	var flags byte
 	if st.Started {
-		flags |= 1
+		flags |= flagStarted
 	}
 	sha, err := hex.DecodeString(st.ModelSHA256)
 	if err == nil && len(sha) == 32 && hex.EncodeToString(sha) == st.ModelSHA256 {
-		flags |= 2
+		flags |= flagSHA
+	}
+	if half {
+		flags |= flagHalf | flagDeflated
 	}
 	b = append(b, codecVersion, flags)
-	if flags&2 != 0 {
+	if flags&flagSHA != 0 {
 		b = append(b, sha...)
 	} else {
 		b = appendString(b, st.ModelSHA256)
@@ -89,17 +188,33 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 	b = appendString(b, callID)
 	b = append(b, h...)
 	b = append(b, chain[:]...)
-	b = appendF64(b, st.Score)
-	b = appendString(b, string(st.Level))
+	// Scores as float32 in a float16 token (roundStateHalf rounded them).
+	score := appendF64
+	if half {
+		score = appendF32
+	}
+	b = score(b, st.Score)
+	if k := levelCode(st.Level); half && k != levelOther {
+		b = append(b, k)
+	} else {
+		if half {
+			b = append(b, levelOther)
+		}
+		b = appendString(b, string(st.Level))
+	}
 	b = appendString(b, st.Family)
-	b = appendF64(b, st.FamilyProb)
+	b = score(b, st.FamilyProb)
 	b = binary.AppendUvarint(b, uint64(len(st.Recent)))
 	for _, r := range st.Recent {
-		b = appendF64(b, r)
+		b = score(b, r)
 	}
 	b = binary.AppendVarint(b, int64(st.Segments))
 	b = binary.AppendVarint(b, int64(st.Tokens))
-	b = appendTensors(b, st.State)
+	if half {
+		b = appendTensorsHalf(b, st.State)
+	} else {
+		b = appendTensors(b, st.State)
+	}
 	b = binary.AppendUvarint(b, uint64(len(st.Top)))
 	for _, t := range st.Top {
 		for _, f := range []float64{t.Start, t.End, t.Delta, t.Prior} {
@@ -116,14 +231,27 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState)
 		b = appendF64(b, t.Start)
 		b = appendF64(b, t.End)
 		b = binary.AppendVarint(b, int64(t.Index))
-		b = appendF64(b, t.Delta)
+		b = score(b, t.Delta)
 		if found {
 			b = binary.AppendUvarint(b, uint64(t.PhraseAt))
 			b = binary.AppendUvarint(b, uint64(t.PhraseWords))
 		} else {
-			b = appendF64(b, t.Prior)
+			b = score(b, t.Prior)
 			b = appendTensors(b, t.State)
 		}
+	}
+	if flags&flagDeflated != 0 {
+		var buf bytes.Buffer
+		buf.Write(b[:2])
+		w := zw.get(&buf)
+		defer zw.put(w)
+		if _, err := w.Write(b[2:]); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	}
 	return b, nil
 }
@@ -190,6 +318,14 @@ func (r *reader) count(size int) int {
 
 func (r *reader) str() string { return string(r.bytes(r.count(1))) }
 
+func (r *reader) f32() float64 {
+	b := r.bytes(4)
+	if b == nil {
+		return 0
+	}
+	return float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+}
+
 func (r *reader) f64() float64 {
 	b := r.bytes(8)
 	if b == nil {
@@ -230,6 +366,49 @@ func (r *reader) tensors() [][]float32 {
 	return out
 }
 
+func (r *reader) tensorsHalf() [][]float32 {
+	n := r.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([][]float32, 0, n)
+	for range n {
+		v := r.uvarint()
+		size := 4
+		if v&1 == 1 {
+			size = 2
+		}
+		if r.err == nil && v>>1 > uint64(len(r.b)/size) {
+			r.err = errShort
+		}
+		raw := r.bytes(int(v>>1) * size)
+		if r.err != nil {
+			return nil
+		}
+		t := make([]float32, v>>1)
+		for i := range t {
+			if size == 2 {
+				t[i] = fromHalf(uint16(raw[i])<<8 | uint16(raw[len(t)+i]))
+			} else {
+				t[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func inflate(b []byte) ([]byte, error) {
+	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxPlain+1))
+	if err != nil {
+		return nil, errors.New("bad compressed body")
+	}
+	if len(out) > maxPlain {
+		return nil, errors.New("compressed body too large")
+	}
+	return out, nil
+}
+
 func decodeState(b []byte) (tokenPayload, digest, error) {
 	var p tokenPayload
 	var chain digest
@@ -244,9 +423,19 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 		return p, chain, errors.New("unknown encoding")
 	}
 	flags := head[1]
+	if flags&^(flagStarted|flagSHA|flagHalf|flagDeflated) != 0 {
+		return p, chain, errors.New("unknown flags")
+	}
+	if flags&flagDeflated != 0 {
+		body, err := inflate(r.b)
+		if err != nil {
+			return p, chain, err
+		}
+		r.b = body
+	}
 	st := &p.State
-	st.Started = flags&1 != 0
-	if flags&2 != 0 {
+	st.Started = flags&flagStarted != 0
+	if flags&flagSHA != 0 {
 		st.ModelSHA256 = hex.EncodeToString(r.bytes(32))
 	} else {
 		st.ModelSHA256 = r.str()
@@ -255,19 +444,40 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 	p.Handle = base64.RawURLEncoding.EncodeToString(r.bytes(16))
 	copy(chain[:], r.bytes(16))
 	p.Chain = chain.String()
-	st.Score = r.f64()
-	st.Level = callwatch.Level(r.str())
+	half := flags&flagHalf != 0
+	score, size := r.f64, 8
+	if half {
+		score, size = r.f32, 4
+	}
+	st.Score = score()
+	if half {
+		switch k := r.bytes(1); {
+		case k == nil:
+		case k[0] < levelOther:
+			st.Level = []callwatch.Level{callwatch.LevelNone, callwatch.LevelSuspicious, callwatch.LevelDangerous}[k[0]]
+		case k[0] == levelOther:
+			st.Level = callwatch.Level(r.str())
+		default:
+			return p, chain, errors.New("bad level")
+		}
+	} else {
+		st.Level = callwatch.Level(r.str())
+	}
 	st.Family = r.str()
-	st.FamilyProb = r.f64()
-	if n := r.count(8); n > 0 {
+	st.FamilyProb = score()
+	if n := r.count(size); n > 0 {
 		st.Recent = make([]float64, n)
 		for i := range st.Recent {
-			st.Recent[i] = r.f64()
+			st.Recent[i] = score()
 		}
 	}
 	st.Segments = r.varint()
 	st.Tokens = r.varint()
-	st.State = r.tensors()
+	if half {
+		st.State = r.tensorsHalf()
+	} else {
+		st.State = r.tensors()
+	}
 	if n := r.count(28); n > 0 {
 		st.Top = make([]callwatch.TopSegment, n)
 		for i := range st.Top {
@@ -279,14 +489,14 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 			t.Text = r.str()
 			t.Start, t.End = r.f64(), r.f64()
 			t.Index = r.varint()
-			t.Delta = r.f64()
+			t.Delta = score()
 			if flags[0] == 1 {
 				t.PhraseAt, t.PhraseWords = r.small(), r.small()
 				if r.err == nil && t.PhraseWords == 0 {
 					return p, chain, errors.New("a found phrase of no words")
 				}
 			} else {
-				t.Prior = r.f64()
+				t.Prior = score()
 				t.State = r.tensors()
 			}
 		}

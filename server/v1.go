@@ -400,6 +400,12 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	)
 	if err == nil {
 		snap = sess.Snapshot()
+		if s.signer.half {
+			// Every replica continues from the state the token carries,
+			// this one's store included, so the call never forks by where
+			// its segments are served.
+			roundStateHalf(&snap)
+		}
 		token, err = s.signer.sign(callID, rec.handle, newChain, snap)
 	}
 	if err == nil {

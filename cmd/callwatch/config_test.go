@@ -124,6 +124,7 @@ func TestConfigEveryKey(t *testing.T) {
 		"server.max_tracked_calls":       {nil, "77", "77", []string{"x", "0"}, "", func(r resolved) any { return r.srv.cfg.MaxTrackedCalls }},
 		"server.drain_delay":             {nil, "2s", "2s", []string{"2", "x", "-1s"}, "", func(r resolved) any { return r.srv.cfg.DrainDelay }},
 		"server.state_keys":              {nil, "k1:" + key, "k1", []string{"k1:short"}, "", func(r resolved) any { return r.srv.cfg.StateKeys[0].ID }},
+		"server.state_precision":         {nil, "float16", "float16", []string{"half", "64"}, "", func(r resolved) any { return r.srv.cfg.StatePrecision }},
 		"server.state_key":               {nil, key, "1", []string{"short"}, "", func(r resolved) any { return len(r.srv.cfg.StateKeys) }},
 	}
 	for _, k := range configKeys {

@@ -300,6 +300,13 @@ func (e *env) serveSettings(fs *pflag.FlagSet) (serveOptions, error) {
 		}
 		cfg.StateKeys = []server.StateKey{k}
 	}
+	sp := get("server.state_precision")
+	if cfg.StatePrecision, err = sp.str(); err != nil {
+		return o, err
+	}
+	if cfg.StatePrecision != server.PrecisionFloat32 && cfg.StatePrecision != server.PrecisionFloat16 {
+		return o, sp.errorf("want %s or %s, got %q", server.PrecisionFloat32, server.PrecisionFloat16, cfg.StatePrecision)
+	}
 	lv := get("server.log_level")
 	name, err := lv.str()
 	if err != nil {

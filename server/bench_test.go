@@ -49,9 +49,17 @@ func BenchmarkClassify(b *testing.B) {
 // BenchmarkSegmentParallel streams sample calls from many goroutines at
 // once, as the load test does, so that batches form: the profile of the
 // streaming path under load (go test -bench SegmentParallel -cpuprofile).
+// Sub-benchmarks per server.state_precision.
 func BenchmarkSegmentParallel(b *testing.B) {
+	for _, prec := range []string{server.PrecisionFloat32, server.PrecisionFloat16} {
+		b.Run(prec, func(b *testing.B) { benchSegmentParallel(b, prec) })
+	}
+}
+
+func benchSegmentParallel(b *testing.B, precision string) {
 	cfg := testConfig()
 	cfg.Sessions = false
+	cfg.StatePrecision = precision
 	ts := newTestServer(b, cfg, true)
 	all := samples(b)
 	var calls []sampleCall

@@ -27,7 +27,7 @@ func EncodeState(callID, handle, chain string, st callwatch.SessionState) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	return encodeState(callID, handle, d, st, false, nil)
+	return encodeState(callID, handle, d, st, false)
 }
 
 // TokenLen is the length of a token sealing n bytes of plaintext under a

@@ -2,7 +2,9 @@ package server
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestHalfConversion checks the float16 rounding against known encodings
@@ -52,4 +54,63 @@ func TestHalfConversion(t *testing.T) {
 	if halfable([]float32{1, 70000}) || !halfable([]float32{-65504, 3}) || halfable([]float32{float32(math.NaN())}) {
 		t.Error("halfable")
 	}
+}
+
+// TestPackedTextAndTimes: the float16 token's text and time encodings give
+// back exactly what went in, and refuse malformed input.
+func TestPackedTextAndTimes(t *testing.T) {
+	texts := []string{"", "abc 123", "여보세요 서울중앙지검 수사관입니다", "가힣", "mixed 한글 and ascii!", "emoji 😀 and 中文 and ㄱ",
+		"\xff\xfe invalid utf8", string([]byte{0xed, 0xa0, 0x80})}
+	for _, tx := range texts {
+		b := appendText(nil, tx)
+		r := &reader{b: b}
+		if got := r.text(); r.err != nil || got != tx || len(r.b) != 0 {
+			t.Errorf("text %q: got %q, err %v, %d bytes left", tx, got, r.err, len(r.b))
+		}
+		if len(tx) > 20 && utf8.ValidString(tx) && len(b) >= len(tx) && strings.Contains(tx, "여") {
+			t.Errorf("text %q packed to %d bytes, no smaller than %d", tx, len(b), len(tx))
+		}
+	}
+	for _, v := range []float64{0, 12.34, 0.001, 3600.5, 1e-9, 12.3456, -1, 1e300, math.MaxFloat64} {
+		b := appendTime(nil, v)
+		r := &reader{b: b}
+		if got := r.time(); r.err != nil || got != v || len(r.b) != 0 {
+			t.Errorf("time %v: got %v, err %v", v, got, r.err)
+		}
+	}
+	if n := len(appendTime(nil, 12.34)); n > 3 {
+		t.Errorf("12.34 s took %d bytes", n)
+	}
+	long := strings.Repeat("가", 63) // 126 packed bytes: the length's first byte is 0xFC
+	if r := (&reader{b: appendText(nil, long)}); r.text() != long || r.err != nil {
+		t.Errorf("63 syllables: %v", r.err)
+	}
+	for _, bad := range [][]byte{{4, 0xAB, 0xFF}, {2, 0xC0}, {4, 0xFF, 0xFF}, {2, 0x80}, {6}, {7, 'a'}} {
+		r := &reader{b: bad}
+		if r.text(); r.err == nil {
+			t.Errorf("packed text % x accepted", bad)
+		}
+	}
+	for _, bad := range [][]byte{{3}, {1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}} {
+		r := &reader{b: bad}
+		if r.time(); r.err == nil {
+			t.Errorf("time % x accepted", bad)
+		}
+	}
+}
+
+// FuzzPackedText: any string round-trips; any bytes decode or are refused.
+func FuzzPackedText(f *testing.F) {
+	f.Add("여보세요 😀", []byte{8, 0x80, 0x00, 'a', 0xFF})
+	f.Fuzz(func(t *testing.T, s string, raw []byte) {
+		r := &reader{b: appendText(nil, s)}
+		if got := r.text(); r.err != nil || got != s {
+			t.Fatalf("%q: got %q, %v", s, got, r.err)
+		}
+		r = &reader{b: raw}
+		got := r.text()
+		if r.err == nil && !utf8.ValidString(got) && (len(raw) == 0 || raw[0]&1 == 0) {
+			t.Fatalf("% x decoded to invalid UTF-8 %q", raw, got)
+		}
+	})
 }

@@ -200,7 +200,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		keys = []StateKey{{ID: "local", Key: key}}
 		s.log.Warn("no server.state_keys (env CALLWATCH_SERVER_STATE_KEYS) set: using a random per-process key; state tokens will not work across replicas or restarts")
 	}
-	s.signer = signer{keys: keys, half: cfg.StatePrecision == PrecisionFloat16, zw: &writers{}}
+	s.signer = signer{keys: keys, half: cfg.StatePrecision == PrecisionFloat16}
 	s.calls = newCallStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxTrackedCalls, cfg.MaxSessionsPerClient, s.now, s.m)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.classify = newBatcher(s.base, "classify", cfg.MaxBatch, cfg.MaxWait, cfg.MaxQueue, cfg.Workers, s.m,

@@ -54,7 +54,6 @@ var ErrBadToken = errors.New("invalid state token")
 type signer struct {
 	keys []StateKey // keys[0] seals
 	half bool       // model state as float16 (server.state_precision), already rounded by the caller
-	zw   *writers   // DEFLATE writers of float16 tokens
 }
 
 const saltLen = 16
@@ -77,7 +76,7 @@ func tokenAEAD(key, salt []byte) cipher.AEAD {
 var zeroNonce [12]byte
 
 func (s signer) sign(callID, handle string, chain digest, st callwatch.SessionState) (string, error) {
-	plain, err := encodeState(callID, handle, chain, st, s.half, s.zw)
+	plain, err := encodeState(callID, handle, chain, st, s.half)
 	if err != nil {
 		return "", err
 	}

@@ -24,10 +24,10 @@ func FuzzStateToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	plain, _ := encodeState("c1", h, chainStart(h), st, false, nil)
+	plain, _ := encodeState("c1", h, chainStart(h), st, false)
 	f.Add(good, plain)
 	st.State = [][]float32{{0.5, -1, 3e5}, {1e-6}}
-	halfPlain, _ := encodeState("c1", h, chainStart(h), st, true, nil)
+	halfPlain, _ := encodeState("c1", h, chainStart(h), st, true)
 	f.Add(good, halfPlain)
 	f.Add(good, halfPlain[:len(halfPlain)-2])
 	f.Add(good, plain[:len(plain)-1])

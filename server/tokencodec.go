@@ -1,15 +1,13 @@
 package server
 
 import (
-	"bytes"
-	"compress/flate"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"io"
 	"math"
-	"sync"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/callwatch/callwatch"
 )
@@ -37,26 +35,22 @@ import (
 // tensors are written as uvarint count, then per tensor uvarint
 // (length<<1 | half) and the values as float16 (half = 1, every value in
 // range: first every value's high byte, then every low byte) or float32
-// (little-endian), and bit 3 that everything after the two header bytes
-// is raw DEFLATE; scores (score, family_prob, recent, a reason's delta and
-// prior) are then f32 and the level one byte (0 none, 1 suspicious, 2
-// dangerous, 3 a string follows). Only a state the server already rounded to float16 is
-// written so, which keeps the encoding itself exact.
+// (little-endian). That form also writes scores (score, family_prob,
+// recent, a reason's delta and prior) as f32, the level as one byte
+// (0 none, 1 suspicious, 2 dangerous, 3 a string follows), a reason's text
+// packed (appendText: a Hangul syllable in 2 bytes instead of 3) and its
+// times as whole milliseconds where that is exact (appendTime). The server
+// rounds the state and the scores before it seals (roundStateHalf), so the
+// encoding itself loses nothing.
 
 const codecVersion = 2
 
 // Flag bits of the header's second byte.
 const (
-	flagStarted  = 1
-	flagSHA      = 2
-	flagHalf     = 4
-	flagDeflated = 8
+	flagStarted = 1
+	flagSHA     = 2
+	flagHalf    = 4
 )
-
-// maxPlain bounds an inflated plaintext (a 64 KiB text reason at most
-// three times, and the state): a token is opened before it is inflated, so
-// this only guards against a bug, not a forger.
-const maxPlain = 1 << 20
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -69,6 +63,43 @@ func appendF64(b []byte, f float64) []byte {
 
 func appendF32(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(f)))
+}
+
+// appendText writes s as uvarint(length<<1) + bytes where each byte below
+// 0x80 is that ASCII character, a byte 0x80-0xAB and the next are a Hangul
+// syllable (U+AC00 + 14 bits), and 0xFF is followed by any other rune as a
+// uvarint; a text that is not valid UTF-8 is written as
+// uvarint(length<<1 | 1) + its bytes. Korean transcript text shrinks by
+// about a quarter.
+func appendText(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		return append(binary.AppendUvarint(b, uint64(len(s))<<1|1), s...)
+	}
+	var p []byte
+	for _, r := range s {
+		switch {
+		case r < 0x80:
+			p = append(p, byte(r))
+		case r >= hangulFirst && r <= hangulLast:
+			i := r - hangulFirst
+			p = append(p, byte(0x80+i>>8), byte(i))
+		default:
+			p = binary.AppendUvarint(append(p, 0xFF), uint64(r))
+		}
+	}
+	return append(binary.AppendUvarint(b, uint64(len(p))<<1), p...)
+}
+
+const hangulFirst, hangulLast = 0xAC00, 0xD7A3
+
+// appendTime writes t as uvarint(ms<<1) when t is a whole number of
+// milliseconds in [0, 2^52) (t == ms/1000 exactly, as STT times are), else
+// as uvarint(1) + f64.
+func appendTime(b []byte, t float64) []byte {
+	if ms := math.Round(t * 1000); ms >= 0 && ms < 1<<52 && ms/1000 == t {
+		return binary.AppendUvarint(b, uint64(ms)<<1)
+	}
+	return appendF64(binary.AppendUvarint(b, 1), t)
 }
 
 // Levels as one byte in a float16 token.
@@ -114,40 +145,20 @@ func appendTensorsHalf(b []byte, ts [][]float32) []byte {
 			continue
 		}
 		// High bytes (sign, exponent, top of the mantissa) together, then
-		// the low bytes: the high bytes repeat a lot, which DEFLATE uses.
-		for _, v := range t {
-			b = append(b, byte(toHalf(v)>>8))
-		}
-		for _, v := range t {
-			b = append(b, byte(toHalf(v)))
+		// the low bytes (the order compresses better should a later
+		// encoding compress).
+		n := len(b)
+		b = append(b, make([]byte, 2*len(t))...)
+		for i, v := range t {
+			h := toHalf(v)
+			b[n+i], b[n+len(t)+i] = byte(h>>8), byte(h)
 		}
 	}
 	return b
 }
 
-// writers reuses DEFLATE writers: a new one costs about 1 ms and 0.8 MB.
-type writers struct{ p sync.Pool }
-
-func (z *writers) get(dst io.Writer) *flate.Writer {
-	if z != nil {
-		if w, ok := z.p.Get().(*flate.Writer); ok {
-			w.Reset(dst)
-			return w
-		}
-	}
-	w, _ := flate.NewWriter(dst, flate.BestCompression) // only a bad level fails
-	return w
-}
-
-func (z *writers) put(w *flate.Writer) {
-	if z != nil {
-		z.p.Put(w)
-	}
-}
-
-// encodeState writes a token's plaintext; half writes the float16 form
-// (zw, which may be nil, supplies its DEFLATE writers).
-func encodeState(callID, handle string, chain digest, st callwatch.SessionState, half bool, zw *writers) ([]byte, error) {
+// encodeState writes a token's plaintext; half writes the float16 form.
+func encodeState(callID, handle string, chain digest, st callwatch.SessionState, half bool) ([]byte, error) {
 	h, err := base64.RawURLEncoding.DecodeString(handle)
 	if err != nil || len(h) != 16 {
 		return nil, errors.New("bad handle")
@@ -177,7 +188,7 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState,
 		flags |= flagSHA
 	}
 	if half {
-		flags |= flagHalf | flagDeflated
+		flags |= flagHalf
 	}
 	b = append(b, codecVersion, flags)
 	if flags&flagSHA != 0 {
@@ -227,9 +238,15 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState,
 		}
 		found := t.PhraseWords > 0
 		b = append(b, b2u8(found))
-		b = appendString(b, t.Text)
-		b = appendF64(b, t.Start)
-		b = appendF64(b, t.End)
+		if half {
+			b = appendText(b, t.Text)
+			b = appendTime(b, t.Start)
+			b = appendTime(b, t.End)
+		} else {
+			b = appendString(b, t.Text)
+			b = appendF64(b, t.Start)
+			b = appendF64(b, t.End)
+		}
 		b = binary.AppendVarint(b, int64(t.Index))
 		b = score(b, t.Delta)
 		if found {
@@ -239,19 +256,6 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState,
 			b = score(b, t.Prior)
 			b = appendTensors(b, t.State)
 		}
-	}
-	if flags&flagDeflated != 0 {
-		var buf bytes.Buffer
-		buf.Write(b[:2])
-		w := zw.get(&buf)
-		defer zw.put(w)
-		if _, err := w.Write(b[2:]); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
 	}
 	return b, nil
 }
@@ -317,6 +321,63 @@ func (r *reader) count(size int) int {
 }
 
 func (r *reader) str() string { return string(r.bytes(r.count(1))) }
+
+func (r *reader) text() string {
+	v := r.uvarint()
+	if r.err == nil && v>>1 > uint64(len(r.b)) {
+		r.err = errShort
+	}
+	p := r.bytes(int(v >> 1))
+	if r.err != nil {
+		return ""
+	}
+	if v&1 == 1 {
+		return string(p)
+	}
+	var sb strings.Builder
+	for len(p) > 0 {
+		c := p[0]
+		switch {
+		case c < 0x80:
+			sb.WriteByte(c)
+			p = p[1:]
+		case c <= 0xAB && len(p) >= 2:
+			i := rune(c-0x80)<<8 | rune(p[1])
+			if i > hangulLast-hangulFirst {
+				r.err = errors.New("bad packed text")
+				return ""
+			}
+			sb.WriteRune(hangulFirst + i)
+			p = p[2:]
+		case c == 0xFF:
+			v, n := binary.Uvarint(p[1:])
+			if n <= 0 || v > utf8.MaxRune || !utf8.ValidRune(rune(v)) {
+				r.err = errors.New("bad packed text")
+				return ""
+			}
+			sb.WriteRune(rune(v))
+			p = p[1+n:]
+		default:
+			r.err = errors.New("bad packed text")
+			return ""
+		}
+	}
+	return sb.String()
+}
+
+func (r *reader) time() float64 {
+	v := r.uvarint()
+	switch {
+	case v == 1:
+		return r.f64()
+	case v&1 == 0 && v>>1 < 1<<52:
+		return float64(v>>1) / 1000
+	}
+	if r.err == nil {
+		r.err = errors.New("bad time")
+	}
+	return 0
+}
 
 func (r *reader) f32() float64 {
 	b := r.bytes(4)
@@ -398,17 +459,6 @@ func (r *reader) tensorsHalf() [][]float32 {
 	return out
 }
 
-func inflate(b []byte) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxPlain+1))
-	if err != nil {
-		return nil, errors.New("bad compressed body")
-	}
-	if len(out) > maxPlain {
-		return nil, errors.New("compressed body too large")
-	}
-	return out, nil
-}
-
 func decodeState(b []byte) (tokenPayload, digest, error) {
 	var p tokenPayload
 	var chain digest
@@ -423,15 +473,8 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 		return p, chain, errors.New("unknown encoding")
 	}
 	flags := head[1]
-	if flags&^(flagStarted|flagSHA|flagHalf|flagDeflated) != 0 {
+	if flags&^(flagStarted|flagSHA|flagHalf) != 0 {
 		return p, chain, errors.New("unknown flags")
-	}
-	if flags&flagDeflated != 0 {
-		body, err := inflate(r.b)
-		if err != nil {
-			return p, chain, err
-		}
-		r.b = body
 	}
 	st := &p.State
 	st.Started = flags&flagStarted != 0
@@ -486,8 +529,13 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 			if r.err != nil || flags[0] > 1 {
 				return p, chain, errors.New("bad reason flags")
 			}
-			t.Text = r.str()
-			t.Start, t.End = r.f64(), r.f64()
+			if half {
+				t.Text = r.text()
+				t.Start, t.End = r.time(), r.time()
+			} else {
+				t.Text = r.str()
+				t.Start, t.End = r.f64(), r.f64()
+			}
 			t.Index = r.varint()
 			t.Delta = score()
 			if flags[0] == 1 {

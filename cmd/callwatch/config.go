@@ -97,7 +97,7 @@ func buildConfigKeys() []keySpec {
 		{"server.drain_delay", "drain-delay", kindDuration, sd.DrainDelay,
 			"on SIGTERM, how long readiness answers 503 while requests are still served, before the listener closes", nil},
 		{"server.state_precision", "state-precision", kindString, server.PrecisionFloat32,
-			"model state in stream tokens: float32 (exact; 3.6 KB for a 3-reason call on the shipped model) or float16 (1.8 KB; scores move by up to ~3e-4, the same on every replica)",
+			"model state in stream tokens: float32 (exact; 3.6 KB for a 3-reason call on the shipped model) or float16 (1.9 KB; scores move by up to ~3e-4, the same on every replica; faster)",
 			[]string{server.PrecisionFloat32, server.PrecisionFloat16}},
 		{"server.state_keys", "", kindString, "", "", nil},
 		{"server.state_key", "", kindString, "", "", nil},

@@ -49,6 +49,11 @@ class ModelConfig:
     features: Tuple[str, ...] = ("mean_h", "max_h", "last_h", "mean_e")
     # Training-only: drop each feature group whole with this probability.
     group_dropout: float = 0.0
+    # v2 only: what the pooled sums are divided by to make mean_h / mean_e:
+    # "mean" the token count n, "sqrt" sqrt(n). sqrt keeps a few strong tokens
+    # from being diluted in a long call, as the length-normalized bag of n-grams
+    # that transfers best to real calls does (scripts/README, round 6).
+    pool_norm: str = "mean"
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -65,7 +70,8 @@ class ModelConfig:
                            families=tuple(d.get("families", ())),
                            head_hidden=int(d.get("head_hidden", 0)),
                            features=tuple(d.get("features", ("mean_h", "max_h", "last_h", "mean_e"))),
-                           group_dropout=float(d.get("group_dropout", 0.0)))
+                           group_dropout=float(d.get("group_dropout", 0.0)),
+                           pool_norm=str(d.get("pool_norm", "mean")))
 
 
 class CallWatchLSTM(nn.Module):
@@ -189,6 +195,8 @@ class CallWatchPooled(nn.Module):
         super().__init__()
         if cfg.arch != "pooled":
             raise ValueError("CallWatchPooled needs cfg.arch == 'pooled'")
+        if cfg.pool_norm not in ("mean", "sqrt"):
+            raise ValueError(f"unknown pool_norm {cfg.pool_norm!r}, want 'mean' or 'sqrt'")
         for f in cfg.features:
             if f not in FEATURES:
                 raise ValueError(f"unknown feature {f!r}, want some of {FEATURES}")
@@ -232,6 +240,8 @@ class CallWatchPooled(nn.Module):
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
         H, E = self.cfg.hidden, self.cfg.embed
         n = torch.clamp(pn[:, 2 * H + E:], min=1.0)
+        if self.cfg.pool_norm == "sqrt":
+            n = torch.sqrt(n)
         parts = {"mean_h": lambda: pn[:, :H] / n, "max_h": lambda: pn[:, H:2 * H],
                  "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]

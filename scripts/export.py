@@ -59,7 +59,7 @@ ALLOWED_OPS_V2 = frozenset((
     "LSTM", "Gather", "Add", "Sub", "Mul", "Div", "Relu", "Max", "Min", "ReduceSum", "ReduceMax",
     "Range", "Less", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gemm", "MatMul", "Softmax", "Shape",
     "Slice", "Reshape", "Transpose", "Expand", "Constant", "ConstantOfShape", "Where", "Equal",
-    "Tanh", "Sigmoid", "Clip"))
+    "Tanh", "Sigmoid", "Clip", "Sqrt"))
 # Parity tolerances between the exported graph (numpy reference, float64) and
 # PyTorch (float32):
 # - probabilities (probs, family_probs) are bounded in [0, 1]: strict absolute
@@ -354,7 +354,8 @@ def export_onnx(model: torch.nn.Module, path: str, metadata: Optional[Dict[str, 
     if v2:
         meta.update({"callwatch.arch": "pooled", "callwatch.pooled": str(model.pooled_size),
                      "callwatch.families": ",".join(model.families),
-                     "callwatch.features": ",".join(cfg.features)})
+                     "callwatch.features": ",".join(cfg.features),
+                     "callwatch.pool_norm": cfg.pool_norm})
     meta.update(metadata or {})
     del m.metadata_props[:]
     for k in sorted(meta):

@@ -30,6 +30,10 @@ class OnnxToTorchTest(unittest.TestCase):
         self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=2, arch="pooled",
                                    families=("a_fam", "b_fam", "c_fam")))
 
+    def test_pooled_sqrt_norm(self) -> None:
+        self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
+                                   families=("a_fam", "b_fam"), pool_norm="sqrt"))
+
     def test_pooled_head_hidden(self) -> None:
         self.roundtrip(ModelConfig(vocab=30, embed=4, hidden=8, layers=1, arch="pooled",
                                    families=("x", "y"), head_hidden=5))

@@ -89,16 +89,20 @@ class ExportTest(unittest.TestCase):
             onnxref.run(onnx.helper.make_model(g), {"x": np.zeros(1, np.float32)})
 
 
-def tiny_v2(layers: int = 2, head_hidden: int = 0) -> CallWatchPooled:
+def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean") -> CallWatchPooled:
     torch.manual_seed(5)
     return CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, layers=layers, arch="pooled",
                                        families=("a_normal", "b_phish", "c_phish"),
-                                       head_hidden=head_hidden)).eval()
+                                       head_hidden=head_hidden, pool_norm=pool_norm)).eval()
 
 
 class PooledModelTest(unittest.TestCase):
     def test_streaming_equals_whole(self) -> None:
-        m = tiny_v2()
+        for norm in ("mean", "sqrt"):
+            with self.subTest(pool_norm=norm):
+                self.check_streaming(tiny_v2(pool_norm=norm))
+
+    def check_streaming(self, m: CallWatchPooled) -> None:
         row = torch.randint(1, 40, (1, 50))
         with torch.no_grad():
             whole = m(row, torch.tensor([50]))
@@ -133,9 +137,9 @@ class PooledModelTest(unittest.TestCase):
         self.assertLess((fam - ref[1]).abs().max().item(), 1e-6)
 
     def test_export_v2_contract(self) -> None:
-        for layers, hh in ((1, 0), (2, 8)):
-            with self.subTest(layers=layers), tempfile.TemporaryDirectory() as d:
-                model = tiny_v2(layers, hh)
+        for layers, hh, norm in ((1, 0, "mean"), (2, 8, "mean"), (1, 0, "sqrt")):
+            with self.subTest(layers=layers, pool_norm=norm), tempfile.TemporaryDirectory() as d:
+                model = tiny_v2(layers, hh, norm)
                 path = os.path.join(d, "m.onnx")
                 with open(os.devnull, "w") as null:
                     export.export_onnx(model, path, log=null)
@@ -147,6 +151,7 @@ class PooledModelTest(unittest.TestCase):
                 meta = {p.key: p.value for p in m.metadata_props}
                 self.assertEqual(meta["callwatch.families"], "a_normal,b_phish,c_phish")
                 self.assertEqual(meta["callwatch.pooled"], str(model.pooled_size))
+                self.assertEqual(meta["callwatch.pool_norm"], norm)
                 # Unwired sequence_lens must be caught (the mask alone would hide it from pn).
                 for n in m.graph.node:
                     if n.op_type == "LSTM":
@@ -170,6 +175,27 @@ class PooledModelTest(unittest.TestCase):
         whole, last = cases["whole_call"], cases["segments_part3"]
         self.assertLess(max(abs(a - b) for a, b in zip(whole["probs"], last["probs"])), 1e-6)
         self.assertIn("family_probs", whole)
+
+
+class CheckpointTeacherTest(unittest.TestCase):
+    def test_mean_logit_of_checkpoints(self) -> None:
+        from cwmodel import save_checkpoint
+        from train import CheckpointTeacher
+        models = [tiny_v2(1), tiny_v2(2, pool_norm="sqrt")]
+        seqs = [np.array([3, 4, 5]), np.arange(1, 40), np.array([7])]
+        with tempfile.TemporaryDirectory() as d:
+            paths = []
+            for k, m in enumerate(models):
+                paths.append(os.path.join(d, f"m{k}.pt"))
+                save_checkpoint(m, paths[-1])
+            got = CheckpointTeacher(paths).predict(seqs)
+        for i, s in enumerate(seqs):
+            z = 0.0
+            with torch.no_grad():
+                for m in models:
+                    lg = m.encode(torch.from_numpy(s)[None], torch.tensor([len(s)]))[0][0]
+                    z += float(lg[1] - lg[0]) / len(models)
+            self.assertAlmostEqual(got[i], 1 / (1 + np.exp(-z)), places=5)
 
 
 class ReferenceOpsTest(unittest.TestCase):

@@ -55,7 +55,8 @@ v2 (--arch pooled, cwmodel.CallWatchPooled; make-model.sh's recipe):
   --shuffle (segments of a sequence permuted); --group-dropout drops a whole
   feature group; --ema keeps a moving average of the weights;
 - --distill L: + L * BCE(student P(phishing), teacher P(phishing)) on every
-  example, the teacher being lrteacher.LRTeacher fit on the training split;
+  example, the teacher being lrteacher.LRTeacher fit on the training split,
+  or, with --teacher-models, the mean logit of trained checkpoints;
 - selection (best epoch, early stopping) on ROC-AUC over a synthetic pool:
   validation calls whole, crops, noisy crops, long concatenations;
 - thresholds on a synthetic normal pool (threshold_pool): suspicious =
@@ -578,6 +579,45 @@ def v2_predict(model, seqs: List[np.ndarray], batch_tokens: int = 32768) -> np.n
     return scores
 
 
+class CheckpointTeacher:
+    """An ensemble of trained models as the distillation teacher (--teacher-models): P(phishing)
+    is the sigmoid of the mean of their logit differences. Distilling several seeds into one
+    student is how an ensemble's lower seed variance gets into one graph."""
+
+    def __init__(self, paths: List[str]) -> None:
+        from cwmodel import load_checkpoint
+        self.models = [load_checkpoint(p) for p in paths]
+        self.params = {"kind": "ensemble of checkpoints (mean logit)", "models": paths}
+
+    def predict(self, seqs: List[Any]) -> np.ndarray:
+        seqs = [np.asarray(s, np.int64) for s in seqs]
+        z = np.zeros(len(seqs))
+        for m in self.models:
+            m.eval()
+            z += logit_diffs(m, seqs)
+        return 1 / (1 + np.exp(-z / len(self.models)))
+
+
+def logit_diffs(model, seqs: List[np.ndarray], batch_tokens: int = 32768) -> np.ndarray:
+    """logit(phishing) - logit(normal) per sequence, zero state, batched by length."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = np.zeros(len(seqs))
+    k = 0
+    with torch.no_grad():
+        while k < len(order):
+            n = max(1, batch_tokens // max(1, len(seqs[order[min(len(order) - 1, k + 63)]])))
+            idx = order[k:k + min(n, 256)]
+            width = max(len(seqs[i]) for i in idx)
+            x = torch.zeros(len(idx), width, dtype=torch.int64)
+            for j, i in enumerate(idx):
+                x[j, :len(seqs[i])] = torch.from_numpy(seqs[i])
+            lens = torch.tensor([len(seqs[i]) for i in idx])
+            lg = model.train_logits(x, lens)[0] if hasattr(model, "train_logits") else model.logits_at_last(x, lens)
+            out[idx] = (lg[:, 1] - lg[:, 0]).double().numpy()
+            k += len(idx)
+    return out
+
+
 def v2_val_pool(a, val: List[Call]) -> Dict[str, List[Tuple[np.ndarray, int]]]:
     """The synthetic selection pool (fixed for a seed): validation calls whole, one crop of
     each (starts and ends anywhere), long concatenations of validation calls (normal ones all
@@ -627,7 +667,10 @@ def train_v2(a, t0: float, log) -> int:
     class_weight = counts.sum() / (2 * counts)
 
     teacher = None
-    if a.distill > 0:
+    if a.distill > 0 and a.teacher_models:
+        teacher = CheckpointTeacher(a.teacher_models.split(","))
+        log(f"teacher: {teacher.params}")
+    elif a.distill > 0:
         from lrteacher import LRTeacher
         teacher = LRTeacher(C=a.teacher_c).fit([c.ids for c in train], [c.label for c in train])
         log(f"teacher: {teacher.params} fit on {len(train)} training calls")
@@ -635,7 +678,7 @@ def train_v2(a, t0: float, log) -> int:
     cfg = ModelConfig(vocab=a.vocab_size, embed=a.embed, hidden=a.hidden, layers=a.layers,
                       dropout=a.dropout, arch="pooled", families=tuple(families),
                       head_hidden=a.head_hidden, features=tuple(a.features.split(",")),
-                      group_dropout=a.group_dropout)
+                      group_dropout=a.group_dropout, pool_norm=a.pool_norm)
     model = build_model(cfg)
     if a.embed_init > 0:
         with torch.no_grad():
@@ -932,6 +975,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="last: v1 head on the last token; pooled: v2 pooled state + family head")
     ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e", help="v2 head features")
     ap.add_argument("--head-hidden", type=int, default=0, help="v2 shared ReLU layer (0: linear heads)")
+    ap.add_argument("--pool-norm", choices=("mean", "sqrt"), default="mean",
+                    help="v2: divide the pooled sums by n (mean) or sqrt(n)")
     ap.add_argument("--group-dropout", type=float, default=0.0, help="v2: drop a whole feature group")
     ap.add_argument("--family-weight", type=float, default=0.2, help="v2: weight of the family loss")
     ap.add_argument("--crops", type=int, default=1, help="v2: random crops per call per epoch")
@@ -946,6 +991,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--distill", type=float, default=0.0,
                     help="v2: weight of BCE(student P(phishing), TF-IDF LR teacher's) on every example")
     ap.add_argument("--teacher-c", type=float, default=10.0, help="v2: teacher's inverse L2 strength")
+    ap.add_argument("--teacher-models", default="",
+                    help="v2: comma-separated model.pt checkpoints whose mean logit is the --distill "
+                         "teacher instead of the TF-IDF LR (distilling an ensemble into one model)")
     ap.add_argument("--batch-tokens", type=int, default=12288, help="v2: padded tokens per batch")
     ap.add_argument("--threshold-long", type=int, default=300,
                     help="v2: long normal excerpts in the threshold pool")

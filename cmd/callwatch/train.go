@@ -292,7 +292,15 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 	step.next("parity: onnxruntime vs pure Go on the new bundle")
 	rep, err := e.bundleParity(c, o.out, exs)
 	if err != nil {
-		return err
+		// The bundle is complete (the exporter already checked the graph
+		// against PyTorch); say so, and how to finish the check.
+		input := "FILE"
+		if len(o.data) > 0 {
+			input = o.data[0]
+		}
+		return fmt.Errorf("the bundle is written to %s, but its parity check (onnxruntime vs pure Go) did not run: %w; "+
+			"once onnxruntime loads (bash scripts/setup-ort.sh, or --ort-library), run: callwatch parity --model %s --input %s",
+			o.out, err, o.out, input)
 	}
 	summary := map[string]any{"out": o.out, "records": len(exs), "data": files, "parity": rep}
 	if r, err := os.ReadFile(filepath.Join(wd, "train_report.json")); err == nil {

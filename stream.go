@@ -348,7 +348,12 @@ func (s *Session) Reasons(ctx context.Context) ([]Reason, error) {
 		return nil, nil
 	}
 	out := make([]Reason, 0, len(top))
-	for _, sg := range top {
+	for i, sg := range top {
+		if i > 0 && round4(sg.Delta) == 0 {
+			// Once the score saturates, a later segment moves it by less
+			// than shown (delta 0.0000): not a reason an analyst can use.
+			break
+		}
 		sp := sg.phrase
 		if sp.N == 0 {
 			var err error

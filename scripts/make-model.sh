@@ -7,7 +7,7 @@
 # Environment: SEED (training seed, 1), CORPUS_SEED (generator seed, 1), VOCAB_SIZE, MIN_CALLS,
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
-# VERSION (card version, 0.6.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# VERSION (card version, 0.7.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -27,8 +27,11 @@ CORPUS_SET="${CORPUS_SET-corpus/sets/v0.6-hard10.txt}"
 # threshold is the higher of the synthetic pool's and theirs at the same FPR target. CALIB_SET= skips it.
 CALIB_SET="${CALIB_SET-corpus/sets/v0.6-hard10-calibration.txt}"
 # Training recipe v2 "a" (scripts/README.md, rounds): pooled running state and a family head (loss
-# weight 0.2); the binary head reads [mean h, max(0, h), last h, mean embedding], all carried as
-# state. Every epoch: 2 fresh variants per base dialogue, whole (a random 512-token window when
+# weight 0.2); the binary head reads [mean h, last h, mean embedding], the means taken as sum / sqrt(n)
+# (--pool-norm sqrt), all carried as state (with max(0, h), which the head no longer reads: a running
+# max can only grow with the call, a length channel that ranked long normal calls above short scams;
+# round 6 of scripts/README.md). Then --max-logit 12 divides the binary head by T (the largest logit
+# difference on the synthetic pools / 12): no ranking changes, but long calls no longer tie at 1.0. Every epoch: 2 fresh variants per base dialogue, whole (a random 512-token window when
 # longer) and as one crop that starts and ends anywhere, plus 200 long multi-call sequences; word
 # dropout 0.1 plus frequency-scaled dropout 0.5 (--freq-dropout: a token in every call goes to [UNK]
 # half the time, a rare one almost never: an IDF-like bias, aishield +0.02 to +0.06 in each of 3
@@ -40,7 +43,7 @@ CALIB_SET="${CALIB_SET-corpus/sets/v0.6-hard10-calibration.txt}"
 TRAIN_ARGS="${TRAIN_ARGS:---arch pooled --embed 64 --hidden 128 --dropout 0.3 --weight-decay 0.01 \
  --word-dropout 0.1 --freq-dropout 0.5 --max-len 512 --variants-per-epoch 2 --val-variants 1 --crops 1 --prefixes 0 \
  --concat 200 --val-concat 200 --family-weight 0.2 --epochs 8 --patience 3 --suspicious-fpr 0.025 \
- --dangerous-fpr 0.005 --threshold-long 300 --threads 1}"
+ --dangerous-fpr 0.005 --threshold-long 300 --threads 1 --features mean_h,last_h,mean_e --pool-norm sqrt --max-logit 12}"
 OUT="${OUT:-models/ko-vishing-lstm}"
 WORK="${WORK:-build/model}"
 CORPUS_DIR="${CORPUS_DIR:-corpus/build}"
@@ -75,7 +78,7 @@ echo "== train (vocab $vocab, seed $SEED)"
 $PY scripts/train.py --data "$WORK/train.jsonl" --vocab-size "$vocab" --out "$WORK" --seed "$SEED" $TRAIN_ARGS "${calib[@]}"
 echo "== bundle → $OUT"
 $PY scripts/make_bundle.py --work "$WORK" --out "$OUT" --corpus "$CORPUS_DIR/stats.json" --seed "$SEED" \
-  --version "${VERSION:-0.6.0}" \
+  --version "${VERSION:-0.7.0}" \
   --command "SEED=$SEED bash scripts/make-model.sh" ${CHECKPOINT:+--with-checkpoint}
 if [ "${PARITY:-1}" = 1 ]; then
   echo "== parity (onnxruntime vs pure Go)"

@@ -809,6 +809,22 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
               history, epochs_run, best_epoch, n_pos) -> int:
     ev = v2_eval_pool(model, pool)
     tpool = threshold_pool(a, val)
+    temperature = 1.0
+    if a.max_logit > 0:
+        # Scores that reach float32 1.0 tie, and no threshold separates tied normal calls
+        # (callwatch calibrate then cannot meet its target). Dividing the binary head by T changes
+        # no ranking: T is the largest |logit(phishing) - logit(normal)| over the synthetic pools
+        # over --max-logit (never below 1).
+        seqs = list(tpool) + [np.asarray(c.ids, np.int64) for c in val]
+        if a.calib:
+            seqs += [np.asarray(c.ids, np.int64) for c in load_calls(a.calib, a.vocab_size)]
+        m = float(np.max(np.abs(logit_diffs(model, seqs))))
+        temperature = max(1.0, m / a.max_logit)
+        with torch.no_grad():
+            model.head.weight.div_(temperature)
+            model.head.bias.div_(temperature)
+        log(f"largest |logit difference| on the synthetic pools {m:.1f}: binary head divided by "
+            f"T = {temperature:.3f} (--max-logit {a.max_logit})")
     ts = v2_predict(model, tpool)
     susp = max(0.5, fpr_threshold(ts, a.suspicious_fpr))
     th = {"suspicious": susp, "dangerous": max(susp, fpr_threshold(ts, a.dangerous_fpr))}
@@ -913,6 +929,10 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
                               f"of held-out hard normals (never trained on)" if a.calib else "")),
         "thresholds": th,
         "calibration_pool": calib_info,
+        "temperature": {"T": temperature, "max_logit": a.max_logit,
+                        "rule": "binary head divided by T = max(1, largest |logit difference| over "
+                                "the synthetic pools (threshold pool, validation calls, calibration "
+                                "calls) / max_logit), before thresholds: no ranking changes"},
         "validation": metrics,
         "history": history,
         "onnx_ops": op_list(om) if om is not None else None,
@@ -991,6 +1011,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--distill", type=float, default=0.0,
                     help="v2: weight of BCE(student P(phishing), TF-IDF LR teacher's) on every example")
     ap.add_argument("--teacher-c", type=float, default=10.0, help="v2: teacher's inverse L2 strength")
+    ap.add_argument("--max-logit", type=float, default=0.0,
+                    help="v2: after training, divide the binary head so that no synthetic call's "
+                         "logit difference exceeds this (0: off); keeps scores off float32 1.0")
     ap.add_argument("--teacher-models", default="",
                     help="v2: comma-separated model.pt checkpoints whose mean logit is the --distill "
                          "teacher instead of the TF-IDF LR (distilling an ensemble into one model)")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"slices"
 
 	"github.com/callwatch/callwatch"
 )
@@ -92,23 +93,16 @@ func halfable(t []float32) bool {
 func roundStateHalf(st *callwatch.SessionState) {
 	f32 := func(f float64) float64 { return float64(float32(f)) }
 	st.Score, st.FamilyProb = f32(st.Score), f32(st.FamilyProb)
-	recent := make([]float64, len(st.Recent))
+	// Copies: the snapshot's slices may be shared with the session.
+	st.Recent = slices.Clone(st.Recent)
 	for i, r := range st.Recent {
-		recent[i] = f32(r)
+		st.Recent[i] = f32(r)
 	}
-	if st.Recent != nil {
-		st.Recent = recent
+	st.Top = slices.Clone(st.Top)
+	for i := range st.Top {
+		st.Top[i].Delta, st.Top[i].Prior = f32(st.Top[i].Delta), f32(st.Top[i].Prior)
 	}
-	top := append([]callwatch.TopSegment(nil), st.Top...)
-	for i := range top {
-		top[i].Delta, top[i].Prior = f32(top[i].Delta), f32(top[i].Prior)
-	}
-	if st.Top != nil {
-		st.Top = top
-	}
-	state := make([][]float32, len(st.State))
-	copy(state, st.State)
-	st.State = state
+	st.State = slices.Clone(st.State)
 	for i, t := range st.State {
 		if !halfable(t) {
 			continue

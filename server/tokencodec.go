@@ -34,8 +34,7 @@ import (
 // With server.state_precision float16, flags bit 2 says the model state's
 // tensors are written as uvarint count, then per tensor uvarint
 // (length<<1 | half) and the values as float16 (half = 1, every value in
-// range: first every value's high byte, then every low byte) or float32
-// (little-endian). That form also writes scores (score, family_prob,
+// range) or float32, little-endian. That form also writes scores (score, family_prob,
 // recent, a reason's delta and prior) as f32, the level as one byte
 // (0 none, 1 suspicious, 2 dangerous, 3 a string follows), a reason's text
 // packed (appendText: a Hangul syllable in 2 bytes instead of 3) and its
@@ -122,36 +121,23 @@ func levelCode(l callwatch.Level) byte {
 	return levelOther
 }
 
-func appendTensors(b []byte, ts [][]float32) []byte {
+// appendTensors writes ts as float32, or with half as float16 where a
+// tensor fits (its length then carries the choice in its low bit).
+func appendTensors(b []byte, ts [][]float32, half bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ts)))
 	for _, t := range ts {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		for _, v := range t {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		h := half && halfable(t)
+		if half {
+			b = binary.AppendUvarint(b, uint64(len(t))<<1|uint64(b2u8(h)))
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(t)))
 		}
-	}
-	return b
-}
-
-func appendTensorsHalf(b []byte, ts [][]float32) []byte {
-	b = binary.AppendUvarint(b, uint64(len(ts)))
-	for _, t := range ts {
-		half := halfable(t)
-		b = binary.AppendUvarint(b, uint64(len(t))<<1|uint64(b2u8(half)))
-		if !half {
-			for _, v := range t {
+		for _, v := range t {
+			if h {
+				b = binary.LittleEndian.AppendUint16(b, toHalf(v))
+			} else {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 			}
-			continue
-		}
-		// High bytes (sign, exponent, top of the mantissa) together, then
-		// the low bytes (the order compresses better should a later
-		// encoding compress).
-		n := len(b)
-		b = append(b, make([]byte, 2*len(t))...)
-		for i, v := range t {
-			h := toHalf(v)
-			b[n+i], b[n+len(t)+i] = byte(h>>8), byte(h)
 		}
 	}
 	return b
@@ -221,11 +207,7 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState,
 	}
 	b = binary.AppendVarint(b, int64(st.Segments))
 	b = binary.AppendVarint(b, int64(st.Tokens))
-	if half {
-		b = appendTensorsHalf(b, st.State)
-	} else {
-		b = appendTensors(b, st.State)
-	}
+	b = appendTensors(b, st.State, half)
 	b = binary.AppendUvarint(b, uint64(len(st.Top)))
 	for _, t := range st.Top {
 		for _, f := range []float64{t.Start, t.End, t.Delta, t.Prior} {
@@ -254,7 +236,7 @@ func encodeState(callID, handle string, chain digest, st callwatch.SessionState,
 			b = binary.AppendUvarint(b, uint64(t.PhraseWords))
 		} else {
 			b = score(b, t.Prior)
-			b = appendTensors(b, t.State)
+			b = appendTensors(b, t.State, false)
 		}
 	}
 	return b, nil
@@ -405,51 +387,32 @@ func (r *reader) small() int {
 	return int(v)
 }
 
-func (r *reader) tensors() [][]float32 {
-	const size = 4
+// tensors reads what appendTensors wrote with the same half.
+func (r *reader) tensors(half bool) [][]float32 {
 	n := r.count(1)
 	if n == 0 {
 		return nil
 	}
 	out := make([][]float32, 0, n)
 	for range n {
-		m := r.count(size)
-		raw := r.bytes(m * size)
+		m, size := r.uvarint(), uint64(4)
+		if half {
+			if m&1 == 1 {
+				size = 2
+			}
+			m >>= 1
+		}
+		if r.err == nil && m > uint64(len(r.b))/size {
+			r.err = errShort
+		}
+		raw := r.bytes(int(m * size))
 		if r.err != nil {
 			return nil
 		}
 		t := make([]float32, m)
 		for i := range t {
-			t[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		out = append(out, t)
-	}
-	return out
-}
-
-func (r *reader) tensorsHalf() [][]float32 {
-	n := r.count(1)
-	if n == 0 {
-		return nil
-	}
-	out := make([][]float32, 0, n)
-	for range n {
-		v := r.uvarint()
-		size := 4
-		if v&1 == 1 {
-			size = 2
-		}
-		if r.err == nil && v>>1 > uint64(len(r.b)/size) {
-			r.err = errShort
-		}
-		raw := r.bytes(int(v>>1) * size)
-		if r.err != nil {
-			return nil
-		}
-		t := make([]float32, v>>1)
-		for i := range t {
 			if size == 2 {
-				t[i] = fromHalf(uint16(raw[i])<<8 | uint16(raw[len(t)+i]))
+				t[i] = fromHalf(binary.LittleEndian.Uint16(raw[2*i:]))
 			} else {
 				t[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 			}
@@ -516,11 +479,7 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 	}
 	st.Segments = r.varint()
 	st.Tokens = r.varint()
-	if half {
-		st.State = r.tensorsHalf()
-	} else {
-		st.State = r.tensors()
-	}
+	st.State = r.tensors(half)
 	if n := r.count(28); n > 0 {
 		st.Top = make([]callwatch.TopSegment, n)
 		for i := range st.Top {
@@ -545,7 +504,7 @@ func decodeState(b []byte) (tokenPayload, digest, error) {
 				}
 			} else {
 				t.Prior = score()
-				t.State = r.tensors()
+				t.State = r.tensors(false)
 			}
 		}
 	}

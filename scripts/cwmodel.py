@@ -17,6 +17,7 @@ Works with torch 1.13 (Debian) and torch 2.x.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -54,6 +55,13 @@ class ModelConfig:
     # from being diluted in a long call, as the length-normalized bag of n-grams
     # that transfers best to real calls does (scripts/README, round 6).
     pool_norm: str = "mean"
+    # v2, pool_norm "sqrt" only: past this many tokens the divisor grows as n
+    # (n / sqrt(cap)) instead of sqrt(n), so a long call's features stay in
+    # the range training saw (windows of at most --max-len tokens) instead of
+    # growing without bound: real normal calls run to thousands of tokens and
+    # a feature that grows with length ranks them above short scams
+    # (scripts/README, round 7). 0: no cap.
+    pool_cap: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -71,7 +79,8 @@ class ModelConfig:
                            head_hidden=int(d.get("head_hidden", 0)),
                            features=tuple(d.get("features", ("mean_h", "max_h", "last_h", "mean_e"))),
                            group_dropout=float(d.get("group_dropout", 0.0)),
-                           pool_norm=str(d.get("pool_norm", "mean")))
+                           pool_norm=str(d.get("pool_norm", "mean")),
+                           pool_cap=int(d.get("pool_cap", 0)))
 
 
 class CallWatchLSTM(nn.Module):
@@ -197,6 +206,8 @@ class CallWatchPooled(nn.Module):
             raise ValueError("CallWatchPooled needs cfg.arch == 'pooled'")
         if cfg.pool_norm not in ("mean", "sqrt"):
             raise ValueError(f"unknown pool_norm {cfg.pool_norm!r}, want 'mean' or 'sqrt'")
+        if cfg.pool_cap < 0 or (cfg.pool_cap > 0 and cfg.pool_norm != "sqrt"):
+            raise ValueError(f"pool_cap {cfg.pool_cap} needs pool_norm 'sqrt' and a positive value")
         for f in cfg.features:
             if f not in FEATURES:
                 raise ValueError(f"unknown feature {f!r}, want some of {FEATURES}")
@@ -241,7 +252,10 @@ class CallWatchPooled(nn.Module):
         H, E = self.cfg.hidden, self.cfg.embed
         n = torch.clamp(pn[:, 2 * H + E:], min=1.0)
         if self.cfg.pool_norm == "sqrt":
-            n = torch.sqrt(n)
+            if self.cfg.pool_cap > 0:
+                n = torch.max(torch.sqrt(n), n / math.sqrt(self.cfg.pool_cap))
+            else:
+                n = torch.sqrt(n)
         parts = {"mean_h": lambda: pn[:, :H] / n, "max_h": lambda: pn[:, H:2 * H],
                  "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]

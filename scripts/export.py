@@ -356,6 +356,8 @@ def export_onnx(model: torch.nn.Module, path: str, metadata: Optional[Dict[str, 
                      "callwatch.families": ",".join(model.families),
                      "callwatch.features": ",".join(cfg.features),
                      "callwatch.pool_norm": cfg.pool_norm})
+        if cfg.pool_cap > 0:
+            meta["callwatch.pool_cap"] = str(cfg.pool_cap)
     meta.update(metadata or {})
     del m.metadata_props[:]
     for k in sorted(meta):

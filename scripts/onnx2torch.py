@@ -5,7 +5,8 @@ fine-tuned (`callwatch train --from BUNDLE`) without its training checkpoint.
     /usr/bin/python3 scripts/onnx2torch.py --onnx models/ko-vishing-lstm/model.onnx --out model.pt
 
 Sizes come from the graph (embedding table, LSTM nodes, head weights) and the exporter's metadata
-(callwatch.arch, callwatch.features, callwatch.families, callwatch.pool_norm). The LSTM weights are found through each
+(callwatch.arch, callwatch.features, callwatch.families, callwatch.pool_norm,
+callwatch.pool_cap). The LSTM weights are found through each
 LSTM node's inputs (their initializer names are anonymous) and put back in PyTorch's gate order:
 ONNX stores W, R, B as i, o, f, c; PyTorch wants i, f, g(c), o; B is [W_b | R_b]. The rebuilt
 model is then checked against the graph itself (scripts/onnxref.py) on random inputs, so a wrong
@@ -63,7 +64,8 @@ def load_onnx(path: str) -> torch.nn.Module:
     cfg = ModelConfig(vocab=int(emb.shape[0]), embed=int(emb.shape[1]), hidden=hidden, layers=len(lstms),
                       arch=arch, families=families, head_hidden=head_hidden,
                       features=features if arch == "pooled" else ("mean_h", "max_h", "last_h", "mean_e"),
-                      pool_norm=meta.get("callwatch.pool_norm", "mean") if arch == "pooled" else "mean")
+                      pool_norm=meta.get("callwatch.pool_norm", "mean") if arch == "pooled" else "mean",
+                      pool_cap=int(meta.get("callwatch.pool_cap", "0")) if arch == "pooled" else 0)
     model = build_model(cfg)
     sd = model.state_dict()
     new: Dict[str, torch.Tensor] = {"embed.weight": torch.from_numpy(emb.copy())}

@@ -21,6 +21,8 @@ class OnnxToTorchTest(unittest.TestCase):
             path = os.path.join(td, "m.onnx")
             export_onnx(model, path, metadata={"callwatch.families": ",".join(cfg.families)}, log=io.StringIO())
             back = load_onnx(path)
+        self.assertEqual(back.cfg.pool_norm, cfg.pool_norm)
+        self.assertEqual(back.cfg.pool_cap, cfg.pool_cap)
         want, got = model.state_dict(), back.state_dict()
         self.assertEqual(sorted(want), sorted(got))
         for k in want:
@@ -33,6 +35,10 @@ class OnnxToTorchTest(unittest.TestCase):
     def test_pooled_sqrt_norm(self) -> None:
         self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
                                    families=("a_fam", "b_fam"), pool_norm="sqrt"))
+
+    def test_pooled_sqrt_cap(self) -> None:
+        self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
+                                   families=("a_fam", "b_fam"), pool_norm="sqrt", pool_cap=512))
 
     def test_pooled_head_hidden(self) -> None:
         self.roundtrip(ModelConfig(vocab=30, embed=4, hidden=8, layers=1, arch="pooled",

@@ -89,18 +89,38 @@ class ExportTest(unittest.TestCase):
             onnxref.run(onnx.helper.make_model(g), {"x": np.zeros(1, np.float32)})
 
 
-def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean") -> CallWatchPooled:
+def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean",
+            pool_cap: int = 0) -> CallWatchPooled:
     torch.manual_seed(5)
     return CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, layers=layers, arch="pooled",
                                        families=("a_normal", "b_phish", "c_phish"),
-                                       head_hidden=head_hidden, pool_norm=pool_norm)).eval()
+                                       head_hidden=head_hidden, pool_norm=pool_norm,
+                                       pool_cap=pool_cap)).eval()
 
 
 class PooledModelTest(unittest.TestCase):
     def test_streaming_equals_whole(self) -> None:
-        for norm in ("mean", "sqrt"):
-            with self.subTest(pool_norm=norm):
-                self.check_streaming(tiny_v2(pool_norm=norm))
+        # cap 8: the 50-token row crosses it inside a segment.
+        for norm, cap in (("mean", 0), ("sqrt", 0), ("sqrt", 8)):
+            with self.subTest(pool_norm=norm, pool_cap=cap):
+                self.check_streaming(tiny_v2(pool_norm=norm, pool_cap=cap))
+
+    def test_pool_cap(self) -> None:
+        """Up to cap tokens the divisor is sqrt(n); past it n/sqrt(cap), so a call that keeps
+        saying the same thing keeps the same features instead of growing as sqrt(n)."""
+        m = tiny_v2(pool_norm="sqrt", pool_cap=16)
+        H, E = m.cfg.hidden, m.cfg.embed
+        for n, want in ((4.0, 2.0), (16.0, 4.0), (64.0, 16.0)):
+            pn = torch.zeros(1, m.pooled_size)
+            pn[0, 2 * H:2 * H + E] = n  # sum_e = n: each token embedding all ones
+            pn[0, -1] = n
+            feats = {}
+            m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))
+            with torch.no_grad():
+                m.head_logits(pn, torch.zeros(1, H))
+            self.assertAlmostEqual(float(feats["z"][0, -1]), n / want, places=5)
+        with self.assertRaises(ValueError):
+            tiny_v2(pool_norm="mean", pool_cap=16)
 
     def check_streaming(self, m: CallWatchPooled) -> None:
         row = torch.randint(1, 40, (1, 50))
@@ -137,9 +157,11 @@ class PooledModelTest(unittest.TestCase):
         self.assertLess((fam - ref[1]).abs().max().item(), 1e-6)
 
     def test_export_v2_contract(self) -> None:
-        for layers, hh, norm in ((1, 0, "mean"), (2, 8, "mean"), (1, 0, "sqrt")):
-            with self.subTest(layers=layers, pool_norm=norm), tempfile.TemporaryDirectory() as d:
-                model = tiny_v2(layers, hh, norm)
+        for layers, hh, norm, cap in ((1, 0, "mean", 0), (2, 8, "mean", 0), (1, 0, "sqrt", 0),
+                                      (1, 0, "sqrt", 12)):
+            with self.subTest(layers=layers, pool_norm=norm, pool_cap=cap), \
+                    tempfile.TemporaryDirectory() as d:
+                model = tiny_v2(layers, hh, norm, cap)
                 path = os.path.join(d, "m.onnx")
                 with open(os.devnull, "w") as null:
                     export.export_onnx(model, path, log=null)
@@ -152,6 +174,7 @@ class PooledModelTest(unittest.TestCase):
                 self.assertEqual(meta["callwatch.families"], "a_normal,b_phish,c_phish")
                 self.assertEqual(meta["callwatch.pooled"], str(model.pooled_size))
                 self.assertEqual(meta["callwatch.pool_norm"], norm)
+                self.assertEqual(meta.get("callwatch.pool_cap", "0"), str(cap))
                 # Unwired sequence_lens must be caught (the mask alone would hide it from pn).
                 for n in m.graph.node:
                     if n.op_type == "LSTM":

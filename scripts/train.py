@@ -514,7 +514,7 @@ def v2_epoch(a, rng: random.Random, nrng: np.random.RandomState, train: List[Cal
     if a.concat > 0:
         for ids, lab in concat_examples(train, rng, a.concat, a.concat_min, a.concat_max, 1 << 30,
                                         a.concat_phish_share):
-            ex.append(Ex2(window(rng, np.asarray(ids, np.int64), a.max_len), lab))
+            ex.append(Ex2(window(rng, np.asarray(ids, np.int64), a.concat_window or a.max_len), lab))
     if a.mix > 0:
         ex += mix_examples(rng, train, a.mix, a.crop_min, a.max_len, a.max_len,
                            latch=(a.mix_label == "latch"))
@@ -977,6 +977,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="long multi-call training sequences per epoch (half per label)")
     ap.add_argument("--concat-min", type=int, default=256, help="shortest concatenation target, tokens")
     ap.add_argument("--concat-max", type=int, default=3072, help="longest concatenation, tokens")
+    ap.add_argument("--concat-window", type=int, default=0,
+                    help="v2: train on a random window of this many tokens of each concatenation "
+                         "(0: --max-len); real normal calls run to thousands of tokens")
     ap.add_argument("--concat-phish-share", type=float, default=0.5,
                     help="share of phishing parts in a phishing concatenation")
     ap.add_argument("--val-concat", type=int, default=0,

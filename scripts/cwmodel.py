@@ -172,7 +172,7 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-FEATURES = ("mean_h", "max_h", "last_h", "mean_e")
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e")
 DEFAULT_FAMILIES = ("normal", "phishing")
 
 
@@ -216,7 +216,7 @@ class CallWatchPooled(nn.Module):
         H, E = cfg.hidden, cfg.embed
         self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
-        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E}
+        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E}
         fdim = sum(self.sizes[f] for f in cfg.features)
         self.hid = nn.Linear(fdim, cfg.head_hidden) if cfg.head_hidden > 0 else None
         width = cfg.head_hidden if cfg.head_hidden > 0 else fdim
@@ -226,7 +226,13 @@ class CallWatchPooled(nn.Module):
 
     @property
     def pooled_size(self) -> int:
-        return 2 * self.cfg.hidden + self.cfg.embed + 1
+        # max_e's accumulator (before n) exists only when the head reads it, so every
+        # earlier model keeps its layout.
+        return 2 * self.cfg.hidden + self.cfg.embed + 1 + (self.cfg.embed if self.has_max_e else 0)
+
+    @property
+    def has_max_e(self) -> bool:
+        return "max_e" in self.cfg.features
 
     def zero_state(self, batch: int, device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor, Tensor]:
         shape = (self.cfg.layers, batch, self.cfg.hidden)
@@ -244,20 +250,24 @@ class CallWatchPooled(nn.Module):
         sum_h = p0[:, :H] + ym.sum(1)
         max_h = torch.max(p0[:, H:2 * H], (torch.relu(y) * mask).max(1)[0])
         sum_e = p0[:, 2 * H:2 * H + E] + (e * mask).sum(1)
-        n = p0[:, 2 * H + E:] + lengths.unsqueeze(1).to(e.dtype)
-        return torch.cat([sum_h, max_h, sum_e, n], 1)
+        parts = [sum_h, max_h, sum_e]
+        if self.has_max_e:
+            parts.append(torch.max(p0[:, 2 * H + E:2 * H + 2 * E], (torch.relu(e) * mask).max(1)[0]))
+        parts.append(p0[:, -1:] + lengths.unsqueeze(1).to(e.dtype))  # n stays the last column
+        return torch.cat(parts, 1)
 
     def head_logits(self, pn: Tensor, h_last: Tensor) -> Tuple[Tensor, Tensor]:
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
         H, E = self.cfg.hidden, self.cfg.embed
-        n = torch.clamp(pn[:, 2 * H + E:], min=1.0)
+        n = torch.clamp(pn[:, -1:], min=1.0)
         if self.cfg.pool_norm == "sqrt":
             if self.cfg.pool_cap > 0:
                 n = torch.max(torch.sqrt(n), n / math.sqrt(self.cfg.pool_cap))
             else:
                 n = torch.sqrt(n)
         parts = {"mean_h": lambda: pn[:, :H] / n, "max_h": lambda: pn[:, H:2 * H],
-                 "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n}
+                 "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n,
+                 "max_e": lambda: pn[:, 2 * H + E:2 * H + 2 * E]}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout

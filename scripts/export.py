@@ -239,7 +239,8 @@ def random_p0(model: CallWatchPooled, batch: int, gen: torch.Generator) -> torch
     sum_h = torch.randn(batch, H, generator=gen) * 0.3 * n
     max_h = torch.rand(batch, H, generator=gen) * 0.8
     sum_e = torch.randn(batch, E, generator=gen) * 0.2 * n
-    return torch.cat([sum_h, max_h, sum_e, n], 1)
+    max_e = [torch.rand(batch, E, generator=gen) * 0.8] if model.has_max_e else []
+    return torch.cat([sum_h, max_h, sum_e] + max_e + [n], 1)
 
 
 def compare(name: str, got: np.ndarray, want: np.ndarray) -> float:

@@ -68,7 +68,9 @@ class CaseBuilder:
             n = float(self.rng.randint(1, 200))
             rows.append([self.rng.uniform(-0.4, 0.4) * n for _ in range(H)] +
                         [self.rng.uniform(0.0, 0.9) for _ in range(H)] +
-                        [self.rng.uniform(-0.3, 0.3) * n for _ in range(E)] + [n])
+                        [self.rng.uniform(-0.3, 0.3) * n for _ in range(E)] +
+                        [self.rng.uniform(0.0, 0.9) for _ in range(E if self.model.has_max_e else 0)] +
+                        [n])
         return torch.tensor(rows, dtype=torch.float32)
 
     def add(self, name: str, rows: Sequence[Sequence[int]], seq: Optional[int] = None,

@@ -40,6 +40,11 @@ class OnnxToTorchTest(unittest.TestCase):
         self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
                                    families=("a_fam", "b_fam"), pool_norm="sqrt", pool_cap=512))
 
+    def test_pooled_max_e(self) -> None:
+        self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
+                                   families=("a_fam", "b_fam"), pool_norm="sqrt",
+                                   features=("mean_h", "last_h", "mean_e", "max_e")))
+
     def test_pooled_head_hidden(self) -> None:
         self.roundtrip(ModelConfig(vocab=30, embed=4, hidden=8, layers=1, arch="pooled",
                                    families=("x", "y"), head_hidden=5))

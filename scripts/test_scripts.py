@@ -90,12 +90,12 @@ class ExportTest(unittest.TestCase):
 
 
 def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean",
-            pool_cap: int = 0) -> CallWatchPooled:
+            pool_cap: int = 0, features: tuple = ("mean_h", "max_h", "last_h", "mean_e")) -> CallWatchPooled:
     torch.manual_seed(5)
     return CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, layers=layers, arch="pooled",
                                        families=("a_normal", "b_phish", "c_phish"),
                                        head_hidden=head_hidden, pool_norm=pool_norm,
-                                       pool_cap=pool_cap)).eval()
+                                       pool_cap=pool_cap, features=features)).eval()
 
 
 class PooledModelTest(unittest.TestCase):
@@ -104,6 +104,9 @@ class PooledModelTest(unittest.TestCase):
         for norm, cap in (("mean", 0), ("sqrt", 0), ("sqrt", 8)):
             with self.subTest(pool_norm=norm, pool_cap=cap):
                 self.check_streaming(tiny_v2(pool_norm=norm, pool_cap=cap))
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "max_e"))
+        self.assertEqual(m.pooled_size, 2 * 10 + 6 + 1 + 6)
+        self.check_streaming(m)
 
     def test_pool_cap(self) -> None:
         """Up to cap tokens the divisor is sqrt(n); past it n/sqrt(cap), so a call that keeps
@@ -157,11 +160,13 @@ class PooledModelTest(unittest.TestCase):
         self.assertLess((fam - ref[1]).abs().max().item(), 1e-6)
 
     def test_export_v2_contract(self) -> None:
-        for layers, hh, norm, cap in ((1, 0, "mean", 0), (2, 8, "mean", 0), (1, 0, "sqrt", 0),
-                                      (1, 0, "sqrt", 12)):
-            with self.subTest(layers=layers, pool_norm=norm, pool_cap=cap), \
+        max_e = ("mean_h", "last_h", "mean_e", "max_e")
+        for layers, hh, norm, cap, feats in ((1, 0, "mean", 0, None), (2, 8, "mean", 0, None),
+                                             (1, 0, "sqrt", 0, None), (1, 0, "sqrt", 12, None),
+                                             (2, 0, "sqrt", 0, max_e)):
+            with self.subTest(layers=layers, pool_norm=norm, pool_cap=cap, features=feats), \
                     tempfile.TemporaryDirectory() as d:
-                model = tiny_v2(layers, hh, norm, cap)
+                model = tiny_v2(layers, hh, norm, cap, *([feats] if feats else []))
                 path = os.path.join(d, "m.onnx")
                 with open(os.devnull, "w") as null:
                     export.export_onnx(model, path, log=null)

@@ -192,9 +192,14 @@ class CallWatchPooled(nn.Module):
     makes 0 its correct initial value. Padded positions are masked explicitly
     with arange(seq) < lengths.
 
+    With the feature max_e, a fifth accumulator max(0, max_t e_t) (E) sits
+    between sum_e and n (P = 2H + 2E + 1); without it the layout above is
+    unchanged, so every earlier model keeps its state.
+
     The heads read the features named in cfg.features, from
         mean_h = sum_h / max(n, 1), max_h, last_h = top layer's h at the last
-        real token (= hn[-1]), mean_e = sum_e / max(n, 1),
+        real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e (sqrt(n)
+        instead of n with pool_norm "sqrt", n / sqrt(pool_cap) past pool_cap),
     through an optional shared ReLU layer, into probs (normal, phishing) and
     family_probs (softmax over cfg.families, the corpus families of both
     classes in sorted order).

@@ -198,9 +198,9 @@ class CallWatchPooled(nn.Module):
 
     The heads read the features named in cfg.features, from
         mean_h = sum_h / max(n, 1), max_h, last_h = top layer's h at the last
-        real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e (sqrt(n)
-        instead of n with pool_norm "sqrt", n / sqrt(pool_cap) past pool_cap),
-    through an optional shared ReLU layer, into probs (normal, phishing) and
+        real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e
+    (with pool_norm "sqrt" the means divide by sqrt(n) instead, and by
+    n / sqrt(pool_cap) past pool_cap tokens), through an optional shared ReLU layer, into probs (normal, phishing) and
     family_probs (softmax over cfg.families, the corpus families of both
     classes in sorted order).
     """

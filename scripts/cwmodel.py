@@ -44,7 +44,7 @@ class ModelConfig:
     # v2 only: family names of the family head (sorted; both classes), hidden
     # units of the heads' shared ReLU layer (0: linear heads), and which pooled
     # features the head reads (subset of "mean_h", "max_h", "last_h", "mean_e",
-    # always accumulated in p so that the state layout does not depend on it).
+    # "max_e"; see pool_max_h for which accumulators p carries).
     families: Tuple[str, ...] = ()
     head_hidden: int = 0
     features: Tuple[str, ...] = ("mean_h", "max_h", "last_h", "mean_e")
@@ -62,6 +62,11 @@ class ModelConfig:
     # a feature that grows with length ranks them above short scams
     # (scripts/README, round 7). 0: no cap.
     pool_cap: int = 0
+    # v2 only: whether p carries the max_h accumulator. Models up to v0.8.0
+    # carried it even when the head did not read it (True, the default of
+    # checkpoints and exports that do not say); train.py sets it to whether
+    # the head reads max_h, which saves H floats of streamed state.
+    pool_max_h: bool = True
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -80,7 +85,8 @@ class ModelConfig:
                            features=tuple(d.get("features", ("mean_h", "max_h", "last_h", "mean_e"))),
                            group_dropout=float(d.get("group_dropout", 0.0)),
                            pool_norm=str(d.get("pool_norm", "mean")),
-                           pool_cap=int(d.get("pool_cap", 0)))
+                           pool_cap=int(d.get("pool_cap", 0)),
+                           pool_max_h=bool(d.get("pool_max_h", True)))
 
 
 class CallWatchLSTM(nn.Module):
@@ -184,6 +190,7 @@ class CallWatchPooled(nn.Module):
 
         [ sum_t h_t (H) | max(0, max_t h_t) (H) | sum_t e_t (E) | n (1) ]
 
+    (with cfg.pool_max_h False the max_h part is left out: P = H + E + 1)
     over the real tokens seen so far (h_t: top layer's output, e_t: the
     token's embedding, n: token count). Every part is an accumulator that
     starts at zero, so p0 = 0 is a fresh call and scoring a call in segments
@@ -192,8 +199,8 @@ class CallWatchPooled(nn.Module):
     makes 0 its correct initial value. Padded positions are masked explicitly
     with arange(seq) < lengths.
 
-    With the feature max_e, a fifth accumulator max(0, max_t e_t) (E) sits
-    between sum_e and n (P = 2H + 2E + 1); without it the layout above is
+    With the feature max_e, one more accumulator max(0, max_t e_t) (E) sits
+    between sum_e and n (P grows by E); without it the layout above is
     unchanged, so every earlier model keeps its state.
 
     The heads read the features named in cfg.features, from
@@ -211,6 +218,8 @@ class CallWatchPooled(nn.Module):
             raise ValueError("CallWatchPooled needs cfg.arch == 'pooled'")
         if cfg.pool_norm not in ("mean", "sqrt"):
             raise ValueError(f"unknown pool_norm {cfg.pool_norm!r}, want 'mean' or 'sqrt'")
+        if "max_h" in cfg.features and not cfg.pool_max_h:
+            raise ValueError("feature max_h needs pool_max_h (its accumulator in p)")
         if cfg.pool_cap < 0 or (cfg.pool_cap > 0 and cfg.pool_norm != "sqrt"):
             raise ValueError(f"pool_cap {cfg.pool_cap} needs pool_norm 'sqrt' and a positive value")
         for f in cfg.features:
@@ -230,10 +239,24 @@ class CallWatchPooled(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     @property
+    def layout(self) -> Dict[str, Tuple[int, int]]:
+        """[start, end) of each accumulator in p, in order. max_e's accumulator exists only
+        when the head reads it, and max_h's only with cfg.pool_max_h, so every earlier model
+        keeps its layout."""
+        H, E = self.cfg.hidden, self.cfg.embed
+        sizes = [("sum_h", H)] + ([("max_h", H)] if self.cfg.pool_max_h else []) + [("sum_e", E)]
+        if self.has_max_e:
+            sizes.append(("max_e", E))
+        sizes.append(("n", 1))
+        out, k = {}, 0
+        for name, size in sizes:
+            out[name] = (k, k + size)
+            k += size
+        return out
+
+    @property
     def pooled_size(self) -> int:
-        # max_e's accumulator (before n) exists only when the head reads it, so every
-        # earlier model keeps its layout.
-        return 2 * self.cfg.hidden + self.cfg.embed + 1 + (self.cfg.embed if self.has_max_e else 0)
+        return self.layout["n"][1]
 
     @property
     def has_max_e(self) -> bool:
@@ -247,32 +270,39 @@ class CallWatchPooled(nn.Module):
     def accumulate(self, e: Tensor, y: Tensor, lengths: Tensor, p0: Tensor) -> Tensor:
         """pn from p0 and one segment: e [B,S,E] embeddings, y [B,S,H] top-layer outputs
         (any values at padded positions), lengths [B]."""
-        H, E = self.cfg.hidden, self.cfg.embed
+        L = self.layout
         seq = e.shape[1]
         mask = (torch.arange(seq, device=e.device).unsqueeze(0) < lengths.unsqueeze(1)).to(e.dtype)
         mask = mask.unsqueeze(2)  # [B,S,1]
         ym = y * mask
-        sum_h = p0[:, :H] + ym.sum(1)
-        max_h = torch.max(p0[:, H:2 * H], (torch.relu(y) * mask).max(1)[0])
-        sum_e = p0[:, 2 * H:2 * H + E] + (e * mask).sum(1)
-        parts = [sum_h, max_h, sum_e]
-        if self.has_max_e:
-            parts.append(torch.max(p0[:, 2 * H + E:2 * H + 2 * E], (torch.relu(e) * mask).max(1)[0]))
+
+        def part(name: str) -> Tensor:
+            return p0[:, L[name][0]:L[name][1]]
+
+        parts = [part("sum_h") + ym.sum(1)]
+        if "max_h" in L:
+            parts.append(torch.max(part("max_h"), (torch.relu(y) * mask).max(1)[0]))
+        parts.append(part("sum_e") + (e * mask).sum(1))
+        if "max_e" in L:
+            parts.append(torch.max(part("max_e"), (torch.relu(e) * mask).max(1)[0]))
         parts.append(p0[:, -1:] + lengths.unsqueeze(1).to(e.dtype))  # n stays the last column
         return torch.cat(parts, 1)
 
     def head_logits(self, pn: Tensor, h_last: Tensor) -> Tuple[Tensor, Tensor]:
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
-        H, E = self.cfg.hidden, self.cfg.embed
+        L = self.layout
         n = torch.clamp(pn[:, -1:], min=1.0)
         if self.cfg.pool_norm == "sqrt":
             if self.cfg.pool_cap > 0:
                 n = torch.max(torch.sqrt(n), n / math.sqrt(self.cfg.pool_cap))
             else:
                 n = torch.sqrt(n)
-        parts = {"mean_h": lambda: pn[:, :H] / n, "max_h": lambda: pn[:, H:2 * H],
-                 "last_h": lambda: h_last, "mean_e": lambda: pn[:, 2 * H:2 * H + E] / n,
-                 "max_e": lambda: pn[:, 2 * H + E:2 * H + 2 * E]}
+        def part(name: str) -> Tensor:
+            return pn[:, L[name][0]:L[name][1]]
+
+        parts = {"mean_h": lambda: part("sum_h") / n, "max_h": lambda: part("max_h"),
+                 "last_h": lambda: h_last, "mean_e": lambda: part("sum_e") / n,
+                 "max_e": lambda: part("max_e")}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout

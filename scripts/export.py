@@ -237,10 +237,10 @@ def random_p0(model: CallWatchPooled, batch: int, gen: torch.Generator) -> torch
     H, E = model.cfg.hidden, model.cfg.embed
     n = torch.randint(1, 300, (batch, 1), generator=gen).float()
     sum_h = torch.randn(batch, H, generator=gen) * 0.3 * n
-    max_h = torch.rand(batch, H, generator=gen) * 0.8
+    max_h = [torch.rand(batch, H, generator=gen) * 0.8] if model.cfg.pool_max_h else []
     sum_e = torch.randn(batch, E, generator=gen) * 0.2 * n
     max_e = [torch.rand(batch, E, generator=gen) * 0.8] if model.has_max_e else []
-    return torch.cat([sum_h, max_h, sum_e] + max_e + [n], 1)
+    return torch.cat([sum_h] + max_h + [sum_e] + max_e + [n], 1)
 
 
 def compare(name: str, got: np.ndarray, want: np.ndarray) -> float:
@@ -356,7 +356,8 @@ def export_onnx(model: torch.nn.Module, path: str, metadata: Optional[Dict[str, 
         meta.update({"callwatch.arch": "pooled", "callwatch.pooled": str(model.pooled_size),
                      "callwatch.families": ",".join(model.families),
                      "callwatch.features": ",".join(cfg.features),
-                     "callwatch.pool_norm": cfg.pool_norm})
+                     "callwatch.pool_norm": cfg.pool_norm,
+                     "callwatch.pool_max_h": "1" if cfg.pool_max_h else "0"})
         if cfg.pool_cap > 0:
             meta["callwatch.pool_cap"] = str(cfg.pool_cap)
     meta.update(metadata or {})

@@ -65,8 +65,13 @@ def load_onnx(path: str) -> torch.nn.Module:
                       arch=arch, families=families, head_hidden=head_hidden,
                       features=features if arch == "pooled" else ("mean_h", "max_h", "last_h", "mean_e"),
                       pool_norm=meta.get("callwatch.pool_norm", "mean") if arch == "pooled" else "mean",
-                      pool_cap=int(meta.get("callwatch.pool_cap", "0")) if arch == "pooled" else 0)
+                      pool_cap=int(meta.get("callwatch.pool_cap", "0")) if arch == "pooled" else 0,
+                      # exports before pool_max_h carried max_h always
+                      pool_max_h=meta.get("callwatch.pool_max_h", "1") != "0")
     model = build_model(cfg)
+    if arch == "pooled" and "callwatch.pooled" in meta and str(model.pooled_size) != meta["callwatch.pooled"]:
+        raise ConvertError(f"{path}: pooled state of {meta['callwatch.pooled']} floats in the metadata, "
+                           f"but its features and pool_max_h make {model.pooled_size}")
     sd = model.state_dict()
     new: Dict[str, torch.Tensor] = {"embed.weight": torch.from_numpy(emb.copy())}
     for k, node in enumerate(lstms):

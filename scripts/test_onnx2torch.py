@@ -23,6 +23,7 @@ class OnnxToTorchTest(unittest.TestCase):
             back = load_onnx(path)
         self.assertEqual(back.cfg.pool_norm, cfg.pool_norm)
         self.assertEqual(back.cfg.pool_cap, cfg.pool_cap)
+        self.assertEqual(back.cfg.pool_max_h, cfg.pool_max_h)
         want, got = model.state_dict(), back.state_dict()
         self.assertEqual(sorted(want), sorted(got))
         for k in want:
@@ -44,6 +45,11 @@ class OnnxToTorchTest(unittest.TestCase):
         self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
                                    families=("a_fam", "b_fam"), pool_norm="sqrt",
                                    features=("mean_h", "last_h", "mean_e", "max_e")))
+
+    def test_pooled_compact_layout(self) -> None:
+        self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
+                                   families=("a_fam", "b_fam"), pool_norm="sqrt",
+                                   features=("mean_h", "last_h", "mean_e"), pool_max_h=False))
 
     def test_pooled_head_hidden(self) -> None:
         self.roundtrip(ModelConfig(vocab=30, embed=4, hidden=8, layers=1, arch="pooled",

@@ -90,12 +90,14 @@ class ExportTest(unittest.TestCase):
 
 
 def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean",
-            pool_cap: int = 0, features: tuple = ("mean_h", "max_h", "last_h", "mean_e")) -> CallWatchPooled:
+            pool_cap: int = 0, features: tuple = ("mean_h", "max_h", "last_h", "mean_e"),
+            pool_max_h: bool = True) -> CallWatchPooled:
     torch.manual_seed(5)
     return CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, layers=layers, arch="pooled",
                                        families=("a_normal", "b_phish", "c_phish"),
                                        head_hidden=head_hidden, pool_norm=pool_norm,
-                                       pool_cap=pool_cap, features=features)).eval()
+                                       pool_cap=pool_cap, features=features,
+                                       pool_max_h=pool_max_h)).eval()
 
 
 class PooledModelTest(unittest.TestCase):
@@ -107,6 +109,27 @@ class PooledModelTest(unittest.TestCase):
         m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "max_e"))
         self.assertEqual(m.pooled_size, 2 * 10 + 6 + 1 + 6)
         self.check_streaming(m)
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e"), pool_max_h=False)
+        self.assertEqual(m.pooled_size, 10 + 6 + 1)
+        self.check_streaming(m)
+
+    def test_compact_layout_same_scores(self) -> None:
+        """Leaving the unread max_h accumulator out of p changes the state, not the scores."""
+        feats = ("mean_h", "last_h", "mean_e")
+        legacy = tiny_v2(pool_norm="sqrt", features=feats)
+        compact = tiny_v2(pool_norm="sqrt", features=feats, pool_max_h=False)
+        compact.load_state_dict(legacy.state_dict())
+        row = torch.randint(1, 40, (2, 30))
+        lens = torch.tensor([30, 17])
+        with torch.no_grad():
+            a, b = legacy(row, lens), compact(row, lens)
+        self.assertTrue(torch.allclose(a[0], b[0], atol=1e-6))
+        self.assertTrue(torch.allclose(a[4], b[4], atol=1e-6))
+        self.assertEqual(tuple(b[3].shape), (2, 17))
+        self.assertTrue(torch.allclose(a[3][:, :10], b[3][:, :10]))  # sum_h
+        self.assertTrue(torch.allclose(a[3][:, 20:], b[3][:, 10:]))  # sum_e, n
+        with self.assertRaises(ValueError):
+            tiny_v2(pool_max_h=False)  # the head reads max_h
 
     def test_pool_cap(self) -> None:
         """Up to cap tokens the divisor is sqrt(n); past it n/sqrt(cap), so a call that keeps
@@ -115,7 +138,8 @@ class PooledModelTest(unittest.TestCase):
         H, E = m.cfg.hidden, m.cfg.embed
         for n, want in ((4.0, 2.0), (16.0, 4.0), (64.0, 16.0)):
             pn = torch.zeros(1, m.pooled_size)
-            pn[0, 2 * H:2 * H + E] = n  # sum_e = n: each token embedding all ones
+            lo, hi = m.layout["sum_e"]
+            pn[0, lo:hi] = n  # sum_e = n: each token embedding all ones
             pn[0, -1] = n
             feats = {}
             m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))

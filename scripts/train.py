@@ -679,7 +679,8 @@ def train_v2(a, t0: float, log) -> int:
                       dropout=a.dropout, arch="pooled", families=tuple(families),
                       head_hidden=a.head_hidden, features=tuple(a.features.split(",")),
                       group_dropout=a.group_dropout, pool_norm=a.pool_norm,
-                      pool_cap=a.pool_cap)
+                      pool_cap=a.pool_cap,
+                      pool_max_h="max_h" in a.features.split(",") or a.legacy_layout)
     model = build_model(cfg)
     if a.embed_init > 0:
         with torch.no_grad():
@@ -1003,6 +1004,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="v2: divide the pooled sums by n (mean) or sqrt(n)")
     ap.add_argument("--pool-cap", type=int, default=0,
                     help="v2 with --pool-norm sqrt: divide by n/sqrt(cap) past cap tokens (0: never)")
+    ap.add_argument("--legacy-layout", action="store_true",
+                    help="v2: carry the max_h accumulator in the pooled state even when the head "
+                         "does not read it (the layout of models up to v0.8.0)")
     ap.add_argument("--group-dropout", type=float, default=0.0, help="v2: drop a whole feature group")
     ap.add_argument("--family-weight", type=float, default=0.2, help="v2: weight of the family loss")
     ap.add_argument("--crops", type=int, default=1, help="v2: random crops per call per epoch")

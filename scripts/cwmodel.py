@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -369,6 +369,72 @@ class PooledForExport(nn.Module):
         pn = m.accumulate(e, y, lengths, p0)
         logits, fam = m.head_logits(pn, hn[-1])
         return torch.softmax(logits, -1), hn, cn, pn, torch.softmax(fam, -1)
+
+
+def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
+    """One CallWatchPooled that computes the mean logit of several (an ensemble in one graph).
+
+    Independent LSTMs side by side are one LSTM whose hidden units are their union and whose
+    weights are block-diagonal: member k's units see only member k's embedding columns and
+    hidden units. The pooled sums concatenate likewise (n is shared), and a linear head over
+    the concatenated features with each member's weights divided by K is the mean of their
+    logits, for the binary and the family head alike. So the merged model's probs equal the
+    softmax of the members' mean logits exactly, and streaming it equals scoring it whole as
+    for any other model: the ONNX contract does not change, only H and E grow. It needs
+    linear heads (head_hidden 0) and the same layers, features, families, pool_norm and
+    pool_cap in every member."""
+    if not members:
+        raise ValueError("merge_ensemble: no members")
+    c0 = members[0].cfg
+    for m in members:
+        c = m.cfg
+        if c.arch != "pooled" or c.head_hidden != 0:
+            raise ValueError("merge_ensemble: members must be pooled models with linear heads")
+        for k in ("layers", "features", "families", "pool_norm", "pool_cap", "vocab"):
+            if getattr(c, k) != getattr(c0, k):
+                raise ValueError(f"merge_ensemble: members differ in {k}: "
+                                 f"{getattr(c, k)!r} vs {getattr(c0, k)!r}")
+    K = len(members)
+    Hs = [m.cfg.hidden for m in members]
+    Es = [m.cfg.embed for m in members]
+    H, E = sum(Hs), sum(Es)
+    cfg = ModelConfig(vocab=c0.vocab, embed=E, hidden=H, layers=c0.layers, arch="pooled",
+                      families=c0.families, features=c0.features, pool_norm=c0.pool_norm,
+                      pool_cap=c0.pool_cap, pool_max_h=any(m.cfg.pool_max_h for m in members))
+    out = CallWatchPooled(cfg)
+    hoff = [sum(Hs[:k]) for k in range(K)]
+    eoff = [sum(Es[:k]) for k in range(K)]
+    with torch.no_grad():
+        for p in out.parameters():
+            p.zero_()
+        for k, m in enumerate(members):
+            out.embed.weight[:, eoff[k]:eoff[k] + Es[k]] = m.embed.weight
+            for layer in range(cfg.layers):
+                # input of layer 0 is the embedding, of later layers the layer below's h
+                ioff, isz = (eoff[k], Es[k]) if layer == 0 else (hoff[k], Hs[k])
+                w_ih = getattr(m.lstm, f"weight_ih_l{layer}")
+                w_hh = getattr(m.lstm, f"weight_hh_l{layer}")
+                for g in range(4):  # gate blocks i, f, g, o
+                    rows = slice(g * H + hoff[k], g * H + hoff[k] + Hs[k])
+                    src = slice(g * Hs[k], (g + 1) * Hs[k])
+                    getattr(out.lstm, f"weight_ih_l{layer}")[rows, ioff:ioff + isz] = w_ih[src]
+                    getattr(out.lstm, f"weight_hh_l{layer}")[rows, hoff[k]:hoff[k] + Hs[k]] = w_hh[src]
+                    for b in ("bias_ih", "bias_hh"):
+                        getattr(out.lstm, f"{b}_l{layer}")[rows] = getattr(m.lstm, f"{b}_l{layer}")[src]
+            # head columns: features in cfg order, each the members' parts side by side
+            src_col, dst_col = 0, 0
+            for f in cfg.features:
+                size_k = m.sizes[f]
+                off = eoff[k] if f in ("mean_e", "max_e") else hoff[k]
+                for head_out, head_in in ((out.head, m.head), (out.fam_head, m.fam_head)):
+                    head_out.weight[:, dst_col + off:dst_col + off + size_k] = \
+                        head_in.weight[:, src_col:src_col + size_k] / K
+                src_col += size_k
+                dst_col += out.sizes[f]
+            out.head.bias += m.head.bias / K
+            out.fam_head.bias += m.fam_head.bias / K
+    out.eval()
+    return out
 
 
 def save_checkpoint(model: nn.Module, path: str, extra: Optional[Dict[str, Any]] = None) -> None:

@@ -131,6 +131,32 @@ class PooledModelTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             tiny_v2(pool_max_h=False)  # the head reads max_h
 
+    def test_merge_ensemble(self) -> None:
+        """The merged wider LSTM scores the members' mean logit, whole and streamed."""
+        from cwmodel import merge_ensemble
+        for layers, feats in ((1, ("mean_h", "last_h", "mean_e")), (2, ("mean_h", "max_h", "last_h", "mean_e", "max_e"))):
+            with self.subTest(layers=layers, features=feats):
+                members = []
+                for seed, (e, h) in enumerate(((6, 10), (4, 7), (5, 9))):
+                    torch.manual_seed(seed)
+                    members.append(CallWatchPooled(ModelConfig(
+                        vocab=40, embed=e, hidden=h, layers=layers, arch="pooled", families=("a", "b", "c"),
+                        pool_norm="sqrt", features=feats, pool_max_h="max_h" in feats)).eval())
+                merged = merge_ensemble(members)
+                self.assertEqual((merged.cfg.embed, merged.cfg.hidden), (15, 26))
+                row = torch.randint(1, 40, (3, 25))
+                lens = torch.tensor([25, 9, 1])
+                with torch.no_grad():
+                    got_b, got_f = merged.train_logits(row, lens)
+                    outs = [m.train_logits(row, lens) for m in members]
+                want_b = sum(o[0] for o in outs) / 3
+                want_f = sum(o[1] for o in outs) / 3
+                self.assertTrue(torch.allclose(got_b, want_b, atol=1e-5), (got_b - want_b).abs().max())
+                self.assertTrue(torch.allclose(got_f, want_f, atol=1e-5), (got_f - want_f).abs().max())
+                self.check_streaming(merged)
+        with self.assertRaises(ValueError):
+            merge_ensemble([tiny_v2(layers=1), tiny_v2(layers=2)])
+
     def test_pool_cap(self) -> None:
         """Up to cap tokens the divisor is sqrt(n); past it n/sqrt(cap), so a call that keeps
         saying the same thing keeps the same features instead of growing as sqrt(n)."""

@@ -89,7 +89,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import LABELS, CallWatchLSTM, ModelConfig, build_model, save_checkpoint
+from cwmodel import LABELS, CallWatchLSTM, ModelConfig, build_model, load_checkpoint, merge_ensemble, save_checkpoint
 from export import OPSET, export_onnx, op_list
 
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}  # normal 0, phishing 1
@@ -656,7 +656,9 @@ def v2_eval_pool(model, pool) -> Dict[str, Any]:
 
 def train_v2(a, t0: float, log) -> int:
     calls = load_calls(a.data, a.vocab_size)
-    train, val = split_by_group(calls, a.val_frac, a.seed)
+    # Members of one ensemble share a split (--split-seed), so that the merged model's
+    # thresholds are set on calls none of them trained on.
+    train, val = split_by_group(calls, a.val_frac, a.split_seed if a.split_seed else a.seed)
     families = sorted({c.family for c in calls})
     fam_idx = {f: i for i, f in enumerate(families)}
     a.freq_table = freq_drop_table(train, a.vocab_size, a.freq_dropout) if a.freq_dropout > 0 else None
@@ -688,11 +690,13 @@ def train_v2(a, t0: float, log) -> int:
             model.embed.weight[0].zero_()
     if a.init_from:
         init_from(model, a.init_from, log)
+    pool = v2_val_pool(a, val)
+    log("selection pool: " + ", ".join(f"{k} {len(v)}" for k, v in pool.items()))
+    if a.merge:
+        return finish_merged(a, t0, log, calls, train, val, pool, families, fam_idx, n_pos)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     rng = random.Random(a.seed + 1)
     nrng = np.random.RandomState(a.seed + 1)
-    pool = v2_val_pool(a, val)
-    log("selection pool: " + ", ".join(f"{k} {len(v)}" for k, v in pool.items()))
 
     best = (-math.inf, -1, None)
     history = []
@@ -807,6 +811,31 @@ def threshold_pool(a, val: List[Call]) -> List[np.ndarray]:
     return pool
 
 
+def finish_merged(a, t0, log, calls, train, val, pool, families, fam_idx, n_pos) -> int:
+    """--merge: the members' checkpoints as one model (cwmodel.merge_ensemble, the mean of their
+    logits), then thresholds, temperature, export and report as for a trained model."""
+    paths = [p for p in a.merge.split(",") if p]
+    members = [load_checkpoint(p) for p in paths]
+    for p, m in zip(paths, members):
+        if tuple(m.cfg.families) != tuple(families):
+            raise DataError(f"{p}: trained on other families than {a.data}; an ensemble's members "
+                            f"must come from the same corpus")
+    model = merge_ensemble(members)
+    info = []
+    for p in paths:
+        rp = os.path.join(os.path.dirname(p), "train_report.json")
+        rep = json.load(open(rp, encoding="utf-8")) if os.path.exists(rp) else {}
+        info.append({"checkpoint": os.path.abspath(p), "sha256": sha256_file(p),
+                     "seed": rep.get("seed"), "best_epoch": rep.get("best_epoch"),
+                     "validation_roc_auc": rep.get("validation", {}).get("roc_auc"),
+                     "temperature": rep.get("temperature", {}).get("T")})
+    log(f"merged {len(members)} members into one LSTM (embed {model.cfg.embed}, hidden "
+        f"{model.cfg.hidden}, pooled state {model.pooled_size})")
+    a.ensemble_members = info
+    return finish_v2(a, t0, log, model, model.cfg, calls, train, val, pool, families, fam_idx, None,
+                     [], 0, 0, n_pos)
+
+
 def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx, teacher,
               history, epochs_run, best_epoch, n_pos) -> int:
     ev = v2_eval_pool(model, pool)
@@ -904,7 +933,8 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
         "best_epoch": best_epoch,
         "selection": "ROC-AUC on the synthetic validation pool (validation calls whole, crops, "
                      "noisy crops, long concatenations); never real calls",
-        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out", "freq_table")},
+        "hyperparameters": {k: v for k, v in vars(a).items()
+                            if k not in ("data", "out", "freq_table", "ensemble_members")},
         "architecture": {"type": "lstm-pooled", "vocab_size": cfg.vocab, "embed": cfg.embed,
                          "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET,
                          "pooled_state": model.pooled_size, "features": list(cfg.features),
@@ -916,6 +946,7 @@ def finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx
         "numpy_version": np.__version__,
         "commit": git_commit(),
         "teacher": teacher.params if teacher is not None else None,
+        "ensemble": getattr(a, "ensemble_members", None),
         "data": {"path": os.path.abspath(a.data), "sha256": sha256_file(a.data),
                  "calls": len(calls), "train_calls": len(train), "validation_calls": len(val),
                  "train_groups": len({c.group for c in train}),
@@ -1004,6 +1035,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="v2: divide the pooled sums by n (mean) or sqrt(n)")
     ap.add_argument("--pool-cap", type=int, default=0,
                     help="v2 with --pool-norm sqrt: divide by n/sqrt(cap) past cap tokens (0: never)")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="seed of the train/validation split (0: --seed); an ensemble's members share one")
+    ap.add_argument("--merge", default="",
+                    help="v2: comma-separated member checkpoints (model.pt) merged into one model that "
+                         "scores their mean logit; no training, then thresholds and export as usual")
     ap.add_argument("--legacy-layout", action="store_true",
                     help="v2: carry the max_h accumulator in the pooled state even when the head "
                          "does not read it (the layout of models up to v0.8.0)")
@@ -1164,7 +1200,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "seed": a.seed,
         "epochs_run": epochs_run,
         "best_epoch": best[1],
-        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("data", "out", "freq_table")},
+        "hyperparameters": {k: v for k, v in vars(a).items()
+                            if k not in ("data", "out", "freq_table", "ensemble_members")},
         "architecture": {"type": "lstm", "vocab_size": cfg.vocab, "embed": cfg.embed,
                          "hidden": cfg.hidden, "layers": cfg.layers, "opset": OPSET},
         "labels": list(LABELS),

@@ -106,7 +106,7 @@ def verify(model: torch.nn.Module, graph: onnx.ModelProto, cfg: ModelConfig, tol
              "h0": np.zeros((cfg.layers, B, cfg.hidden), np.float32),
              "c0": np.zeros((cfg.layers, B, cfg.hidden), np.float32)}
     if cfg.arch == "pooled":
-        feeds["p0"] = np.zeros((B, 2 * cfg.hidden + cfg.embed + 1), np.float32)
+        feeds["p0"] = np.zeros((B, model.pooled_size), np.float32)
     want = onnxref.run(graph, feeds)["probs"]
     with torch.no_grad():
         got = model(torch.from_numpy(ids), torch.from_numpy(lengths))[0].numpy()

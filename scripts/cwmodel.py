@@ -178,7 +178,7 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e")
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h")
 DEFAULT_FAMILIES = ("normal", "phishing")
 
 
@@ -200,12 +200,19 @@ class CallWatchPooled(nn.Module):
     with arange(seq) < lengths.
 
     With the feature max_e, one more accumulator max(0, max_t e_t) (E) sits
-    between sum_e and n (P grows by E); without it the layout above is
-    unchanged, so every earlier model keeps its state.
+    between sum_e and n (P grows by E); with att_h, two more come before n:
+    sum_t g_t h_t (H) and sum_t g_t (1), g_t = sigmoid(u . h_t + b) a learned
+    gate (P grows by H + 1). Without them the layout above is unchanged, so
+    every earlier model keeps its state.
 
     The heads read the features named in cfg.features, from
         mean_h = sum_h / max(n, 1), max_h, last_h = top layer's h at the last
-        real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e
+        real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e,
+        att_h = sum_t g_t h_t / max(sum_t g_t, 1): the mean of h over the
+        tokens the gate picks, whatever the call's length (a few strong
+        tokens are not diluted by a long call, and a long call does not grow
+        its features), and their gated sum while the gate has picked less
+        than one token's worth
     (with pool_norm "sqrt" the means divide by sqrt(n) instead, and by
     n / sqrt(pool_cap) past pool_cap tokens), through an optional shared ReLU layer, into probs (normal, phishing) and
     family_probs (softmax over cfg.families, the corpus families of both
@@ -230,7 +237,12 @@ class CallWatchPooled(nn.Module):
         H, E = cfg.hidden, cfg.embed
         self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
-        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E}
+        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E, "att_h": H}
+        if "att_h" in cfg.features:
+            # the gate's weights as plain parameters (Mul + ReduceSum in the graph, not a
+            # MatMul with a renamed transposed initializer) so onnx2torch finds them by name
+            self.att_u = nn.Parameter(torch.zeros(H))
+            self.att_b = nn.Parameter(torch.zeros(1))
         fdim = sum(self.sizes[f] for f in cfg.features)
         self.hid = nn.Linear(fdim, cfg.head_hidden) if cfg.head_hidden > 0 else None
         width = cfg.head_hidden if cfg.head_hidden > 0 else fdim
@@ -247,6 +259,8 @@ class CallWatchPooled(nn.Module):
         sizes = [("sum_h", H)] + ([("max_h", H)] if self.cfg.pool_max_h else []) + [("sum_e", E)]
         if self.has_max_e:
             sizes.append(("max_e", E))
+        if "att_h" in self.cfg.features:
+            sizes += [("att_sum", H), ("att_w", 1)]
         sizes.append(("n", 1))
         out, k = {}, 0
         for name, size in sizes:
@@ -285,6 +299,10 @@ class CallWatchPooled(nn.Module):
         parts.append(part("sum_e") + (e * mask).sum(1))
         if "max_e" in L:
             parts.append(torch.max(part("max_e"), (torch.relu(e) * mask).max(1)[0]))
+        if "att_sum" in L:
+            g = torch.sigmoid((y * self.att_u).sum(2, keepdim=True) + self.att_b) * mask  # [B,S,1]
+            parts.append(part("att_sum") + (g * y).sum(1))
+            parts.append(part("att_w") + g.sum(1))
         parts.append(p0[:, -1:] + lengths.unsqueeze(1).to(e.dtype))  # n stays the last column
         return torch.cat(parts, 1)
 
@@ -302,7 +320,8 @@ class CallWatchPooled(nn.Module):
 
         parts = {"mean_h": lambda: part("sum_h") / n, "max_h": lambda: part("max_h"),
                  "last_h": lambda: h_last, "mean_e": lambda: part("sum_e") / n,
-                 "max_e": lambda: part("max_e")}
+                 "max_e": lambda: part("max_e"),
+                 "att_h": lambda: part("att_sum") / torch.clamp(part("att_w"), min=1.0)}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout
@@ -390,6 +409,8 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
         c = m.cfg
         if c.arch != "pooled" or c.head_hidden != 0:
             raise ValueError("merge_ensemble: members must be pooled models with linear heads")
+        if "att_h" in c.features:
+            raise ValueError("merge_ensemble: att_h's gate is one per model; members cannot share it")
         for k in ("layers", "features", "families", "pool_norm", "pool_cap", "vocab"):
             if getattr(c, k) != getattr(c0, k):
                 raise ValueError(f"merge_ensemble: members differ in {k}: "

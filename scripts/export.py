@@ -240,7 +240,11 @@ def random_p0(model: CallWatchPooled, batch: int, gen: torch.Generator) -> torch
     max_h = [torch.rand(batch, H, generator=gen) * 0.8] if model.cfg.pool_max_h else []
     sum_e = torch.randn(batch, E, generator=gen) * 0.2 * n
     max_e = [torch.rand(batch, E, generator=gen) * 0.8] if model.has_max_e else []
-    return torch.cat([sum_h] + max_h + [sum_e] + max_e + [n], 1)
+    att: List[torch.Tensor] = []
+    if "att_sum" in model.layout:
+        w = torch.rand(batch, 1, generator=gen) * n
+        att = [torch.randn(batch, H, generator=gen) * 0.3 * w, w]
+    return torch.cat([sum_h] + max_h + [sum_e] + max_e + att + [n], 1)
 
 
 def compare(name: str, got: np.ndarray, want: np.ndarray) -> float:

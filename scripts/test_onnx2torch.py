@@ -17,6 +17,10 @@ class OnnxToTorchTest(unittest.TestCase):
     def roundtrip(self, cfg: ModelConfig) -> None:
         torch.manual_seed(5)
         model = build_model(cfg).eval()
+        if hasattr(model, "att_u"):  # zero at init: give the gate something to carry
+            with torch.no_grad():
+                model.att_u.normal_(0, 0.5)
+                model.att_b.fill_(-0.3)
         with tempfile.TemporaryDirectory() as td:
             path = os.path.join(td, "m.onnx")
             export_onnx(model, path, metadata={"callwatch.families": ",".join(cfg.families)}, log=io.StringIO())
@@ -50,6 +54,11 @@ class OnnxToTorchTest(unittest.TestCase):
         self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
                                    families=("a_fam", "b_fam"), pool_norm="sqrt",
                                    features=("mean_h", "last_h", "mean_e"), pool_max_h=False))
+
+    def test_pooled_att_h(self) -> None:
+        self.roundtrip(ModelConfig(vocab=40, embed=6, hidden=10, layers=1, arch="pooled",
+                                   families=("a_fam", "b_fam"), pool_norm="sqrt",
+                                   features=("mean_h", "last_h", "mean_e", "att_h"), pool_max_h=False))
 
     def test_pooled_head_hidden(self) -> None:
         self.roundtrip(ModelConfig(vocab=30, embed=4, hidden=8, layers=1, arch="pooled",

@@ -112,6 +112,35 @@ class PooledModelTest(unittest.TestCase):
         m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e"), pool_max_h=False)
         self.assertEqual(m.pooled_size, 10 + 6 + 1)
         self.check_streaming(m)
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "att_h"), pool_max_h=False)
+        with torch.no_grad():
+            m.att_u.normal_(0, 1.0)
+        self.assertEqual(m.pooled_size, 10 + 6 + 10 + 1 + 1)
+        self.check_streaming(m)
+
+    def test_att_h(self) -> None:
+        """att_h is the gate-weighted mean of h: repeating a call's tokens does not change it
+        (length-free), and a gate that picks nothing leaves the gated sum."""
+        m = tiny_v2(layers=1, pool_norm="sqrt", features=("att_h",), pool_max_h=False)
+        H = m.cfg.hidden
+        feats = {}
+        m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))
+        y = torch.randn(1, 6, H)
+        e = torch.zeros(1, 6, m.cfg.embed)
+        with torch.no_grad():
+            m.att_u.normal_(0, 1.0)
+            one = m.accumulate(e, y, torch.tensor([6]), torch.zeros(1, m.pooled_size))
+            two = m.accumulate(e, y, torch.tensor([6]), one)
+            m.head_logits(one, torch.zeros(1, H))
+            a = feats["z"].clone()
+            m.head_logits(two, torch.zeros(1, H))
+            self.assertTrue(torch.allclose(a, feats["z"], atol=1e-5))
+            g = torch.sigmoid((y * m.att_u).sum(2, keepdim=True) + m.att_b)
+            want = (g * y).sum(1) / torch.clamp(g.sum(1), min=1.0)
+            self.assertTrue(torch.allclose(a, want, atol=1e-5))
+            m.att_b.fill_(-30.0)  # the gate picks nothing: a sum far below one token
+            m.head_logits(m.accumulate(e, y, torch.tensor([6]), torch.zeros(1, m.pooled_size)), torch.zeros(1, H))
+            self.assertLess(float(feats["z"].abs().max()), 1e-6)
 
     def test_compact_layout_same_scores(self) -> None:
         """Leaving the unread max_h accumulator out of p changes the state, not the scores."""

@@ -824,7 +824,10 @@ def finish_merged(a, t0, log, calls, train, val, pool, families, fam_idx, n_pos)
     info = []
     for p in paths:
         rp = os.path.join(os.path.dirname(p), "train_report.json")
-        rep = json.load(open(rp, encoding="utf-8")) if os.path.exists(rp) else {}
+        rep = {}
+        if os.path.exists(rp):
+            with open(rp, encoding="utf-8") as f:
+                rep = json.load(f)
         info.append({"checkpoint": os.path.abspath(p), "sha256": sha256_file(p),
                      "seed": rep.get("seed"), "best_epoch": rep.get("best_epoch"),
                      "validation_roc_auc": rep.get("validation", {}).get("roc_auc"),

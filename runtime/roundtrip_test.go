@@ -25,16 +25,25 @@ func TestExportRoundTrip(t *testing.T) {
 	if err := exec.Command(python, "-c", "import torch, onnx").Run(); err != nil {
 		t.Skipf("PyTorch not available to %s (%v): run `make torch` (apt-get install python3-torch python3-onnx) to enable the export round trip", python, err)
 	}
-	for _, arch := range []string{"last", "pooled"} {
-		t.Run(arch, func(t *testing.T) { roundTrip(t, arch) })
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"last", []string{"--arch", "last"}},
+		{"pooled", []string{"--arch", "pooled"}},
+		// compact state (no max_h accumulator) with the gated mean att_h and sqrt pooling
+		{"pooled-att", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,att_h", "--pool-norm", "sqrt"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { roundTrip(t, c.args) })
 	}
 }
 
-// roundTrip exports one architecture: "last" is the v1 signature (h, c),
-// "pooled" the v2 one (h, c, p state; family_probs output).
-func roundTrip(t *testing.T, arch string) {
+// roundTrip exports one model: "--arch last" is the v1 signature (h, c),
+// "--arch pooled" the v2 one (h, c, p state; family_probs output).
+func roundTrip(t *testing.T, args []string) {
 	dir := t.TempDir()
-	cmd := exec.Command(python, filepath.Join("..", "scripts", "roundtrip.py"), "--out", dir, "--seed", "3", "--arch", arch)
+	cmd := exec.Command(python, append([]string{filepath.Join("..", "scripts", "roundtrip.py"), "--out", dir, "--seed", "3"}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

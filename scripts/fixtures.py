@@ -62,15 +62,29 @@ class CaseBuilder:
         """A plausible nonzero pooled state (v2): sums over earlier tokens, max >= 0, a count."""
         if not self.v2:
             return None
-        H, E = self.cfg.hidden, self.cfg.embed
         rows = []
         for _ in range(batch):
             n = float(self.rng.randint(1, 200))
-            rows.append([self.rng.uniform(-0.4, 0.4) * n for _ in range(H)] +
-                        [self.rng.uniform(0.0, 0.9) for _ in range(H)] +
-                        [self.rng.uniform(-0.3, 0.3) * n for _ in range(E)] +
-                        [self.rng.uniform(0.0, 0.9) for _ in range(E if self.model.has_max_e else 0)] +
-                        [n])
+            row: List[float] = []
+            w = 0.0
+            for part, (lo, hi) in self.model.layout.items():
+                size = hi - lo
+                if part == "sum_h":
+                    row += [self.rng.uniform(-0.4, 0.4) * n for _ in range(size)]
+                elif part in ("max_h", "max_e"):
+                    row += [self.rng.uniform(0.0, 0.9) for _ in range(size)]
+                elif part == "sum_e":
+                    row += [self.rng.uniform(-0.3, 0.3) * n for _ in range(size)]
+                elif part == "att_sum":  # gated sum: its weight total comes next
+                    w = self.rng.uniform(0.0, 1.0) * n
+                    row += [self.rng.uniform(-0.4, 0.4) * w for _ in range(size)]
+                elif part == "att_w":
+                    row.append(w)
+                elif part == "n":
+                    row.append(n)
+                else:
+                    raise ValueError(f"no fixture values for pooled part {part!r}")
+            rows.append(row)
         return torch.tensor(rows, dtype=torch.float32)
 
     def add(self, name: str, rows: Sequence[Sequence[int]], seq: Optional[int] = None,

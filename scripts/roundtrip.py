@@ -87,12 +87,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--arch", choices=("last", "pooled"), default="last",
                     help="last: v1 signature; pooled: v2 (p0/pn, family_probs)")
+    ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e",
+                    help="pooled: head features (the state carries max_h only when the head reads it)")
+    ap.add_argument("--pool-norm", choices=("mean", "sqrt"), default="mean")
     a = ap.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(2)
     os.makedirs(a.out, exist_ok=True)
+    feats = tuple(f for f in a.features.split(",") if f)
     cfg = ModelConfig(vocab=48, embed=8, hidden=12, layers=a.layers, arch=a.arch,
-                      families=("fam_a", "fam_b", "fam_c") if a.arch == "pooled" else ())
+                      families=("fam_a", "fam_b", "fam_c") if a.arch == "pooled" else (),
+                      features=feats, pool_norm=a.pool_norm, pool_max_h="max_h" in feats)
     model, acc = train(cfg, a.seed, a.steps)
     om = export_onnx(model, os.path.join(a.out, "model.onnx"),
                      metadata={"callwatch.name": "roundtrip", "callwatch.seed": str(a.seed)})

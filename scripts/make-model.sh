@@ -7,6 +7,7 @@
 # Environment: SEED (training seed, 1), CORPUS_SEED (generator seed, 1), VOCAB_SIZE, MIN_CALLS,
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
+# MEMBERS (ensemble members merged into one graph, 1; JOBS trained at once, 2),
 # VERSION (card version, 0.8.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,9 +74,39 @@ if [ -n "$CALIB_SET" ]; then
   "$BIN" tokenize --tokenizer "$WORK/tokenizer.json" --input "$WORK/calib-corpus/calls.jsonl" --format jsonl > "$WORK/calib.jsonl"
   calib=(--calib "$WORK/calib.jsonl")
 fi
-echo "== train (vocab $vocab, seed $SEED)"
-# shellcheck disable=SC2086
-$PY scripts/train.py --data "$WORK/train.jsonl" --vocab-size "$vocab" --out "$WORK" --seed "$SEED" $TRAIN_ARGS "${calib[@]}"
+MEMBERS="${MEMBERS:-1}"
+if [ "$MEMBERS" -gt 1 ]; then
+  # An ensemble in one graph (train.py --merge): MEMBERS models with seeds SEED..SEED+MEMBERS-1 on
+  # one shared split, trained JOBS at a time, merged into one block-diagonal LSTM that scores their
+  # mean logit; thresholds, temperature and export as for one model. State and compute grow with it.
+  echo "== train $MEMBERS members (vocab $vocab, seeds $SEED..$((SEED + MEMBERS - 1)), split seed $SEED)"
+  members=()
+  pids=()
+  for k in $(seq 0 $((MEMBERS - 1))); do
+    mdir="$WORK/member-$((SEED + k))"
+    mkdir -p "$mdir"
+    members+=("$mdir/model.pt")
+    # shellcheck disable=SC2086
+    $PY scripts/train.py --data "$WORK/train.jsonl" --vocab-size "$vocab" --out "$mdir" --seed "$((SEED + k))" \
+      --split-seed "$SEED" --no-export $TRAIN_ARGS "${calib[@]}" > "$mdir/train.log" 2>&1 &
+    pids+=($!)
+    if [ "${#pids[@]}" -ge "${JOBS:-2}" ]; then
+      wait "${pids[0]}" || { echo "member training failed: see ${members[0]%/model.pt}/train.log" >&2; exit 1; }
+      pids=("${pids[@]:1}")
+    fi
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" || { echo "member training failed: see $WORK/member-*/train.log" >&2; exit 1; }
+  done
+  merge=$(IFS=,; echo "${members[*]}")
+  # shellcheck disable=SC2086
+  $PY scripts/train.py --data "$WORK/train.jsonl" --vocab-size "$vocab" --out "$WORK" --seed "$SEED" \
+    --split-seed "$SEED" --merge "$merge" $TRAIN_ARGS "${calib[@]}"
+else
+  echo "== train (vocab $vocab, seed $SEED)"
+  # shellcheck disable=SC2086
+  $PY scripts/train.py --data "$WORK/train.jsonl" --vocab-size "$vocab" --out "$WORK" --seed "$SEED" $TRAIN_ARGS "${calib[@]}"
+fi
 echo "== bundle → $OUT"
 $PY scripts/make_bundle.py --work "$WORK" --out "$OUT" --corpus "$CORPUS_DIR/stats.json" --seed "$SEED" \
   --version "${VERSION:-0.8.0}" \

@@ -29,9 +29,9 @@ CORPUS_SET="${CORPUS_SET-corpus/sets/v0.6-hard10.txt}"
 CALIB_SET="${CALIB_SET-corpus/sets/v0.6-hard10-calibration.txt}"
 # Training recipe v2 "a" (scripts/README.md, rounds): pooled running state and a family head (loss
 # weight 0.2); the binary head reads [mean h, last h, mean embedding], the means taken as sum / sqrt(n)
-# (--pool-norm sqrt), all carried as state (with max(0, h), which the head no longer reads: a running
-# max can only grow with the call, a length channel that ranked long normal calls above short scams;
-# round 6 of scripts/README.md). Then --max-logit 12 divides the binary head by T (the largest logit
+# (--pool-norm sqrt), all carried as state (max(0, h) no longer: the head stopped reading it in round 6
+# of scripts/README.md, a running max can only grow with the call, a length channel that ranked long
+# normal calls above short scams; since v0.8.1 the state leaves it out, 128 floats less). Then --max-logit 12 divides the binary head by T (the largest logit
 # difference on the synthetic pools / 12): no ranking changes, but long calls no longer tie at 1.0. Every epoch: 2 fresh variants per base dialogue, whole (a random 512-token window when
 # longer) and as one crop that starts and ends anywhere, plus 200 long multi-call sequences; word
 # dropout 0.1 plus frequency-scaled dropout 0.5 (--freq-dropout: a token in every call goes to [UNK]

@@ -8,7 +8,7 @@
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
 # MEMBERS (ensemble members merged into one graph, 1; JOBS trained at once, 2),
-# VERSION (card version, 0.8.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# VERSION (card version, 0.8.1), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -109,7 +109,7 @@ else
 fi
 echo "== bundle → $OUT"
 $PY scripts/make_bundle.py --work "$WORK" --out "$OUT" --corpus "$CORPUS_DIR/stats.json" --seed "$SEED" \
-  --version "${VERSION:-0.8.0}" \
+  --version "${VERSION:-0.8.1}" \
   --command "SEED=$SEED bash scripts/make-model.sh" ${CHECKPOINT:+--with-checkpoint}
 if [ "${PARITY:-1}" = 1 ]; then
   echo "== parity (onnxruntime vs pure Go)"

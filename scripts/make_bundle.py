@@ -47,6 +47,17 @@ def corpus_stats(st: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def feature_words(report: dict) -> str:
+    """The head's features in words, from the training report (the card's description)."""
+    feats = report.get("architecture", {}).get("features") or ["mean_h", "max_h", "last_h", "mean_e"]
+    sqrt = report.get("hyperparameters", {}).get("pool_norm") == "sqrt"
+    mean = "sum / sqrt(n)" if sqrt else "mean"
+    words = {"mean_h": f"{mean} of hidden states", "max_h": "max of hidden states",
+             "last_h": "last hidden state", "mean_e": f"{mean} of embeddings",
+             "max_e": "max of embeddings", "att_h": "gated mean of hidden states"}
+    return ", ".join(words.get(f, f) for f in feats)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", required=True)
@@ -82,8 +93,8 @@ def main() -> None:
         "name": args.name,
         "version": args.version,
         "description": ("Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
-                        "P(phishing) from pooled summaries of the whole call so far (mean and max "
-                        "of hidden states, last hidden state, mean embedding) plus scenario-family "
+                        "P(phishing) from pooled summaries of the whole call so far ("
+                        + feature_words(report) + ") plus scenario-family "
                         "probabilities; streamable through its (h, c, p) state." if pooled else
                         "Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
                         "P(phishing) at the last token, streamable through its (h, c) state."),

@@ -41,9 +41,10 @@ Outputs in --out: model.onnx (export.py), model.pt (checkpoint),
 train_report.json. Deterministic for a seed on one machine (2 threads).
 
 v2 (--arch pooled, cwmodel.CallWatchPooled; make-model.sh's recipe):
-- the head reads pooled summaries of the call so far (mean and max of the top
-  layer's h, the last h, the mean embedding; --features), carried as the
-  state p, plus a family head (softmax over the corpus families of both
+- the head reads pooled summaries of the call so far (--features: mean or
+  max of the top layer's h, the last h, the mean embedding, a gated mean of h;
+  the means over n or sqrt(n), --pool-norm), carried as the state p (only the
+  accumulators the head reads), plus a family head (softmax over the corpus families of both
   classes, loss weight --family-weight);
 - every epoch, --variants-per-epoch fresh variants of each training base
   dialogue, each whole (a random --max-len window when longer) and as --crops
@@ -54,6 +55,8 @@ v2 (--arch pooled, cwmodel.CallWatchPooled; make-model.sh's recipe):
 - token corruption: --word-dropout ([UNK]), --token-delete, --span-mask,
   --shuffle (segments of a sequence permuted); --group-dropout drops a whole
   feature group; --ema keeps a moving average of the weights;
+- --merge A,B: no training; the members' checkpoints as one graph that scores
+  their mean logit (cwmodel.merge_ensemble), then thresholds and export;
 - --distill L: + L * BCE(student P(phishing), teacher P(phishing)) on every
   example, the teacher being lrteacher.LRTeacher fit on the training split,
   or, with --teacher-models, the mean logit of trained checkpoints;

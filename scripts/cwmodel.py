@@ -268,6 +268,11 @@ class CallWatchPooled(nn.Module):
             k += size
         return out
 
+    def _part(self, p: Tensor):
+        """name -> that accumulator's columns of a pooled state p."""
+        L = self.layout
+        return lambda name: p[:, L[name][0]:L[name][1]]
+
     @property
     def pooled_size(self) -> int:
         return self.layout["n"][1]
@@ -284,15 +289,12 @@ class CallWatchPooled(nn.Module):
     def accumulate(self, e: Tensor, y: Tensor, lengths: Tensor, p0: Tensor) -> Tensor:
         """pn from p0 and one segment: e [B,S,E] embeddings, y [B,S,H] top-layer outputs
         (any values at padded positions), lengths [B]."""
-        L = self.layout
+        part = self._part(p0)
         seq = e.shape[1]
         mask = (torch.arange(seq, device=e.device).unsqueeze(0) < lengths.unsqueeze(1)).to(e.dtype)
         mask = mask.unsqueeze(2)  # [B,S,1]
         ym = y * mask
-
-        def part(name: str) -> Tensor:
-            return p0[:, L[name][0]:L[name][1]]
-
+        L = self.layout
         parts = [part("sum_h") + ym.sum(1)]
         if "max_h" in L:
             parts.append(torch.max(part("max_h"), (torch.relu(y) * mask).max(1)[0]))
@@ -308,16 +310,13 @@ class CallWatchPooled(nn.Module):
 
     def head_logits(self, pn: Tensor, h_last: Tensor) -> Tuple[Tensor, Tensor]:
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
-        L = self.layout
+        part = self._part(pn)
         n = torch.clamp(pn[:, -1:], min=1.0)
         if self.cfg.pool_norm == "sqrt":
             if self.cfg.pool_cap > 0:
                 n = torch.max(torch.sqrt(n), n / math.sqrt(self.cfg.pool_cap))
             else:
                 n = torch.sqrt(n)
-        def part(name: str) -> Tensor:
-            return pn[:, L[name][0]:L[name][1]]
-
         parts = {"mean_h": lambda: part("sum_h") / n, "max_h": lambda: part("max_h"),
                  "last_h": lambda: h_last, "mean_e": lambda: part("sum_e") / n,
                  "max_e": lambda: part("max_e"),

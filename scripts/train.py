@@ -680,6 +680,11 @@ def train_v2(a, t0: float, log) -> int:
         teacher = LRTeacher(C=a.teacher_c).fit([c.ids for c in train], [c.label for c in train])
         log(f"teacher: {teacher.params} fit on {len(train)} training calls")
 
+    # the pool draws from its own seeded generators, so building it first changes no weights
+    pool = v2_val_pool(a, val)
+    log("selection pool: " + ", ".join(f"{k} {len(v)}" for k, v in pool.items()))
+    if a.merge:  # no model of its own to build or train
+        return finish_merged(a, t0, log, calls, train, val, pool, families, fam_idx, n_pos)
     cfg = ModelConfig(vocab=a.vocab_size, embed=a.embed, hidden=a.hidden, layers=a.layers,
                       dropout=a.dropout, arch="pooled", families=tuple(families),
                       head_hidden=a.head_hidden, features=tuple(a.features.split(",")),
@@ -693,10 +698,6 @@ def train_v2(a, t0: float, log) -> int:
             model.embed.weight[0].zero_()
     if a.init_from:
         init_from(model, a.init_from, log)
-    pool = v2_val_pool(a, val)
-    log("selection pool: " + ", ".join(f"{k} {len(v)}" for k, v in pool.items()))
-    if a.merge:
-        return finish_merged(a, t0, log, calls, train, val, pool, families, fam_idx, n_pos)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     rng = random.Random(a.seed + 1)
     nrng = np.random.RandomState(a.seed + 1)

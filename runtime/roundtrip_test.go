@@ -31,8 +31,9 @@ func TestExportRoundTrip(t *testing.T) {
 	}{
 		{"last", []string{"--arch", "last"}},
 		{"pooled", []string{"--arch", "pooled"}},
-		// compact state (no max_h accumulator) with the gated mean att_h and sqrt pooling
-		{"pooled-att", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,att_h", "--pool-norm", "sqrt"}},
+		// compact state (no max_h accumulator), sqrt pooling, the gated mean att_h and the
+		// signed-log reads of the sums (slog_h, slog_e: Relu/Log/Sub in the graph)
+		{"pooled-att", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,att_h,slog_h,slog_e", "--pool-norm", "sqrt"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { roundTrip(t, c.args) })

@@ -17,6 +17,11 @@
    - char-lr: TF-IDF (sublinear tf, L2) on character 1-3-grams, analyzer 'char_wb' (n-grams
               inside words, padded with a space: STT spacing is unreliable, and a merged or split
               word then changes only the grams at its edges) + the same logistic regression;
+   - ids-lr-stream: the same token-id 1-3-grams and logistic regression, but features a fixed
+              streaming state can carry: raw count x idf, divided by sqrt(token count) (the
+              LSTM's --pool-norm sqrt). No sublinear tf and no L2 norm: both need every n-gram's
+              own count, which grows with the call. A diagnostic row: what a linear model
+              reaches when it has to stream as the LSTM does;
    - keywords: 33 finance / police / scam keywords (KEYWORDS, chosen from DESIGN.md's domain
               notes), score = substring hits per 100 non-space characters; no training.
 4. Thresholds, chosen on the synthetic VALIDATION split only, never on real calls:
@@ -55,6 +60,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -78,7 +84,7 @@ KEYWORDS: tuple[str, ...] = (
 )
 assert len(KEYWORDS) == 33 and len(set(KEYWORDS)) == 33
 
-MODELS: tuple[str, ...] = ("ids-lr", "char-lr", "keywords")
+MODELS: tuple[str, ...] = ("ids-lr", "ids-lr-stream", "char-lr", "keywords")
 RULES: dict[str, str] = {
     "val-f1": "threshold maximizing F1 on the synthetic validation split",
     "val-fpr5": "lowest threshold with FPR <= 5% on synthetic validation normals",
@@ -115,10 +121,35 @@ def _char_pipeline(seed: int) -> Pipeline:
     return make_pipeline(vec, _lr(seed))
 
 
+class StreamIdsLR:
+    """ids-lr-stream: a linear model on what a fixed-size streaming state can hold. Its score is
+    sum_t w[gram_t] / sqrt(n) + b over the 1-3-grams ending at each token, which a running sum and
+    a token count carry exactly; the TF-IDF of ids-lr (1 + log tf per n-gram, L2 over all of them)
+    cannot be updated without keeping every n-gram's count."""
+
+    def __init__(self, seed: int) -> None:
+        self.vec = TfidfVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False, ngram_range=(1, 3),
+                                   sublinear_tf=False, norm=None, min_df=2, dtype=np.float32)
+        self.lr = _lr(seed)
+
+    def _x(self, docs: Sequence[str], fit: bool = False, y: Any = None) -> Any:
+        x = self.vec.fit_transform(docs) if fit else self.vec.transform(docs)
+        n = np.array([max(len(d.split()), 1) for d in docs], dtype=np.float64)
+        return sp.diags(1.0 / np.sqrt(n)) @ x
+
+    def fit(self, docs: Sequence[str], y: Any) -> "StreamIdsLR":
+        self.lr.fit(self._x(docs, fit=True), y)
+        return self
+
+    def predict_proba(self, docs: Sequence[str]) -> np.ndarray:
+        return self.lr.predict_proba(self._x(docs))
+
+
 @dataclass
 class Baselines:
     ids_lr: Pipeline
     char_lr: Pipeline
+    ids_lr_stream: StreamIdsLR | None = None
     keywords: tuple[str, ...] = KEYWORDS
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)  # rule -> model -> t
 
@@ -126,8 +157,11 @@ class Baselines:
         """P(phishing) for the two LR models, keyword density for the rule."""
         if len(texts) != len(ids):
             raise ValueError(f"{len(texts)} texts but {len(ids)} id lists")
+        docs = [ids_doc(x) for x in ids]
         return {
-            "ids-lr": self.ids_lr.predict_proba([ids_doc(x) for x in ids])[:, 1],
+            "ids-lr": self.ids_lr.predict_proba(docs)[:, 1],
+            "ids-lr-stream": (self.ids_lr_stream.predict_proba(docs)[:, 1] if self.ids_lr_stream is not None
+                              else np.full(len(docs), np.nan)),
             "char-lr": self.char_lr.predict_proba(list(texts))[:, 1],
             "keywords": np.array([keyword_score(t, self.keywords) for t in texts], dtype=np.float64),
         }
@@ -143,16 +177,20 @@ class Baselines:
         return self.thresholds
 
 
-def fit_baselines(texts: Sequence[str], ids: Sequence[Sequence[int]], labels: Sequence[int], seed: int = 1) -> Baselines:
-    """Fits the two TF-IDF + LR models on training calls (labels: 1 phishing, 0 normal)."""
+def fit_baselines(texts: Sequence[str], ids: Sequence[Sequence[int]], labels: Sequence[int], seed: int = 1,
+                  stream_row: bool = True) -> Baselines:
+    """Fits the LR models on training calls (labels: 1 phishing, 0 normal); stream_row False leaves
+    out ids-lr-stream (its scores are then NaN)."""
     y = np.asarray(labels, dtype=int)
     if len(texts) != len(ids) or len(texts) != len(y):
         raise ValueError("texts, ids and labels differ in length")
     if set(np.unique(y).tolist()) != {0, 1}:
         raise ValueError("training labels need both classes (1 phishing, 0 normal)")
-    ids_lr = _ids_pipeline(seed).fit([ids_doc(x) for x in ids], y)
+    docs = [ids_doc(x) for x in ids]
+    ids_lr = _ids_pipeline(seed).fit(docs, y)
+    stream = StreamIdsLR(seed).fit(docs, y) if stream_row else None
     char_lr = _char_pipeline(seed).fit(list(texts), y)
-    return Baselines(ids_lr=ids_lr, char_lr=char_lr)
+    return Baselines(ids_lr=ids_lr, char_lr=char_lr, ids_lr_stream=stream)
 
 
 # ---- thresholds and metrics ------------------------------------------------------------------
@@ -373,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         f"validation {len(val)} ({len({r.group for r in val})} groups)")
     t1 = time.monotonic()
     bl = fit_baselines([r.text for r in train], [r.ids for r in train], [r.label for r in train], seed=a.seed)
-    log(f"== fitted ids-lr and char-lr in {time.monotonic() - t1:.0f}s")
+    log(f"== fitted ids-lr, ids-lr-stream and char-lr in {time.monotonic() - t1:.0f}s")
     yv = np.array([r.label for r in val])
     thr = bl.calibrate([r.text for r in val], [r.ids for r in val], yv)
     vsc = bl.scores([r.text for r in val], [r.ids for r in val])
@@ -417,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": {
             "ids-lr": "TfidfVectorizer(word on token ids, ngram 1-3, sublinear_tf, l2, min_df 2) + "
                       "LogisticRegression(C 1, class_weight balanced, liblinear)",
+            "ids-lr-stream": "TfidfVectorizer(word on token ids, ngram 1-3, raw tf, no norm, min_df 2) / sqrt(token count) + "
+                             "LogisticRegression(C 1, class_weight balanced, liblinear): what a streaming state can carry",
             "char-lr": "TfidfVectorizer(char_wb, ngram 1-3, sublinear_tf, l2, min_df 2) + "
                        "LogisticRegression(C 1, class_weight balanced, liblinear)",
             "keywords": {"score": "keyword substring hits per 100 non-space characters", "keywords": list(KEYWORDS)},

@@ -178,8 +178,14 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h")
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e")
 DEFAULT_FAMILIES = ("normal", "phishing")
+
+
+def _slog(s: Tensor) -> Tensor:
+    """sign(s) * log(1 + |s|), elementwise, from Relu/Log/Sub (ops both backends run): a
+    saturating read of a running sum, as sublinear tf is of a term count."""
+    return torch.log(1 + torch.relu(s)) - torch.log(1 + torch.relu(-s))
 
 
 class CallWatchPooled(nn.Module):
@@ -208,6 +214,9 @@ class CallWatchPooled(nn.Module):
     The heads read the features named in cfg.features, from
         mean_h = sum_h / max(n, 1), max_h, last_h = top layer's h at the last
         real token (= hn[-1]), mean_e = sum_e / max(n, 1), max_e,
+        slog_h = sign(sum_h) log(1 + |sum_h|), slog_e likewise of sum_e: the
+        sums read with saturation, the way sublinear tf reads a term count
+        (no state of their own; their scale grows only with log n),
         att_h = sum_t g_t h_t / max(sum_t g_t, 1): the mean of h over the
         tokens the gate picks, whatever the call's length (a few strong
         tokens are not diluted by a long call, and a long call does not grow
@@ -237,7 +246,8 @@ class CallWatchPooled(nn.Module):
         H, E = cfg.hidden, cfg.embed
         self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
-        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E, "att_h": H}
+        self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E, "att_h": H,
+                      "slog_h": H, "slog_e": E}
         if "att_h" in cfg.features:
             # the gate's weights as plain parameters (Mul + ReduceSum in the graph, not a
             # MatMul with a renamed transposed initializer) so onnx2torch finds them by name
@@ -320,7 +330,8 @@ class CallWatchPooled(nn.Module):
         parts = {"mean_h": lambda: part("sum_h") / n, "max_h": lambda: part("max_h"),
                  "last_h": lambda: h_last, "mean_e": lambda: part("sum_e") / n,
                  "max_e": lambda: part("max_e"),
-                 "att_h": lambda: part("att_sum") / torch.clamp(part("att_w"), min=1.0)}
+                 "att_h": lambda: part("att_sum") / torch.clamp(part("att_w"), min=1.0),
+                 "slog_h": lambda: _slog(part("sum_h")), "slog_e": lambda: _slog(part("sum_e"))}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout
@@ -445,7 +456,7 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
             src_col, dst_col = 0, 0
             for f in cfg.features:
                 size_k = m.sizes[f]
-                off = eoff[k] if f in ("mean_e", "max_e") else hoff[k]
+                off = eoff[k] if f in ("mean_e", "max_e", "slog_e") else hoff[k]
                 for head_out, head_in in ((out.head, m.head), (out.fam_head, m.fam_head)):
                     head_out.weight[:, dst_col + off:dst_col + off + size_k] = \
                         head_in.weight[:, src_col:src_col + size_k] / K

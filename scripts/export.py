@@ -59,7 +59,7 @@ ALLOWED_OPS_V2 = frozenset((
     "LSTM", "Gather", "Add", "Sub", "Mul", "Div", "Relu", "Max", "Min", "ReduceSum", "ReduceMax",
     "Range", "Less", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gemm", "MatMul", "Softmax", "Shape",
     "Slice", "Reshape", "Transpose", "Expand", "Constant", "ConstantOfShape", "Where", "Equal",
-    "Tanh", "Sigmoid", "Clip", "Sqrt"))
+    "Tanh", "Sigmoid", "Clip", "Sqrt", "Log", "Neg"))
 # Parity tolerances between the exported graph (numpy reference, float64) and
 # PyTorch (float32):
 # - probabilities (probs, family_probs) are bounded in [0, 1]: strict absolute

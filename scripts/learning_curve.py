@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             groups = sample_groups(recs, frac, seed)
             train, _ = bl.split_by_group([r for r in recs if r.group in groups])
             log(f"== {frac:.0%} of base dialogues ({len(groups)} dialogues, {len(train)} train calls), seed {seed}")
-            b = bl.fit_baselines([r.text for r in train], [r.ids for r in train], [r.label for r in train], seed=seed)
+            b = bl.fit_baselines([r.text for r in train], [r.ids for r in train], [r.label for r in train], seed=seed,
+                                 stream_row=False)
             row = {"frac": frac, "seed": seed, "dialogues": len(groups), "ids-lr": {}, "lstm": {}}
             for name, rs in real.items():
                 sc = b.scores([r.text for r in rs], [r.ids for r in rs])

@@ -54,7 +54,8 @@ def feature_words(report: dict) -> str:
     mean = "sum / sqrt(n)" if sqrt else "mean"
     words = {"mean_h": f"{mean} of hidden states", "max_h": "max of hidden states",
              "last_h": "last hidden state", "mean_e": f"{mean} of embeddings",
-             "max_e": "max of embeddings", "att_h": "gated mean of hidden states"}
+             "max_e": "max of embeddings", "att_h": "gated mean of hidden states",
+             "slog_h": "signed log of the sum of hidden states", "slog_e": "signed log of the sum of embeddings"}
     return ", ".join(words.get(f, f) for f in feats)
 
 

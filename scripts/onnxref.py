@@ -183,6 +183,8 @@ _OPS: Dict[str, _Op] = {
     "Where": lambda n, i, a: [np.where(i[0], i[1], i[2])],
     "Tanh": lambda n, i, a: [np.tanh(i[0])],
     "Sqrt": lambda n, i, a: [np.sqrt(i[0])],
+    "Log": lambda n, i, a: [np.log(i[0])],
+    "Neg": lambda n, i, a: [np.negative(i[0])],
     "Sigmoid": lambda n, i, a: [_sigmoid(i[0])],
     "Clip": lambda n, i, a: [_clip(i)],
     "Expand": lambda n, i, a: [_expand(i[0], i[1])],

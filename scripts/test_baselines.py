@@ -63,6 +63,28 @@ class BaselinesTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             bl.fit_baselines(tx, ids, [0] * len(tx))
 
+    def test_stream_row_is_a_running_sum(self) -> None:
+        # ids-lr-stream's logit must be what a streaming state carries: the sum, over the tokens,
+        # of the weights of the 1-3-grams ending there, divided by sqrt(token count), plus b.
+        assert bl is not None
+        tx, ids, y, _ = tiny_set(80, 1)
+        b = bl.fit_baselines(tx, ids, y)
+        assert b.ids_lr_stream is not None
+        vocab = b.ids_lr_stream.vec.vocabulary_
+        w = b.ids_lr_stream.lr.coef_.ravel() * b.ids_lr_stream.vec.idf_
+        bias = float(b.ids_lr_stream.lr.intercept_[0])
+        _, vi, _, _ = tiny_set(10, 3)
+        got = b.ids_lr_stream.lr.decision_function(b.ids_lr_stream._x([bl.ids_doc(x) for x in vi]))
+        for row, g in zip(vi, got):
+            toks = [str(t) for t in row]
+            total = 0.0
+            for t in range(len(toks)):
+                for k in (1, 2, 3):
+                    if t + 1 >= k:
+                        j = vocab.get(" ".join(toks[t + 1 - k:t + 1]))
+                        total += w[j] if j is not None else 0.0
+            self.assertAlmostEqual(float(g), total / np.sqrt(len(toks)) + bias, places=4)
+
     def test_thresholds(self) -> None:
         assert bl is not None
         s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])

@@ -117,6 +117,21 @@ class PooledModelTest(unittest.TestCase):
             m.att_u.normal_(0, 1.0)
         self.assertEqual(m.pooled_size, 10 + 6 + 10 + 1 + 1)
         self.check_streaming(m)
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "slog_h", "slog_e"), pool_max_h=False)
+        self.assertEqual(m.pooled_size, 10 + 6 + 1)  # slog reads the sums already carried
+        self.check_streaming(m)
+
+    def test_slog(self) -> None:
+        """slog_h / slog_e read the running sums as sign(s) log(1 + |s|)."""
+        m = tiny_v2(layers=1, pool_norm="sqrt", features=("slog_h", "slog_e"), pool_max_h=False)
+        feats = {}
+        m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))
+        p = torch.tensor([[3.0, -3.0, 0.0, 100.0, -0.5, 1e-3, 7.0, 8.0, 9.0, 10.0,
+                           -1.0, 2.0, -4.0, 0.0, 5.0, 6.0, 12.0]])
+        with torch.no_grad():
+            m.head_logits(p, torch.zeros(1, 10))
+        s = p[0, :16]
+        self.assertTrue(torch.allclose(feats["z"][0], torch.sign(s) * torch.log1p(s.abs()), atol=1e-6))
 
     def test_att_h(self) -> None:
         """att_h is the gate-weighted mean of h: repeating a call's tokens does not change it

@@ -59,6 +59,18 @@ def feature_words(report: dict) -> str:
     return ", ".join(words.get(f, f) for f in feats)
 
 
+def core_words(report: dict) -> str:
+    """The recurrent core in words: one LSTM, or an ensemble merged into one (train.py --merge)."""
+    members = report.get("ensemble") or []
+    if len(members) < 2:
+        return "Unidirectional LSTM"
+    arch = report.get("architecture", {})
+    k = len(members)
+    return (f"{k} unidirectional LSTMs (seeds {', '.join(str(m.get('seed')) for m in members)}) merged into one "
+            f"block-diagonal LSTM (embedding {arch.get('embed')}, hidden {arch.get('hidden')} in all) that scores their "
+            f"mean logit")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", required=True)
@@ -93,7 +105,7 @@ def main() -> None:
     card = {
         "name": args.name,
         "version": args.version,
-        "description": ("Unidirectional LSTM over WordPiece ids of Korean STT call transcripts; "
+        "description": (core_words(report) + " over WordPiece ids of Korean STT call transcripts; "
                         "P(phishing) from pooled summaries of the whole call so far ("
                         + feature_words(report) + ") plus scenario-family "
                         "probabilities; streamable through its (h, c, p) state." if pooled else

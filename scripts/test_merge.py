@@ -81,6 +81,11 @@ class MergeTest(unittest.TestCase):
             got = np.log(probs[:, 1]) - np.log(probs[:, 0])
             T = rep["temperature"]["T"]
             np.testing.assert_allclose(got * T, want.numpy(), rtol=1e-4, atol=1e-4)
+            # The card says what the core is: both members, their size and seeds.
+            import make_bundle
+            self.assertEqual(make_bundle.core_words(rep), "2 unidirectional LSTMs (seeds 1, 2) merged into one "
+                             "block-diagonal LSTM (embedding 12, hidden 13 in all) that scores their mean logit")
+            self.assertEqual(make_bundle.core_words({"architecture": {"embed": 8}}), "Unidirectional LSTM")
 
 
 if __name__ == "__main__":

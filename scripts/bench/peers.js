@@ -18,6 +18,7 @@ process.env.RAYON_NUM_THREADS = process.env.RAYON_NUM_THREADS || '1';
 process.env.TOKENIZERS_PARALLELISM = 'false';
 
 const fs = require('fs');
+const path = require('path');
 const ort = require('onnxruntime-node');
 const { Tokenizer } = require('tokenizers');
 
@@ -48,12 +49,13 @@ async function encodeAll(tok, texts) {
 }
 
 // scoreAll returns P(phishing) per row, batching like Detector.ScoreIDs.
-async function scoreAll(sess, rows, batch, window, L, H) {
+// P > 0: a v2 model whose pooled state p0 -> pn is carried beside h and c.
+async function scoreAll(sess, rows, batch, window, L, H, P) {
   const order = rows.map((_, i) => i).sort((x, y) => rows[x].length - rows[y].length || x - y);
   const scores = new Float32Array(rows.length);
   for (let s = 0; s < order.length; s += batch) {
     const idx = order.slice(s, s + batch);
-    const st = idx.map(() => ({ h: new Float32Array(L * H), c: new Float32Array(L * H) }));
+    const st = idx.map(() => ({ h: new Float32Array(L * H), c: new Float32Array(L * H), p: new Float32Array(P) }));
     for (let off = 0; ; off += window) {
       const active = [];
       let seq = 0;
@@ -66,25 +68,30 @@ async function scoreAll(sess, rows, batch, window, L, H) {
       const lens = new BigInt64Array(B);
       const h0 = new Float32Array(L * B * H);
       const c0 = new Float32Array(L * B * H);
+      const p0 = new Float32Array(B * P);
       active.forEach((j, b) => {
         const row = rows[idx[j]];
         const end = Math.min(row.length, off + window);
         for (let t = off; t < end; t++) ids[b * seq + t - off] = BigInt(row[t]);
         lens[b] = BigInt(end - off);
+        p0.set(st[j].p, b * P);
         for (let l = 0; l < L; l++) {
           h0.set(st[j].h.subarray(l * H, (l + 1) * H), (l * B + b) * H);
           c0.set(st[j].c.subarray(l * H, (l + 1) * H), (l * B + b) * H);
         }
       });
-      const out = await sess.run({
+      const feeds = {
         input_ids: new ort.Tensor('int64', ids, [B, seq]),
         lengths: new ort.Tensor('int64', lens, [B]),
         h0: new ort.Tensor('float32', h0, [L, B, H]),
         c0: new ort.Tensor('float32', c0, [L, B, H]),
-      });
+      };
+      if (P > 0) feeds.p0 = new ort.Tensor('float32', p0, [B, P]);
+      const out = await sess.run(feeds);
       const probs = out.probs.data, hn = out.hn.data, cn = out.cn.data;
       active.forEach((j, b) => {
         scores[idx[j]] = probs[2 * b + 1];
+        if (P > 0) st[j].p.set(out.pn.data.subarray(b * P, (b + 1) * P));
         for (let l = 0; l < L; l++) {
           st[j].h.set(hn.subarray((l * B + b) * H, (l * B + b + 1) * H), l * H);
           st[j].c.set(cn.subarray((l * B + b) * H, (l * B + b + 1) * H), l * H);
@@ -105,15 +112,15 @@ async function main() {
   const tok = Tokenizer.fromFile(a.tokenizer);
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' };
   const sess = await ort.InferenceSession.create(a.model, opts);
-  // State shape from the h0 input metadata when exposed; the shipped model is 1x128.
-  let L = 1, H = 128;
-  const meta = sess.inputMetadata && sess.inputMetadata.find ? sess.inputMetadata.find((m) => m.name === 'h0') : null;
-  if (meta && meta.shape && typeof meta.shape[0] === 'number' && typeof meta.shape[2] === 'number') {
-    L = meta.shape[0]; H = meta.shape[2];
-  }
+  // State shapes from the bundle's card (beside model.onnx): layers, hidden and, for a v2 model
+  // (input p0), the pooled state's width.
+  const arch = JSON.parse(fs.readFileSync(path.join(path.dirname(a.model), 'card.json'), 'utf8')).architecture || {};
+  const L = arch.layers || 1, H = arch.hidden || 128;
+  const P = sess.inputNames.includes('p0') ? arch.pooled_state : 0;
+  if (sess.inputNames.includes('p0') && !(P > 0)) throw new Error('model has input p0 but its card gives no architecture.pooled_state');
   // Warm-up on a slice (JIT, allocator, thread pool); the timed runs do it all.
   await encodeAll(tok, texts.slice(0, 64));
-  await scoreAll(sess, goIDs.slice(0, 64), a.batch, a.window, L, H);
+  await scoreAll(sess, goIDs.slice(0, 64), a.batch, a.window, L, H, P);
 
   let mismatch = -1;
   for (let r = 0; r < a.reps; r++) {
@@ -129,13 +136,13 @@ async function main() {
     }
 
     t0 = now();
-    const scores = await scoreAll(sess, goIDs, a.batch, a.window, L, H);
+    const scores = await scoreAll(sess, goIDs, a.batch, a.window, L, H, P);
     res.ortnode_compute.push(now() - t0);
     res.ortnode_scores = Array.from(scores); // the driver compares them with the Go backends
 
     t0 = now();
     const ids = await encodeAll(tok, texts);
-    await scoreAll(sess, ids, a.batch, a.window, L, H);
+    await scoreAll(sess, ids, a.batch, a.window, L, H, P);
     res.ortnode_e2e.push(now() - t0);
   }
   res.ids_mismatch = mismatch;

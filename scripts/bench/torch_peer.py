@@ -1,7 +1,8 @@
 """PyTorch eager peer for scripts/bench (run with /usr/bin/python3).
 
 Rebuilds scripts/cwmodel.CallWatchLSTM from the ONNX initializers of the
-bundle (ONNX gate order i,o,f,c back to PyTorch's i,f,g,o), then scores the
+bundle (ONNX gate order i,o,f,c back to PyTorch's i,f,g,o), or a v2 model
+(pooled state p carried beside h and c) with scripts/onnx2torch.py, then scores the
 Go tokenizer's ids with the batching of callwatch.Detector.ScoreIDs: rows
 sorted by length, batches of --batch, windows of --window tokens with the
 state carried. --threads sets torch's intra-op threads (the caller sets
@@ -28,10 +29,13 @@ from onnx import numpy_helper  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from cwmodel import CallWatchLSTM, ModelConfig  # noqa: E402
+import onnx2torch  # noqa: E402
 
 
-def load(path: str) -> CallWatchLSTM:
+def load(path: str) -> torch.nn.Module:
     m = onnx.load(path)
+    if any(i.name == "p0" for i in m.graph.input):
+        return onnx2torch.load_onnx(path).eval()
     init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
     lstms = [n for n in m.graph.node if n.op_type == "LSTM"]
     emb = init["embed.weight"]
@@ -57,14 +61,16 @@ def load(path: str) -> CallWatchLSTM:
 
 
 @torch.no_grad()
-def score_all(model: CallWatchLSTM, rows: List[List[int]], batch: int, window: int) -> List[float]:
+def score_all(model: torch.nn.Module, rows: List[List[int]], batch: int, window: int) -> List[float]:
     L, H = model.cfg.layers, model.cfg.hidden
+    P = getattr(model, "pooled_size", 0)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     scores = [0.0] * len(rows)
     for s in range(0, len(order), batch):
         idx = order[s:s + batch]
         h = torch.zeros(L, len(idx), H)
         c = torch.zeros(L, len(idx), H)
+        pst = torch.zeros(len(idx), P)
         off = 0
         while True:
             active = [j for j, r in enumerate(idx) if len(rows[r]) > off]
@@ -77,7 +83,11 @@ def score_all(model: CallWatchLSTM, rows: List[List[int]], batch: int, window: i
                 ids[b, :len(p)] = torch.tensor(p, dtype=torch.int64)
             lens = torch.tensor([len(p) for p in parts], dtype=torch.int64)
             act = torch.tensor(active)
-            logits, hn, cn = model.encode(ids, lens, h[:, act].contiguous(), c[:, act].contiguous())
+            if P:
+                logits, _, hn, cn, pn = model.encode(ids, lens, h[:, act].contiguous(), c[:, act].contiguous(), pst[act])
+                pst[act] = pn
+            else:
+                logits, hn, cn = model.encode(ids, lens, h[:, act].contiguous(), c[:, act].contiguous())
             probs = torch.softmax(logits, dim=-1)[:, 1].tolist()
             h[:, act], c[:, act] = hn, cn
             for b, j in enumerate(active):

@@ -1,7 +1,13 @@
 #!/usr/bin/python3
 """Seed sweep of the make-model recipe: per-file real-call ROC-AUC, median and min-max.
 
-  make sweep SEEDS="1 2 3"      (or: /usr/bin/python3 scripts/sweep.py --seeds 1 2 3 [--jobs 2])
+  make sweep SEEDS="1 3 5"      (or: /usr/bin/python3 scripts/sweep.py --seeds 1 3 5 [--jobs 1])
+
+The recipe is an ensemble of MEMBERS models (make-model.sh's MEMBERS, 2 since v0.9.0): "seed" k
+trains members k..k+MEMBERS-1, so the seeds of one sweep must be at least MEMBERS apart (1 3 5),
+or two ensembles would share a member and their spread would look smaller than it is; the sweep
+refuses such seeds. Each ensemble trains JOBS members at once (make-model.sh, 2), so --jobs 1
+already keeps 2 cores busy. MEMBERS=1 sweeps single models (--seeds 1 2 3 --jobs 2).
 
 For each training seed, runs scripts/make-model.sh (same corpus: CORPUS_SEED, default 1) into
 build/sweep/seed-N (bundle in build/sweep/seed-N/bundle, with model.pt), skipping the Go parity and
@@ -103,10 +109,20 @@ def run_seed(seed: int, a) -> Dict[str, float]:
     return {r["model"]: r["auc"] for r in rows}
 
 
+def overlapping_seeds(seeds: List[int], members: int):
+    """The first pair of seeds whose ensembles (members k..k+members-1) share a member, or None."""
+    ss = sorted(set(seeds))
+    for x, y in zip(ss, ss[1:]):
+        if y - x < max(members, 1):
+            return (x, y)
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--jobs", type=int, default=2, help="seeds trained at once (1 thread each)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 3, 5])
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="seeds trained at once (each trains JOBS members at once, 1 thread each)")
     ap.add_argument("--corpus-seed", type=int, default=1)
     ap.add_argument("--real", default=os.environ.get("REAL_EVAL_DIR", "/work/shared/data/real-eval"))
     ap.add_argument("--out", default="build/sweep")
@@ -116,6 +132,12 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not os.path.isdir(a.real):
         print(f"sweep: no real-eval files in {a.real}", file=sys.stderr)
+        return 2
+    clash = overlapping_seeds(a.seeds, int(os.environ.get("MEMBERS", "2")))
+    if clash:
+        print(f"sweep: seeds {clash[0]} and {clash[1]} share ensemble members (MEMBERS="
+              f"{os.environ.get('MEMBERS', '2')}: seed k trains members k..k+MEMBERS-1); use seeds that many apart, "
+              f"e.g. --seeds 1 3 5, or MEMBERS=1 for single models", file=sys.stderr)
         return 2
     # Built once: every seed tokenizes with the same binary (make-model.sh runs with SKIP_BUILD=1).
     if subprocess.run(["go", "build", "-o", "bin/callwatch", "./cmd/callwatch"], cwd=REPO).returncode:

@@ -373,5 +373,16 @@ class MetricsTest(unittest.TestCase):
         self.assertGreaterEqual(th["dangerous"], th["suspicious"])
 
 
+class SweepSeedsTest(unittest.TestCase):
+    def test_overlapping_seeds(self) -> None:
+        """An ensemble sweep's seeds must not share members (seed k trains k..k+MEMBERS-1)."""
+        import sweep
+        cases = [([1, 3, 5], 2, None), ([1, 2, 3], 2, (1, 2)), ([5, 1, 2], 2, (1, 2)),
+                 ([1, 2, 3, 4], 1, None), ([1, 3], 3, (1, 3)), ([1, 4, 7], 3, None), ([2, 2], 1, None)]
+        for seeds, members, want in cases:
+            with self.subTest(seeds=seeds, members=members):
+                self.assertEqual(sweep.overlapping_seeds(seeds, members), want)
+
+
 if __name__ == "__main__":
     unittest.main()

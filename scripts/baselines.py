@@ -132,7 +132,7 @@ class StreamIdsLR:
                                    sublinear_tf=False, norm=None, min_df=2, dtype=np.float32)
         self.lr = _lr(seed)
 
-    def _x(self, docs: Sequence[str], fit: bool = False, y: Any = None) -> Any:
+    def _x(self, docs: Sequence[str], fit: bool = False) -> Any:
         x = self.vec.fit_transform(docs) if fit else self.vec.transform(docs)
         n = np.array([max(len(d.split()), 1) for d in docs], dtype=np.float64)
         return sp.diags(1.0 / np.sqrt(n)) @ x
@@ -154,7 +154,8 @@ class Baselines:
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)  # rule -> model -> t
 
     def scores(self, texts: Sequence[str], ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        """P(phishing) for the two LR models, keyword density for the rule."""
+        """P(phishing) for the LR models (NaN for ids-lr-stream when it was not fitted), keyword
+        density for the rule."""
         if len(texts) != len(ids):
             raise ValueError(f"{len(texts)} texts but {len(ids)} id lists")
         docs = [ids_doc(x) for x in ids]
@@ -170,9 +171,10 @@ class Baselines:
         """Sets self.thresholds from a validation set (both rules) and returns them."""
         y = np.asarray(labels, dtype=int)
         sc = self.scores(texts, ids)
+        fitted = [m for m in MODELS if not np.isnan(sc[m]).any()]  # ids-lr-stream may be left out
         self.thresholds = {
-            "val-f1": {m: threshold_max_f1(sc[m], y) for m in MODELS},
-            "val-fpr5": {m: threshold_at_fpr(sc[m], y, 0.05) for m in MODELS},
+            "val-f1": {m: threshold_max_f1(sc[m], y) for m in fitted},
+            "val-fpr5": {m: threshold_at_fpr(sc[m], y, 0.05) for m in fitted},
         }
         return self.thresholds
 

@@ -62,6 +62,10 @@ class BaselinesTest(unittest.TestCase):
         self.assertAlmostEqual(bl.keyword_score("대포통장"), 100 * 2 / 4)  # 대포통장 and 통장
         with self.assertRaises(ValueError):
             bl.fit_baselines(tx, ids, [0] * len(tx))
+        # Without the streaming row its scores are NaN and calibration leaves it out.
+        b2 = bl.fit_baselines(tx, ids, y, stream_row=False)
+        self.assertTrue(np.isnan(b2.scores(vt, vi)["ids-lr-stream"]).all())
+        self.assertNotIn("ids-lr-stream", b2.calibrate(vt, vi, vy)["val-f1"])
 
     def test_stream_row_is_a_running_sum(self) -> None:
         # ids-lr-stream's logit must be what a streaming state carries: the sum, over the tokens,

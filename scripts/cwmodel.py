@@ -43,8 +43,9 @@ class ModelConfig:
     arch: str = "last"
     # v2 only: family names of the family head (sorted; both classes), hidden
     # units of the heads' shared ReLU layer (0: linear heads), and which pooled
-    # features the head reads (subset of "mean_h", "max_h", "last_h", "mean_e",
-    # "max_e"; see pool_max_h for which accumulators p carries).
+    # features the head reads (a subset of FEATURES: "mean_h", "max_h", "last_h",
+    # "mean_e", "max_e", "att_h", "slog_h", "slog_e"; see pool_max_h for which
+    # accumulators p carries).
     families: Tuple[str, ...] = ()
     head_hidden: int = 0
     features: Tuple[str, ...] = ("mean_h", "max_h", "last_h", "mean_e")

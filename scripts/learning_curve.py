@@ -7,7 +7,9 @@
 For each fraction of the base dialogues (a seeded sample of whole dialogues, the same share of each
 class; every variant of a chosen dialogue comes along) and each seed, it trains
   - the token-id 1-3-gram TF-IDF + LR baseline (scripts/baselines.py), and
-  - unless --no-lstm, the LSTM with make-model.sh's recipe (its TRAIN_ARGS, or $TRAIN_ARGS),
+  - unless --no-lstm, the LSTM with make-model.sh's recipe (its TRAIN_ARGS, or $TRAIN_ARGS):
+    one model, not make-model.sh's MEMBERS-model ensemble, so since v0.9.0 it is one E48 H80
+    member (the published curve, round 6, used one E64 H128 model),
 on that fraction, and prints per real-eval file the ROC-AUC median and min-max over seeds. Files
 are never pooled. The real-eval files are evaluation only: nothing is trained, selected or
 thresholded on them.

@@ -1,8 +1,7 @@
 """PyTorch eager peer for scripts/bench (run with /usr/bin/python3).
 
-Rebuilds scripts/cwmodel.CallWatchLSTM from the ONNX initializers of the
-bundle (ONNX gate order i,o,f,c back to PyTorch's i,f,g,o), or a v2 model
-(pooled state p carried beside h and c) with scripts/onnx2torch.py, then scores the
+Rebuilds the bundle's model in PyTorch with scripts/onnx2torch.py (v1, or v2
+with the pooled state p carried beside h and c), then scores the
 Go tokenizer's ids with the batching of callwatch.Detector.ScoreIDs: rows
 sorted by length, batches of --batch, windows of --window tokens with the
 state carried. --threads sets torch's intra-op threads (the caller sets
@@ -23,41 +22,15 @@ from typing import List
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import onnx  # noqa: E402
 import torch  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from cwmodel import CallWatchLSTM, ModelConfig  # noqa: E402
 import onnx2torch  # noqa: E402
 
 
 def load(path: str) -> torch.nn.Module:
-    m = onnx.load(path)
-    if any(i.name == "p0" for i in m.graph.input):
-        return onnx2torch.load_onnx(path).eval()
-    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
-    lstms = [n for n in m.graph.node if n.op_type == "LSTM"]
-    emb = init["embed.weight"]
-    hidden = init[lstms[0].input[2]].shape[-1]
-    cfg = ModelConfig(vocab=emb.shape[0], embed=emb.shape[1], hidden=hidden, layers=len(lstms))
-    model = CallWatchLSTM(cfg)
-
-    def reorder(w: torch.Tensor) -> torch.Tensor:  # ONNX i,o,f,c -> torch i,f,g,o
-        i, o, f, c = w.chunk(4, dim=0)
-        return torch.cat([i, f, c, o], dim=0)
-
-    with torch.no_grad():
-        model.embed.weight.copy_(emb)
-        for layer, node in enumerate(lstms):  # weights found through the node, never by name
-            W, R, B = (init[node.input[k]][0] for k in (1, 2, 3))
-            getattr(model.lstm, f"weight_ih_l{layer}").copy_(reorder(W))
-            getattr(model.lstm, f"weight_hh_l{layer}").copy_(reorder(R))
-            getattr(model.lstm, f"bias_ih_l{layer}").copy_(reorder(B[: 4 * hidden]))
-            getattr(model.lstm, f"bias_hh_l{layer}").copy_(reorder(B[4 * hidden:]))
-        model.head.weight.copy_(init["head.weight"])
-        model.head.bias.copy_(init["head.bias"])
-    return model.eval()
+    """The bundle's model in PyTorch, v1 (h, c) or v2 (h, c, p), checked against the graph."""
+    return onnx2torch.load_onnx(path).eval()
 
 
 @torch.no_grad()

@@ -180,6 +180,7 @@ class UnpackedForExport(nn.Module):
 
 
 FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e")
+POOL_NORMS = ("mean", "sqrt", "pow0.625", "pow0.75")  # the pooled sums divided by n, sqrt(n), n^0.625 or n^0.75
 DEFAULT_FAMILIES = ("normal", "phishing")
 
 
@@ -233,8 +234,8 @@ class CallWatchPooled(nn.Module):
         super().__init__()
         if cfg.arch != "pooled":
             raise ValueError("CallWatchPooled needs cfg.arch == 'pooled'")
-        if cfg.pool_norm not in ("mean", "sqrt"):
-            raise ValueError(f"unknown pool_norm {cfg.pool_norm!r}, want 'mean' or 'sqrt'")
+        if cfg.pool_norm not in POOL_NORMS:
+            raise ValueError(f"unknown pool_norm {cfg.pool_norm!r}, want one of {POOL_NORMS}")
         if "max_h" in cfg.features and not cfg.pool_max_h:
             raise ValueError("feature max_h needs pool_max_h (its accumulator in p)")
         if cfg.pool_cap < 0 or (cfg.pool_cap > 0 and cfg.pool_norm != "sqrt"):
@@ -323,7 +324,14 @@ class CallWatchPooled(nn.Module):
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
         part = self._part(pn)
         n = torch.clamp(pn[:, -1:], min=1.0)
-        if self.cfg.pool_norm == "sqrt":
+        if self.cfg.pool_norm in ("pow0.625", "pow0.75"):
+            # n^0.75 = r sqrt(r) and n^0.625 = r sqrt(sqrt(r)), r = sqrt(n), from Sqrt and Mul
+            # (ops both backends run): between sqrt(n), whose features grow with the call, and
+            # n, whose features do not
+            r = torch.sqrt(n)
+            q = torch.sqrt(r)
+            n = r * (q if self.cfg.pool_norm == "pow0.75" else torch.sqrt(q))
+        elif self.cfg.pool_norm == "sqrt":
             if self.cfg.pool_cap > 0:
                 n = torch.max(torch.sqrt(n), n / math.sqrt(self.cfg.pool_cap))
             else:

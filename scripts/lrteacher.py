@@ -43,3 +43,58 @@ class LRTeacher:
         if not texts:
             return np.zeros(0)
         return self.lr.predict_proba(self.vec.transform(texts))[:, 1]
+
+
+def load_pieces(tokenizer_json: str) -> List[str]:
+    """id -> WordPiece string of a callwatch tokenizer.json (the model's vocab)."""
+    import json
+    with open(tokenizer_json, encoding="utf-8") as f:
+        vocab = json.load(f)["model"]["vocab"]
+    pieces = [""] * (max(vocab.values()) + 1)
+    for p, i in vocab.items():
+        pieces[i] = p
+    return pieces
+
+
+def decode(ids: Sequence[int], pieces: Sequence[str]) -> str:
+    """The text a WordPiece id sequence spells: '##' pieces join the previous word, the
+    others start a new one; [UNK] becomes U+25A1 (one character), other specials vanish."""
+    out: List[str] = []
+    for i in ids:
+        p = pieces[int(i)] if 0 <= int(i) < len(pieces) else "[UNK]"
+        if p.startswith("##"):
+            out.append(p[2:])
+        elif p == "[UNK]":
+            out.append(" \u25a1")
+        elif p.startswith("[") and p.endswith("]"):
+            continue
+        else:
+            out.append(" " + p)
+    return "".join(out).strip()
+
+
+class CharTeacher:
+    """The character baseline as teacher (train.py --teacher char): `make baselines`' char-lr
+    (TF-IDF of character 1-3-grams within words, sublinear tf, L2; LR C 1, balanced), fit on
+    the training split's calls as their token ids spell them, so that it scores any id
+    sequence training makes (crops, concatenations, dropped tokens) the same way."""
+
+    def __init__(self, pieces: Sequence[str], seed: int = 1) -> None:
+        self.pieces = list(pieces)
+        self.vec = TfidfVectorizer(analyzer="char_wb", lowercase=False, ngram_range=(1, 3),
+                                   sublinear_tf=True, norm="l2", min_df=2, dtype=np.float32)
+        self.lr = LogisticRegression(C=1.0, class_weight="balanced", solver="liblinear",
+                                     max_iter=1000, random_state=seed)
+        self.params = {"features": "TF-IDF (sublinear tf, l2) of character 1-3-grams (char_wb) of the "
+                                   "text the token ids spell", "C": 1.0, "class_weight": "balanced"}
+
+    def fit(self, seqs: Iterable[Sequence[int]], labels: Sequence[int]) -> "CharTeacher":
+        X = self.vec.fit_transform([decode(s, self.pieces) for s in seqs])
+        self.lr.fit(X, np.asarray(labels))
+        return self
+
+    def predict(self, seqs: Iterable[Sequence[int]]) -> np.ndarray:
+        texts = [decode(s, self.pieces) for s in seqs]
+        if not texts:
+            return np.zeros(0)
+        return self.lr.predict_proba(self.vec.transform(texts))[:, 1]

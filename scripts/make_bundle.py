@@ -50,8 +50,8 @@ def corpus_stats(st: Dict[str, Any]) -> Dict[str, Any]:
 def feature_words(report: dict) -> str:
     """The head's features in words, from the training report (the card's description)."""
     feats = report.get("architecture", {}).get("features") or ["mean_h", "max_h", "last_h", "mean_e"]
-    sqrt = report.get("hyperparameters", {}).get("pool_norm") == "sqrt"
-    mean = "sum / sqrt(n)" if sqrt else "mean"
+    norm = report.get("hyperparameters", {}).get("pool_norm")
+    mean = {"sqrt": "sum / sqrt(n)", "pow0.625": "sum / n^0.625", "pow0.75": "sum / n^0.75"}.get(norm, "mean")
     words = {"mean_h": f"{mean} of hidden states", "max_h": "max of hidden states",
              "last_h": "last hidden state", "mean_e": f"{mean} of embeddings",
              "max_e": "max of embeddings", "att_h": "gated mean of hidden states",

@@ -103,7 +103,7 @@ def tiny_v2(layers: int = 2, head_hidden: int = 0, pool_norm: str = "mean",
 class PooledModelTest(unittest.TestCase):
     def test_streaming_equals_whole(self) -> None:
         # cap 8: the 50-token row crosses it inside a segment.
-        for norm, cap in (("mean", 0), ("sqrt", 0), ("sqrt", 8)):
+        for norm, cap in (("mean", 0), ("sqrt", 0), ("sqrt", 8), ("pow0.75", 0), ("pow0.625", 0)):
             with self.subTest(pool_norm=norm, pool_cap=cap):
                 self.check_streaming(tiny_v2(pool_norm=norm, pool_cap=cap))
         m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "max_e"))
@@ -318,6 +318,40 @@ class CheckpointTeacherTest(unittest.TestCase):
                     lg = m.encode(torch.from_numpy(s)[None], torch.tensor([len(s)]))[0][0]
                     z += float(lg[1] - lg[0]) / len(models)
             self.assertAlmostEqual(got[i], 1 / (1 + np.exp(-z)), places=5)
+
+
+class CharTeacherTest(unittest.TestCase):
+    PIECES = ["[PAD]", "[UNK]", "[CLS]", "검찰", "##청", "수사", "##관", "안전", "##계좌", "택배", "도착", "##했습니다"]
+
+    def test_decode_spells_the_words(self) -> None:
+        from lrteacher import decode
+        self.assertEqual(decode([3, 4, 5, 6, 2, 7, 8], self.PIECES), "검찰청 수사관 안전계좌")
+        self.assertEqual(decode([9, 1, 10, 11, 0, 99], self.PIECES), "택배 \u25a1 도착했습니다 \u25a1")
+        self.assertEqual(decode([], self.PIECES), "")
+
+    def test_ranks_the_scam_words_and_caches(self) -> None:
+        from lrteacher import CharTeacher
+        from train import Call, cached_teacher
+        scam = [[3, 4, 5, 6, 7, 8], [7, 8, 5, 6], [3, 4, 7, 8, 9]]
+        normal = [[9, 10, 11], [10, 11, 9, 10, 11], [9, 9, 10, 11]]
+        calls = [Call(id=f"c{i}", group=f"g{i}", label=y, ids=tuple(s), family="f")
+                 for i, (s, y) in enumerate([(s, 1) for s in scam] + [(s, 0) for s in normal])]
+        fits = []
+
+        def fit():
+            fits.append(1)
+            return CharTeacher(self.PIECES).fit([c.ids for c in calls], [c.label for c in calls])
+
+        with tempfile.TemporaryDirectory() as d:
+            tok = os.path.join(d, "tokenizer.json")
+            with open(tok, "w") as f:
+                f.write("{}")
+            t1 = cached_teacher(d, tok, calls, fit, lambda _: None)
+            t2 = cached_teacher(d, tok, calls, fit, lambda _: None)
+        self.assertEqual(len(fits), 1, "the second member loads the first one's teacher")
+        p = t2.predict([[5, 6, 7, 8], [10, 11]])
+        self.assertGreater(p[0], p[1])
+        np.testing.assert_allclose(p, t1.predict([[5, 6, 7, 8], [10, 11]]))
 
 
 class ReferenceOpsTest(unittest.TestCase):

@@ -58,7 +58,8 @@ v2 (--arch pooled, cwmodel.CallWatchPooled; make-model.sh's recipe):
 - --merge A,B: no training; the members' checkpoints as one graph that scores
   their mean logit (cwmodel.merge_ensemble), then thresholds and export;
 - --distill L: + L * BCE(student P(phishing), teacher P(phishing)) on every
-  example, the teacher being lrteacher.LRTeacher fit on the training split,
+  example, the teacher being lrteacher.LRTeacher fit on the training split
+  (--teacher char: lrteacher.CharTeacher, character n-grams of the decoded ids),
   or, with --teacher-models, the mean logit of trained checkpoints;
 - selection (best epoch, early stopping) on ROC-AUC over a synthetic pool:
   validation calls whole, crops, noisy crops, long concatenations;
@@ -657,6 +658,31 @@ def v2_eval_pool(model, pool) -> Dict[str, Any]:
     return res
 
 
+def cached_teacher(work: str, tok: str, train: Sequence[Call], fit, log):
+    """The character teacher of one training split, fit once: the members of an ensemble share
+    their split and train at the same time, so the first to get the lock fits it (minutes on
+    2 cores) and the others load it. The key covers the split's calls and the vocabulary."""
+    import fcntl
+    import pickle
+    h = hashlib.sha256()
+    with open(tok, "rb") as f:
+        h.update(f.read())
+    for c in sorted(train, key=lambda c: c.id):
+        h.update(f"{c.id}:{c.label}:{len(c.ids)}\n".encode())
+    path = os.path.join(work, f"char-teacher-{h.hexdigest()[:16]}.pkl")
+    with open(path + ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                log(f"teacher: loaded {path}")
+                return pickle.load(f)
+        t = fit()
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(t, f)
+        os.replace(path + ".tmp", path)
+        return t
+
+
 def train_v2(a, t0: float, log) -> int:
     calls = load_calls(a.data, a.vocab_size)
     # Members of one ensemble share a split (--split-seed), so that the merged model's
@@ -675,6 +701,13 @@ def train_v2(a, t0: float, log) -> int:
     if a.distill > 0 and a.teacher_models:
         teacher = CheckpointTeacher(a.teacher_models.split(","))
         log(f"teacher: {teacher.params}")
+    elif a.distill > 0 and a.teacher == "char":
+        from lrteacher import CharTeacher, load_pieces
+        tok = a.teacher_tokenizer or os.path.join(os.path.dirname(os.path.abspath(a.data)), "tokenizer.json")
+        teacher = cached_teacher(os.path.dirname(os.path.abspath(a.data)), tok, train,
+                                 lambda: CharTeacher(load_pieces(tok), seed=1).fit(
+                                     [c.ids for c in train], [c.label for c in train]), log)
+        log(f"teacher: {teacher.params} ({tok}) fit on {len(train)} training calls")
     elif a.distill > 0:
         from lrteacher import LRTeacher
         teacher = LRTeacher(C=a.teacher_c).fit([c.ids for c in train], [c.label for c in train])
@@ -1038,8 +1071,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="last: v1 head on the last token; pooled: v2 pooled state + family head")
     ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e", help="v2 head features")
     ap.add_argument("--head-hidden", type=int, default=0, help="v2 shared ReLU layer (0: linear heads)")
-    ap.add_argument("--pool-norm", choices=("mean", "sqrt"), default="mean",
-                    help="v2: divide the pooled sums by n (mean) or sqrt(n)")
+    ap.add_argument("--pool-norm", choices=("mean", "sqrt", "pow0.625", "pow0.75"), default="mean",
+                    help="v2: divide the pooled sums by n (mean), sqrt(n), n^0.625 or n^0.75 (pow0.625, pow0.75)")
     ap.add_argument("--pool-cap", type=int, default=0,
                     help="v2 with --pool-norm sqrt: divide by n/sqrt(cap) past cap tokens (0: never)")
     ap.add_argument("--split-seed", type=int, default=0,
@@ -1064,6 +1097,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--distill", type=float, default=0.0,
                     help="v2: weight of BCE(student P(phishing), TF-IDF LR teacher's) on every example")
     ap.add_argument("--teacher-c", type=float, default=10.0, help="v2: teacher's inverse L2 strength")
+    ap.add_argument("--teacher", choices=("ids", "char"), default="ids",
+                    help="v2 --distill: the TF-IDF LR on token-id 1-3-grams (ids) or on character 1-3-grams "
+                         "of the text the ids spell (char, `make baselines`' char-lr)")
+    ap.add_argument("--teacher-tokenizer", default="",
+                    help="tokenizer.json whose vocab spells the ids for --teacher char (default: beside --data)")
     ap.add_argument("--max-logit", type=float, default=0.0,
                     help="v2: after training, divide the binary head so that no synthetic call's "
                          "logit difference exceeds this (0: off); keeps scores off float32 1.0")

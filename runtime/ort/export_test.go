@@ -7,3 +7,10 @@ var (
 	ProbeForTest          = probeLibrary
 	VersionAtLeastForTest = versionAtLeast
 )
+
+// SharedArenaForTest reports whether Init registered the environment's arena.
+func SharedArenaForTest() bool {
+	env.Lock()
+	defer env.Unlock()
+	return env.sharedArena
+}

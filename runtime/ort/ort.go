@@ -24,6 +24,9 @@ var env struct {
 	sync.Mutex
 	path    string
 	version string
+	// sharedArena: a CPU arena registered with the environment (see
+	// registerArena) that every session allocates from.
+	sharedArena bool
 }
 
 // Init loads the first usable library among candidates and initialises the
@@ -52,6 +55,7 @@ func Init(candidates []string) (path, version string, err error) {
 		if ierr := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); ierr != nil {
 			return "", "", &LibraryError{Kind: ErrLibraryVersion, Cause: fmt.Sprintf("%s (onnxruntime %s): %v", c, v, ierr)}
 		}
+		env.sharedArena = registerArena() == nil
 		env.path, env.version = c, v
 		return c, v, nil
 	}
@@ -60,6 +64,25 @@ func Init(candidates []string) (path, version string, err error) {
 		cause = reasons[0]
 	}
 	return "", "", &LibraryError{Kind: ErrLibraryNotFound, Tried: candidates, Cause: cause}
+}
+
+// registerArena gives the environment one CPU arena that grows by what is
+// asked (kSameAsRequested) instead of doubling (onnxruntime's default per
+// session). The LSTM's buffers change size with every batch's shape, so the
+// doubling arena kept chunks it never reused: peak RSS of `classify` over
+// 2,000 calls fell by ~5 MB with it. A failure leaves each session its own
+// default arena, which only costs memory.
+func registerArena() error {
+	cfg, err := ortgo.NewArenaCfg(0, 1, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer cfg.Destroy()
+	mi, err := ortgo.GetMemoryInfo()
+	if err != nil {
+		return err
+	}
+	return ortgo.CreateAndRegisterAllocator(mi, cfg)
 }
 
 // Backend is an onnxruntime session over one model. DynamicAdvancedSession
@@ -116,6 +139,19 @@ func NewWithSignature(model []byte, sig runtime.Signature, opts Options) (*Backe
 	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("ort: set inter-op threads: %w", err)
+	}
+	env.Lock()
+	shared := env.sharedArena
+	env.Unlock()
+	if shared {
+		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return nil, fmt.Errorf("ort: use the shared arena: %w", err)
+		}
+	}
+	// Memory patterns pre-plan buffers per input shape; batch and window
+	// shapes vary from run to run here, so the plans only held memory.
+	if err := so.SetMemPattern(false); err != nil {
+		return nil, fmt.Errorf("ort: memory patterns: %w", err)
 	}
 	sess, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, sig.InputNames(), sig.OutputNames(), so)
 	if err != nil {

@@ -65,3 +65,13 @@ func TestVersionCheck(t *testing.T) {
 		t.Error("garbage version accepted")
 	}
 }
+
+// Sessions allocate from the environment's grow-as-asked arena (peak RSS);
+// Init registering it must not fail silently on a supported library.
+func TestSharedArena(t *testing.T) {
+	be := open(t, "../testdata/tiny.onnx")
+	defer be.Close()
+	if !ort.SharedArenaForTest() {
+		t.Fatal("the shared CPU arena was not registered with the onnxruntime environment")
+	}
+}

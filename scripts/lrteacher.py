@@ -75,26 +75,23 @@ def decode(ids: Sequence[int], pieces: Sequence[str]) -> str:
 
 class CharTeacher:
     """The character baseline as teacher (train.py --teacher char): `make baselines`' char-lr
-    (TF-IDF of character 1-3-grams within words, sublinear tf, L2; LR C 1, balanced), fit on
-    the training split's calls as their token ids spell them, so that it scores any id
+    (baselines._char_pipeline: TF-IDF of character 1-3-grams within words, LR C 1, balanced),
+    fit on the training split's calls as their token ids spell them, so that it scores any id
     sequence training makes (crops, concatenations, dropped tokens) the same way."""
 
     def __init__(self, pieces: Sequence[str], seed: int = 1) -> None:
+        from baselines import _char_pipeline
         self.pieces = list(pieces)
-        self.vec = TfidfVectorizer(analyzer="char_wb", lowercase=False, ngram_range=(1, 3),
-                                   sublinear_tf=True, norm="l2", min_df=2, dtype=np.float32)
-        self.lr = LogisticRegression(C=1.0, class_weight="balanced", solver="liblinear",
-                                     max_iter=1000, random_state=seed)
-        self.params = {"features": "TF-IDF (sublinear tf, l2) of character 1-3-grams (char_wb) of the "
-                                   "text the token ids spell", "C": 1.0, "class_weight": "balanced"}
+        self.pipe = _char_pipeline(seed)
+        self.params = {"features": "make baselines' char-lr (character 1-3-grams, sublinear tf, l2; "
+                                   "LR C 1, balanced) on the text the token ids spell"}
 
     def fit(self, seqs: Iterable[Sequence[int]], labels: Sequence[int]) -> "CharTeacher":
-        X = self.vec.fit_transform([decode(s, self.pieces) for s in seqs])
-        self.lr.fit(X, np.asarray(labels))
+        self.pipe.fit([decode(s, self.pieces) for s in seqs], np.asarray(labels))
         return self
 
     def predict(self, seqs: Iterable[Sequence[int]]) -> np.ndarray:
         texts = [decode(s, self.pieces) for s in seqs]
         if not texts:
             return np.zeros(0)
-        return self.lr.predict_proba(self.vec.transform(texts))[:, 1]
+        return self.pipe.predict_proba(texts)[:, 1]

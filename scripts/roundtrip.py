@@ -27,7 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import ModelConfig, build_model
+from cwmodel import POOL_NORMS, ModelConfig, build_model
 from export import export_onnx, op_list
 from fixtures import CaseBuilder
 
@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="last: v1 signature; pooled: v2 (p0/pn, family_probs)")
     ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e",
                     help="pooled: head features (the state carries max_h only when the head reads it)")
-    ap.add_argument("--pool-norm", choices=("mean", "sqrt", "pow0.625", "pow0.75"), default="mean")
+    ap.add_argument("--pool-norm", choices=POOL_NORMS, default="mean")
     a = ap.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(2)

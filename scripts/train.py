@@ -93,7 +93,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import LABELS, CallWatchLSTM, ModelConfig, build_model, load_checkpoint, merge_ensemble, save_checkpoint
+from cwmodel import LABELS, POOL_NORMS, CallWatchLSTM, ModelConfig, build_model, load_checkpoint, merge_ensemble, save_checkpoint
 from export import OPSET, export_onnx, op_list
 
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}  # normal 0, phishing 1
@@ -660,8 +660,8 @@ def v2_eval_pool(model, pool) -> Dict[str, Any]:
 
 def cached_teacher(work: str, tok: str, train: Sequence[Call], fit, log):
     """The character teacher of one training split, fit once: the members of an ensemble share
-    their split and train at the same time, so the first to get the lock fits it (minutes on
-    2 cores) and the others load it. The key covers the split's calls and the vocabulary."""
+    their split and train at the same time, so the first to get the lock fits it (~20 s on
+    the full corpus) and the others load it. The key covers the split's calls and the vocabulary."""
     import fcntl
     import pickle
     h = hashlib.sha256()
@@ -1071,7 +1071,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="last: v1 head on the last token; pooled: v2 pooled state + family head")
     ap.add_argument("--features", default="mean_h,max_h,last_h,mean_e", help="v2 head features")
     ap.add_argument("--head-hidden", type=int, default=0, help="v2 shared ReLU layer (0: linear heads)")
-    ap.add_argument("--pool-norm", choices=("mean", "sqrt", "pow0.625", "pow0.75"), default="mean",
+    ap.add_argument("--pool-norm", choices=POOL_NORMS, default="mean",
                     help="v2: divide the pooled sums by n (mean), sqrt(n), n^0.625 or n^0.75 (pow0.625, pow0.75)")
     ap.add_argument("--pool-cap", type=int, default=0,
                     help="v2 with --pool-norm sqrt: divide by n/sqrt(cap) past cap tokens (0: never)")

@@ -104,6 +104,37 @@ def write_set(base: Path, out: Path, share: float, seed: int = 1) -> None:
     print(f"{held}: {len(drop)} held-out hard normals")
 
 
+def extend_set(base: Path, old: Path, out: Path) -> None:
+    """A corpus set that grows `old` by the base dialogues written since: every dialogue in neither
+    `old` nor its calibration file joins the new set, except new hard normals, which join the new
+    calibration file. `old`'s own choice of kept hard normals stays as it was, so the new set differs
+    from the old by the new dialogues only (write_set would reshuffle which hard normals stay)."""
+    dialogues = parse_dialogues(base)
+    old_cal = old.with_name(old.stem + "-calibration.txt")
+    kept, held = read_set(old), read_set(old_cal)
+    hard = set(hard_normals(base, dialogues))
+    new = [d.id for d in dialogues if d.id not in kept and d.id not in held]
+    new_hard = sorted(i for i in new if i in hard)
+    ids = sorted(kept | (set(new) - set(new_hard)))
+    cal = sorted(held | set(new_hard))
+    missing = (kept | held) - {d.id for d in dialogues}
+    if missing:
+        raise SystemExit(f"{old}: {len(missing)} ids no longer in corpus/base, e.g. {sorted(missing)[:3]}")
+    cmd = f"# Written by: /usr/bin/python3 scripts/ablate.py --extend-set {old} --write-set {out}"
+    out.write_text("\n".join([
+        f"# {old.name} plus the {len(new) - len(new_hard)} base dialogues written after it; the {len(new_hard)} new",
+        "# hard normals among them (KEYWORDS_HARD) join the calibration file instead, as in the old set.",
+        cmd,
+    ] + ids) + "\n", encoding="utf-8")
+    cal_out = out.with_name(out.stem + "-calibration.txt")
+    cal_out.write_text("\n".join([
+        f"# The {len(cal)} hard normals that {out.name} leaves out of training: {old_cal.name}'s {len(held)}",
+        f"# plus {len(new_hard)} new ones. make-model.sh sets the alert thresholds on calls generated from them.",
+        cmd,
+    ] + cal) + "\n", encoding="utf-8")
+    print(f"{out}: {len(ids)} dialogues ({len(new) - len(new_hard)} new); {cal_out}: {len(cal)} ({len(new_hard)} new)")
+
+
 def read_set(path: Path) -> set[str]:
     out = set()
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -139,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bin", type=Path, default=REPO / "bin" / "callwatch")
     ap.add_argument("--write-set", type=Path, help="write a corpus set without the hard normals and exit")
     ap.add_argument("--hard-share", type=float, default=0.0, help="--write-set: share of the hard normals kept")
+    ap.add_argument("--extend-set", type=Path,
+                    help="with --write-set: grow this set by the dialogues written since (new hard normals go "
+                         "to the calibration file) instead of drawing the hard normals again")
     a = ap.parse_args(argv)
+    if a.write_set and a.extend_set:
+        extend_set(REPO / "corpus" / "base", a.extend_set, a.write_set)
+        return 0
     if a.write_set:
         write_set(REPO / "corpus" / "base", a.write_set, a.hard_share)
         return 0

@@ -62,6 +62,29 @@ class CorpusSetTest(unittest.TestCase):
             held = ablate.read_set(out.with_name("set-calibration.txt"))
             self.assertEqual(held, {"police_real-001"})
 
+    def test_extend_set_adds_new_dialogues_and_keeps_the_old_choice(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            base = Path(d) / "base"
+            (base / "normal").mkdir(parents=True)
+            (base / "phishing").mkdir()
+            two = BASE.format(fam="police_real", a="경찰서 수사과입니다 분실물 찾아가세요")
+            (base / "normal" / "police_real.txt").write_text(
+                two + two.replace("-001", "-003").replace("-002", "-004"), encoding="utf-8")
+            (base / "phishing" / "prosecutor.txt").write_text(
+                BASE.format(fam="prosecutor", a="검찰청 수사관입니다 명의가 도용됐습니다"), encoding="utf-8")
+            old = Path(d) / "old.txt"
+            # The old set kept hard normal 001 and held none out; 003 (hard) and 004 are new.
+            old.write_text("# old\npolice_real-001\npolice_real-002\nprosecutor-001\nprosecutor-002\n", encoding="utf-8")
+            (Path(d) / "old-calibration.txt").write_text("# none\n", encoding="utf-8")
+            out = Path(d) / "new.txt"
+            ablate.extend_set(base, old, out)
+            self.assertEqual(ablate.read_set(out), {"police_real-001", "police_real-002", "police_real-004",
+                                                    "prosecutor-001", "prosecutor-002"})
+            self.assertEqual(ablate.read_set(Path(d) / "new-calibration.txt"), {"police_real-003"})
+            old.write_text("# old\npolice_real-009\n", encoding="utf-8")
+            with self.assertRaises(SystemExit):  # an id the corpus no longer has
+                ablate.extend_set(base, old, out)
+
 
 class FreqDropoutTest(unittest.TestCase):
     def test_frequent_tokens_drop_more(self) -> None:

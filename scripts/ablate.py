@@ -112,14 +112,14 @@ def extend_set(base: Path, old: Path, out: Path) -> None:
     dialogues = parse_dialogues(base)
     old_cal = old.with_name(old.stem + "-calibration.txt")
     kept, held = read_set(old), read_set(old_cal)
+    missing = (kept | held) - {d.id for d in dialogues}
+    if missing:
+        raise SystemExit(f"{old}: {len(missing)} ids no longer in corpus/base, e.g. {sorted(missing)[:3]}")
     hard = set(hard_normals(base, dialogues))
     new = [d.id for d in dialogues if d.id not in kept and d.id not in held]
     new_hard = sorted(i for i in new if i in hard)
     ids = sorted(kept | (set(new) - set(new_hard)))
     cal = sorted(held | set(new_hard))
-    missing = (kept | held) - {d.id for d in dialogues}
-    if missing:
-        raise SystemExit(f"{old}: {len(missing)} ids no longer in corpus/base, e.g. {sorted(missing)[:3]}")
     cmd = f"# Written by: /usr/bin/python3 scripts/ablate.py --extend-set {old} --write-set {out}"
     out.write_text("\n".join([
         f"# {old.name} plus the {len(new) - len(new_hard)} base dialogues written after it; the {len(new_hard)} new",
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --write-set: grow this set by the dialogues written since (new hard normals go "
                          "to the calibration file) instead of drawing the hard normals again")
     a = ap.parse_args(argv)
+    if a.extend_set and not a.write_set:
+        ap.error("--extend-set needs --write-set NEW (the set to write)")
     if a.write_set and a.extend_set:
         extend_set(REPO / "corpus" / "base", a.extend_set, a.write_set)
         return 0

@@ -44,7 +44,7 @@ class ModelConfig:
     # v2 only: family names of the family head (sorted; both classes), hidden
     # units of the heads' shared ReLU layer (0: linear heads), and which pooled
     # features the head reads (a subset of FEATURES: "mean_h", "max_h", "last_h",
-    # "mean_e", "max_e", "att_h", "slog_h", "slog_e"; see pool_max_h for which
+    # "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e"; see pool_max_h for which
     # accumulators p carries).
     families: Tuple[str, ...] = ()
     head_hidden: int = 0
@@ -179,7 +179,8 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e")
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e")
+E_FEATURES = ("mean_e", "max_e", "slog_e", "avg_e")  # features read from the embedding sums (E wide)
 POOL_NORMS = ("mean", "sqrt", "pow0.625", "pow0.75")  # the pooled sums divided by n, sqrt(n), n^0.625 or n^0.75
 DEFAULT_FAMILIES = ("normal", "phishing")
 
@@ -219,6 +220,10 @@ class CallWatchPooled(nn.Module):
         slog_h = sign(sum_h) log(1 + |sum_h|), slog_e likewise of sum_e: the
         sums read with saturation, the way sublinear tf reads a term count
         (no state of their own; their scale grows only with log n),
+        avg_h = sum_h / max(n, 1) and avg_e likewise, whatever pool_norm is:
+        with pool_norm "sqrt" the head can read a sum both ways, grown with
+        the call (mean_*) and not (avg_*), and learn for itself how much
+        length should count (no state of their own),
         att_h = sum_t g_t h_t / max(sum_t g_t, 1): the mean of h over the
         tokens the gate picks, whatever the call's length (a few strong
         tokens are not diluted by a long call, and a long call does not grow
@@ -249,7 +254,7 @@ class CallWatchPooled(nn.Module):
         self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
         self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E, "att_h": H,
-                      "slog_h": H, "slog_e": E}
+                      "slog_h": H, "slog_e": E, "avg_h": H, "avg_e": E}
         if "att_h" in cfg.features:
             # the gate's weights as plain parameters (Mul + ReduceSum in the graph, not a
             # MatMul with a renamed transposed initializer) so onnx2torch finds them by name
@@ -324,6 +329,7 @@ class CallWatchPooled(nn.Module):
         """(binary logits [B,2], family logits [B,F]) from the pooled state and the last h."""
         part = self._part(pn)
         n = torch.clamp(pn[:, -1:], min=1.0)
+        n_tokens = n
         if self.cfg.pool_norm in ("pow0.625", "pow0.75"):
             # n^0.75 = r sqrt(r) and n^0.625 = r sqrt(sqrt(r)), r = sqrt(n), from Sqrt and Mul
             # (ops both backends run): between sqrt(n), whose features grow with the call, and
@@ -340,7 +346,8 @@ class CallWatchPooled(nn.Module):
                  "last_h": lambda: h_last, "mean_e": lambda: part("sum_e") / n,
                  "max_e": lambda: part("max_e"),
                  "att_h": lambda: part("att_sum") / torch.clamp(part("att_w"), min=1.0),
-                 "slog_h": lambda: _slog(part("sum_h")), "slog_e": lambda: _slog(part("sum_e"))}
+                 "slog_h": lambda: _slog(part("sum_h")), "slog_e": lambda: _slog(part("sum_e")),
+                 "avg_h": lambda: part("sum_h") / n_tokens, "avg_e": lambda: part("sum_e") / n_tokens}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout
@@ -465,7 +472,7 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
             src_col, dst_col = 0, 0
             for f in cfg.features:
                 size_k = m.sizes[f]
-                off = eoff[k] if f in ("mean_e", "max_e", "slog_e") else hoff[k]
+                off = eoff[k] if f in E_FEATURES else hoff[k]
                 for head_out, head_in in ((out.head, m.head), (out.fam_head, m.fam_head)):
                     head_out.weight[:, dst_col + off:dst_col + off + size_k] = \
                         head_in.weight[:, src_col:src_col + size_k] / K

@@ -55,7 +55,9 @@ def feature_words(report: dict) -> str:
     words = {"mean_h": f"{mean} of hidden states", "max_h": "max of hidden states",
              "last_h": "last hidden state", "mean_e": f"{mean} of embeddings",
              "max_e": "max of embeddings", "att_h": "gated mean of hidden states",
-             "slog_h": "signed log of the sum of hidden states", "slog_e": "signed log of the sum of embeddings"}
+             "slog_h": "signed log of the sum of hidden states", "slog_e": "signed log of the sum of embeddings",
+             "avg_h": "mean of hidden states (divided by n whatever the pool norm)",
+             "avg_e": "mean of embeddings (divided by n whatever the pool norm)"}
     return ", ".join(words.get(f, f) for f in feats)
 
 

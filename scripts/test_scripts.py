@@ -120,6 +120,21 @@ class PooledModelTest(unittest.TestCase):
         m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "slog_h", "slog_e"), pool_max_h=False)
         self.assertEqual(m.pooled_size, 10 + 6 + 1)  # slog reads the sums already carried
         self.check_streaming(m)
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "avg_h", "avg_e"), pool_max_h=False)
+        self.assertEqual(m.pooled_size, 10 + 6 + 1)  # avg reads the sums already carried
+        self.check_streaming(m)
+
+    def test_avg(self) -> None:
+        """avg_h / avg_e divide the sums by n whatever pool_norm is (mean_* by sqrt(n) here)."""
+        m = tiny_v2(layers=1, pool_norm="sqrt", features=("mean_h", "avg_h", "avg_e"), pool_max_h=False)
+        feats = {}
+        m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))
+        p = torch.arange(17, dtype=torch.float32).unsqueeze(0) - 5.0
+        p[0, -1] = 16.0  # n
+        with torch.no_grad():
+            m.head_logits(p, torch.zeros(1, 10))
+        want = torch.cat([p[0, :10] / 4.0, p[0, :10] / 16.0, p[0, 10:16] / 16.0])
+        self.assertTrue(torch.allclose(feats["z"][0], want, atol=1e-6))
 
     def test_slog(self) -> None:
         """slog_h / slog_e read the running sums as sign(s) log(1 + |s|)."""
@@ -178,7 +193,8 @@ class PooledModelTest(unittest.TestCase):
     def test_merge_ensemble(self) -> None:
         """The merged wider LSTM scores the members' mean logit, whole and streamed."""
         from cwmodel import merge_ensemble
-        for layers, feats in ((1, ("mean_h", "last_h", "mean_e")), (2, ("mean_h", "max_h", "last_h", "mean_e", "max_e"))):
+        for layers, feats in ((1, ("mean_h", "last_h", "mean_e")), (2, ("mean_h", "max_h", "last_h", "mean_e", "max_e")),
+                              (1, ("mean_h", "last_h", "mean_e", "avg_h", "avg_e"))):
             with self.subTest(layers=layers, features=feats):
                 members = []
                 for seed, (e, h) in enumerate(((6, 10), (4, 7), (5, 9))):

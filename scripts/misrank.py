@@ -29,7 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from realeval_torch import SHORT, load_real, score_model  # noqa: E402
+from realeval_torch import SHORT, fit_token_lr, load_real, score_model  # noqa: E402
 from train import roc_auc  # noqa: E402
 
 
@@ -92,10 +92,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{a.real}: no *.jsonl files (tokenize the real-eval files with the model's tokenizer)")
     scorers: List[Tuple[str, object]] = []
     if a.baseline:
-        from lrteacher import LRTeacher
-        from train import load_calls, split_by_group
-        calls = split_by_group(load_calls(a.train, 1 << 30), 0.2, a.split_seed)[0]
-        scorers.append(("lr-token-1-3gram", LRTeacher().fit([c.ids for c in calls], [c.label for c in calls])))
+        scorers.append(("lr-token-1-3gram", fit_token_lr(a.train, a.split_seed)[0]))
     from cwmodel import load_checkpoint
     for ck in a.ckpt:
         scorers.append((ck, load_checkpoint(ck)))

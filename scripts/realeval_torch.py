@@ -72,6 +72,16 @@ def score_model(model: torch.nn.Module, rows: List[List[int]], batch_tokens: int
     return scores
 
 
+def fit_token_lr(train_path: str, split_seed: int, use_all: bool = False):
+    """(the bar's token 1-3-gram TF-IDF LR fitted on train.py's training split of a tokenized
+    corpus, or on all of it, number of calls it saw)."""
+    from lrteacher import LRTeacher
+    from train import load_calls, split_by_group
+    calls = load_calls(train_path, 1 << 30)
+    train = calls if use_all else split_by_group(calls, 0.2, split_seed)[0]
+    return LRTeacher().fit([c.ids for c in train], [c.label for c in train]), len(train)
+
+
 def per_file(real, score: Callable[[List[List[int]]], np.ndarray]) -> Dict[str, float]:
     return {name: roc_auc(y, score(rows)) for name, (rows, y) in real.items()}
 
@@ -97,14 +107,10 @@ def main(argv=None) -> int:
     real = load_real(a.real, a.max_tokens)
     results = []
     if a.baseline:
-        from lrteacher import LRTeacher
-        from train import load_calls, split_by_group
-        calls = load_calls(a.train, 1 << 30)
-        train = calls if a.baseline_all else split_by_group(calls, 0.2, a.split_seed)[0]
         t0 = time.time()
-        teacher = LRTeacher().fit([c.ids for c in train], [c.label for c in train])
+        teacher, n = fit_token_lr(a.train, a.split_seed, a.baseline_all)
         res = per_file(real, teacher.predict)
-        print(f"lr-token-1-3gram (train split {len(train)} calls, {time.time() - t0:.0f}s): {fmt(res)}")
+        print(f"lr-token-1-3gram (train split {n} calls, {time.time() - t0:.0f}s): {fmt(res)}")
         results.append({"model": "lr-token-1-3gram", "auc": res})
     from cwmodel import load_checkpoint
     for ck in a.ckpt:

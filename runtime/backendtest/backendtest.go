@@ -110,13 +110,13 @@ func (d Diffs) String() string {
 
 func (d *Diffs) out(v float64, what string) {
 	if v > d.Out || d.OutWhat == "" {
-		d.Out, d.OutWhat = max(d.Out, v), what
+		d.Out, d.OutWhat = v, what
 	}
 }
 
 func (d *Diffs) state(v float64, what string) {
 	if v > d.State || d.StateWhat == "" {
-		d.State, d.StateWhat = max(d.State, v), what
+		d.State, d.StateWhat = v, what
 	}
 }
 

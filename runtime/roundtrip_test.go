@@ -35,7 +35,8 @@ func TestExportRoundTrip(t *testing.T) {
 		// signed-log reads of the sums (slog_h, slog_e: Relu/Log/Sub in the graph)
 		{"pooled-att", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,att_h,slog_h,slog_e", "--pool-norm", "sqrt"}},
 		// means over n^0.75 (Sqrt of a Sqrt, times it) beside the same sums over n (avg_h, avg_e)
-		{"pooled-pow", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,avg_h,avg_e", "--pool-norm", "pow0.75"}},
+		// and over their root mean square (rms_h, rms_e)
+		{"pooled-pow", []string{"--arch", "pooled", "--features", "mean_h,last_h,mean_e,avg_h,avg_e,rms_h,rms_e", "--pool-norm", "pow0.75"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { roundTrip(t, c.args) })

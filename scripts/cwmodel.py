@@ -44,7 +44,7 @@ class ModelConfig:
     # v2 only: family names of the family head (sorted; both classes), hidden
     # units of the heads' shared ReLU layer (0: linear heads), and which pooled
     # features the head reads (a subset of FEATURES: "mean_h", "max_h", "last_h",
-    # "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e"; see pool_max_h for which
+    # "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e", "rms_h", "rms_e"; see pool_max_h for which
     # accumulators p carries).
     families: Tuple[str, ...] = ()
     head_hidden: int = 0
@@ -68,6 +68,11 @@ class ModelConfig:
     # checkpoints and exports that do not say); train.py sets it to whether
     # the head reads max_h, which saves H floats of streamed state.
     pool_max_h: bool = True
+    # v2 only: rms_h / rms_e normalize each of this many equal column blocks of a sum on its
+    # own. 1 for a trained model; merge_ensemble sets K, so that each member's block is
+    # normalized as that member normalized it and the merged graph still equals the members'
+    # mean logit.
+    norm_groups: int = 1
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -87,7 +92,8 @@ class ModelConfig:
                            group_dropout=float(d.get("group_dropout", 0.0)),
                            pool_norm=str(d.get("pool_norm", "mean")),
                            pool_cap=int(d.get("pool_cap", 0)),
-                           pool_max_h=bool(d.get("pool_max_h", True)))
+                           pool_max_h=bool(d.get("pool_max_h", True)),
+                           norm_groups=int(d.get("norm_groups", 1)))
 
 
 class CallWatchLSTM(nn.Module):
@@ -179,10 +185,26 @@ class UnpackedForExport(nn.Module):
         return probs, hn, cn
 
 
-FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e")
-E_FEATURES = ("mean_e", "max_e", "slog_e", "avg_e")  # features read from the embedding sums (E wide)
+FEATURES = ("mean_h", "max_h", "last_h", "mean_e", "max_e", "att_h", "slog_h", "slog_e", "avg_h", "avg_e",
+            "rms_h", "rms_e")
+E_FEATURES = ("mean_e", "max_e", "slog_e", "avg_e", "rms_e")  # features read from the embedding sums (E wide)
 POOL_NORMS = ("mean", "sqrt", "pow0.625", "pow0.75")  # the pooled sums divided by n, sqrt(n), n^0.625 or n^0.75
 DEFAULT_FAMILIES = ("normal", "phishing")
+
+
+RMS_EPS = 1e-6
+
+
+def _rms(s: Tensor, groups: int, width: int) -> Tensor:
+    """s [B, width] divided by its root mean square, in each of `groups` equal column blocks: a
+    direction with no length in it, as the L2-normalized TF-IDF vector of the linear bar is
+    (Mul, ReduceSum, Add, Sqrt, Div and Reshape, ops both backends run; the sizes come from the
+    config, not the tensor, so the graph holds no Reciprocal of a traced shape). A zero sum
+    stays zero."""
+    if groups == 1:
+        return s / torch.sqrt((s * s).sum(1, keepdim=True) * (1.0 / width) + RMS_EPS)
+    g = s.reshape(-1, groups, width // groups)
+    return (g / torch.sqrt((g * g).sum(2, keepdim=True) * (float(groups) / width) + RMS_EPS)).reshape(-1, width)
 
 
 def _slog(s: Tensor) -> Tensor:
@@ -220,6 +242,10 @@ class CallWatchPooled(nn.Module):
         slog_h = sign(sum_h) log(1 + |sum_h|), slog_e likewise of sum_e: the
         sums read with saturation, the way sublinear tf reads a term count
         (no state of their own; their scale grows only with log n),
+        rms_h = sum_h / rms(sum_h) and rms_e likewise: the sums' directions,
+        with no length in them at all (a short call reads as strongly as a
+        long one, as in the linear bar's L2-normalized TF-IDF; no state of
+        their own),
         avg_h = sum_h / max(n, 1) and avg_e likewise, whatever pool_norm is:
         with pool_norm "sqrt" the head can read a sum both ways, grown with
         the call (mean_*) and not (avg_*), and learn for itself how much
@@ -254,7 +280,9 @@ class CallWatchPooled(nn.Module):
         self.embed = nn.Embedding(cfg.vocab, E, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(E, H, num_layers=cfg.layers, batch_first=True)
         self.sizes = {"mean_h": H, "max_h": H, "last_h": H, "mean_e": E, "max_e": E, "att_h": H,
-                      "slog_h": H, "slog_e": E, "avg_h": H, "avg_e": E}
+                      "slog_h": H, "slog_e": E, "avg_h": H, "avg_e": E, "rms_h": H, "rms_e": E}
+        if cfg.norm_groups < 1 or H % cfg.norm_groups or E % cfg.norm_groups:
+            raise ValueError(f"norm_groups {cfg.norm_groups} must divide hidden {H} and embed {E}")
         if "att_h" in cfg.features:
             # the gate's weights as plain parameters (Mul + ReduceSum in the graph, not a
             # MatMul with a renamed transposed initializer) so onnx2torch finds them by name
@@ -347,7 +375,9 @@ class CallWatchPooled(nn.Module):
                  "max_e": lambda: part("max_e"),
                  "att_h": lambda: part("att_sum") / torch.clamp(part("att_w"), min=1.0),
                  "slog_h": lambda: _slog(part("sum_h")), "slog_e": lambda: _slog(part("sum_e")),
-                 "avg_h": lambda: part("sum_h") / n_tokens, "avg_e": lambda: part("sum_e") / n_tokens}
+                 "avg_h": lambda: part("sum_h") / n_tokens, "avg_e": lambda: part("sum_e") / n_tokens,
+                 "rms_h": lambda: _rms(part("sum_h"), self.cfg.norm_groups, self.cfg.hidden),
+                 "rms_e": lambda: _rms(part("sum_e"), self.cfg.norm_groups, self.cfg.embed)}
         feats: List[Tensor] = [parts[f]() for f in self.cfg.features]
         if self.training and self.cfg.group_dropout > 0:
             keep = 1.0 - self.cfg.group_dropout
@@ -437,7 +467,7 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
             raise ValueError("merge_ensemble: members must be pooled models with linear heads")
         if "att_h" in c.features:
             raise ValueError("merge_ensemble: att_h's gate is one per model; members cannot share it")
-        for k in ("layers", "features", "families", "pool_norm", "pool_cap", "vocab"):
+        for k in ("layers", "features", "families", "pool_norm", "pool_cap", "vocab", "norm_groups"):
             if getattr(c, k) != getattr(c0, k):
                 raise ValueError(f"merge_ensemble: members differ in {k}: "
                                  f"{getattr(c, k)!r} vs {getattr(c0, k)!r}")
@@ -445,9 +475,16 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
     Hs = [m.cfg.hidden for m in members]
     Es = [m.cfg.embed for m in members]
     H, E = sum(Hs), sum(Es)
+    groups = 1
+    if any(f in c0.features for f in ("rms_h", "rms_e")):
+        # each member's block of a sum is normalized on its own: equal blocks, one per group
+        if c0.norm_groups != 1 or len(set(Hs)) != 1 or len(set(Es)) != 1:
+            raise ValueError("merge_ensemble: rms_h / rms_e need members of one size, not merged before")
+        groups = K
     cfg = ModelConfig(vocab=c0.vocab, embed=E, hidden=H, layers=c0.layers, arch="pooled",
                       families=c0.families, features=c0.features, pool_norm=c0.pool_norm,
-                      pool_cap=c0.pool_cap, pool_max_h=any(m.cfg.pool_max_h for m in members))
+                      pool_cap=c0.pool_cap, pool_max_h=any(m.cfg.pool_max_h for m in members),
+                      norm_groups=groups)
     out = CallWatchPooled(cfg)
     hoff = [sum(Hs[:k]) for k in range(K)]
     eoff = [sum(Es[:k]) for k in range(K)]

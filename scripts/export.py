@@ -364,6 +364,8 @@ def export_onnx(model: torch.nn.Module, path: str, metadata: Optional[Dict[str, 
                      "callwatch.pool_max_h": "1" if cfg.pool_max_h else "0"})
         if cfg.pool_cap > 0:
             meta["callwatch.pool_cap"] = str(cfg.pool_cap)
+        if cfg.norm_groups != 1:
+            meta["callwatch.norm_groups"] = str(cfg.norm_groups)
     meta.update(metadata or {})
     del m.metadata_props[:]
     for k in sorted(meta):

@@ -57,7 +57,9 @@ def feature_words(report: dict) -> str:
              "max_e": "max of embeddings", "att_h": "gated mean of hidden states",
              "slog_h": "signed log of the sum of hidden states", "slog_e": "signed log of the sum of embeddings",
              "avg_h": "mean of hidden states (divided by n whatever the pool norm)",
-             "avg_e": "mean of embeddings (divided by n whatever the pool norm)"}
+             "avg_e": "mean of embeddings (divided by n whatever the pool norm)",
+             "rms_h": "direction of the sum of hidden states (divided by its root mean square)",
+             "rms_e": "direction of the sum of embeddings (divided by its root mean square)"}
     return ", ".join(words.get(f, f) for f in feats)
 
 

@@ -6,7 +6,7 @@ fine-tuned (`callwatch train --from BUNDLE`) without its training checkpoint.
 
 Sizes come from the graph (embedding table, LSTM nodes, head weights) and the exporter's metadata
 (callwatch.arch, callwatch.features, callwatch.families, callwatch.pool_norm,
-callwatch.pool_cap). The LSTM weights are found through each
+callwatch.pool_cap, callwatch.norm_groups). The LSTM weights are found through each
 LSTM node's inputs (their initializer names are anonymous) and put back in PyTorch's gate order:
 ONNX stores W, R, B as i, o, f, c; PyTorch wants i, f, g(c), o; B is [W_b | R_b]. The rebuilt
 model is then checked against the graph itself (scripts/onnxref.py) on random inputs, so a wrong
@@ -67,7 +67,8 @@ def load_onnx(path: str) -> torch.nn.Module:
                       pool_norm=meta.get("callwatch.pool_norm", "mean") if arch == "pooled" else "mean",
                       pool_cap=int(meta.get("callwatch.pool_cap", "0")) if arch == "pooled" else 0,
                       # exports before pool_max_h carried max_h always
-                      pool_max_h=meta.get("callwatch.pool_max_h", "1") != "0")
+                      pool_max_h=meta.get("callwatch.pool_max_h", "1") != "0",
+                      norm_groups=int(meta.get("callwatch.norm_groups", "1")) if arch == "pooled" else 1)
     model = build_model(cfg)
     if arch == "pooled" and "callwatch.pooled" in meta and str(model.pooled_size) != meta["callwatch.pooled"]:
         raise ConvertError(f"{path}: pooled state of {meta['callwatch.pooled']} floats in the metadata, "

@@ -44,15 +44,24 @@ def report(d: str) -> dict:
 
 
 class MergeTest(unittest.TestCase):
+    def test_merge_rms(self) -> None:
+        """Members reading rms_h / rms_e merge into one graph (a Reshape per normalized sum) whose
+        ONNX, run by the reference evaluator, still scores the members' mean logit."""
+        self.merge_end_to_end("mean_h,last_h,mean_e,rms_h,rms_e", (7, 7), check_card=False)
+
     def test_merge_end_to_end(self) -> None:
+        self.merge_end_to_end("mean_h,last_h,mean_e", (8, 5), check_card=True)
+
+    def merge_end_to_end(self, features: str, hiddens: tuple, check_card: bool) -> None:
         with tempfile.TemporaryDirectory() as d:
             data = os.path.join(d, "calls.jsonl")
             tiny_corpus(data)
             common = ["--data", data, "--vocab-size", str(VOCAB), "--arch", "pooled", "--embed", "6",
                       "--epochs", "1", "--threshold-long", "4", "--concat", "0", "--batch-tokens", "2048",
-                      "--features", "mean_h,last_h,mean_e", "--pool-norm", "sqrt", "--max-logit", "12",
+                      "--features", features, "--pool-norm", "sqrt", "--max-logit", "12",
                       "--split-seed", "7"]
-            for seed, hidden in ((1, 8), (2, 5)):
+            H = sum(hiddens)
+            for seed, hidden in zip((1, 2), hiddens):
                 out = os.path.join(d, f"m{seed}")
                 self.assertEqual(train.main(common + ["--out", out, "--seed", str(seed), "--hidden", str(hidden),
                                                       "--no-export"]), 0)
@@ -61,8 +70,8 @@ class MergeTest(unittest.TestCase):
             self.assertEqual(train.main(common + ["--out", ens, "--seed", "1", "--merge", ",".join(members)]), 0)
             rep = report(ens)
             self.assertEqual([m["seed"] for m in rep["ensemble"]], [1, 2])
-            self.assertEqual(rep["architecture"]["hidden"], 13)
-            self.assertEqual(rep["architecture"]["pooled_state"], 13 + 12 + 1)  # no max_h part
+            self.assertEqual(rep["architecture"]["hidden"], H)
+            self.assertEqual(rep["architecture"]["pooled_state"], H + 12 + 1)  # no max_h part
             # Same validation split for every member and the merge.
             splits = {json.dumps(report(p)["data"]["validation_calls"]) + json.dumps(report(p)["data"]["train_phishing"])
                       for p in (os.path.join(d, "m1"), os.path.join(d, "m2"), ens)}
@@ -75,12 +84,14 @@ class MergeTest(unittest.TestCase):
                 logits = [m.train_logits(ids, lens)[0] for m in ms]
                 want = sum(l[:, 1] - l[:, 0] for l in logits) / 2
             graph = onnx.load(os.path.join(ens, "model.onnx"))
-            z = np.zeros((1, 4, 13), np.float32)
+            z = np.zeros((1, 4, H), np.float32)
             probs = onnxref.run(graph, {"input_ids": ids.numpy(), "lengths": lens.numpy(), "h0": z, "c0": z,
-                                        "p0": np.zeros((4, 26), np.float32)})["probs"]
+                                        "p0": np.zeros((4, H + 13), np.float32)})["probs"]
             got = np.log(probs[:, 1]) - np.log(probs[:, 0])
             T = rep["temperature"]["T"]
             np.testing.assert_allclose(got * T, want.numpy(), rtol=1e-4, atol=1e-4)
+            if not check_card:
+                return
             # The card says what the core is: both members, their size and seeds.
             import make_bundle
             self.assertEqual(make_bundle.core_words(rep), "2 unidirectional LSTMs (seeds 1, 2) merged into one "

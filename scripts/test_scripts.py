@@ -123,6 +123,32 @@ class PooledModelTest(unittest.TestCase):
         m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "avg_h", "avg_e"), pool_max_h=False)
         self.assertEqual(m.pooled_size, 10 + 6 + 1)  # avg reads the sums already carried
         self.check_streaming(m)
+        m = tiny_v2(pool_norm="sqrt", features=("mean_h", "last_h", "mean_e", "rms_h", "rms_e"), pool_max_h=False)
+        self.assertEqual(m.pooled_size, 10 + 6 + 1)  # rms reads the sums already carried
+        self.check_streaming(m)
+
+    def test_rms(self) -> None:
+        """rms_h / rms_e are the sums over their root mean square: a call that says the same
+        thing k times over reads the same, and a zero sum (no tokens) stays zero."""
+        m = tiny_v2(layers=1, pool_norm="sqrt", features=("rms_h", "rms_e"), pool_max_h=False)
+        feats = {}
+        m.head.register_forward_hook(lambda mod, inp, out: feats.update(z=inp[0]))
+        p = torch.arange(17, dtype=torch.float32).unsqueeze(0) - 5.0
+        p[0, -1] = 16.0
+        with torch.no_grad():
+            m.head_logits(p, torch.zeros(1, 10))
+            a = feats["z"].clone()
+            m.head_logits(p * 7.0, torch.zeros(1, 10))
+            self.assertTrue(torch.allclose(a, feats["z"], atol=1e-5))
+            h, e = p[0, :10], p[0, 10:16]
+            want = torch.cat([h / h.pow(2).mean().sqrt(), e / e.pow(2).mean().sqrt()])
+            self.assertTrue(torch.allclose(a[0], want, atol=1e-4))
+            m.head_logits(torch.zeros(1, 17), torch.zeros(1, 10))
+            self.assertEqual(float(feats["z"].abs().max()), 0.0)
+        # Merged members each normalize their own block: groups must divide the sizes.
+        with self.assertRaises(ValueError):
+            CallWatchPooled(ModelConfig(vocab=40, embed=6, hidden=10, arch="pooled", features=("rms_h",),
+                                        pool_max_h=False, norm_groups=4))
 
     def test_avg(self) -> None:
         """avg_h / avg_e divide the sums by n whatever pool_norm is (mean_* by sqrt(n) here)."""
@@ -214,6 +240,26 @@ class PooledModelTest(unittest.TestCase):
                 self.assertTrue(torch.allclose(got_b, want_b, atol=1e-5), (got_b - want_b).abs().max())
                 self.assertTrue(torch.allclose(got_f, want_f, atol=1e-5), (got_f - want_f).abs().max())
                 self.check_streaming(merged)
+        # rms_* normalize each member's block on its own (members of one size)
+        feats = ("mean_h", "last_h", "mean_e", "rms_h", "rms_e")
+        members = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            members.append(CallWatchPooled(ModelConfig(
+                vocab=40, embed=6, hidden=8, arch="pooled", families=("a", "b"), pool_norm="sqrt",
+                features=feats, pool_max_h=False)).eval())
+        merged = merge_ensemble(members)
+        self.assertEqual(merged.cfg.norm_groups, 3)
+        row = torch.randint(1, 40, (3, 25))
+        lens = torch.tensor([25, 9, 1])
+        with torch.no_grad():
+            got_b, _ = merged.train_logits(row, lens)
+            want_b = sum(m.train_logits(row, lens)[0] for m in members) / 3
+        self.assertTrue(torch.allclose(got_b, want_b, atol=1e-5), (got_b - want_b).abs().max())
+        self.check_streaming(merged)
+        self.assertEqual(ModelConfig.from_dict(merged.cfg.to_dict()), merged.cfg)
+        with self.assertRaises(ValueError):  # blocks of different sizes cannot be told apart
+            merge_ensemble([members[0], tiny_v2(layers=1, features=feats, pool_max_h=False)])
         with self.assertRaises(ValueError):
             merge_ensemble([tiny_v2(layers=1), tiny_v2(layers=2)])
 

@@ -416,6 +416,25 @@ class CharTeacherTest(unittest.TestCase):
         np.testing.assert_allclose(p, t1.predict([[5, 6, 7, 8], [10, 11]]))
 
 
+class FamilyWeightsTest(unittest.TestCase):
+    def test_balance(self) -> None:
+        """--family-balance 1 weighs every family of a class alike and keeps each class's total;
+        0 leaves every call at 1."""
+        from train import Call, family_weights
+        calls = []
+        for fam, label, bases in (("a_normal", 0, 2), ("b_normal", 0, 6), ("c_phish", 1, 4)):
+            for g in range(bases):
+                for v in range(3):  # variants share a group: bases count, not calls
+                    calls.append(Call(id=f"{fam}-{g}-v{v}", group=f"{fam}-{g}", label=label, ids=(5,), family=fam))
+        idx = {"a_normal": 0, "b_normal": 1, "c_phish": 2}
+        w = family_weights(calls, idx, 1.0)
+        self.assertTrue(torch.allclose(w, torch.tensor([2.0, 2.0 / 3.0, 1.0])), w)
+        self.assertAlmostEqual(float(2 * w[0] + 6 * w[1]), 8.0, places=5)  # the class total
+        self.assertTrue(torch.equal(family_weights(calls, idx, 0.0), torch.ones(3)))
+        half = family_weights(calls, idx, 0.5)
+        self.assertTrue(1.0 < float(half[0]) < 2.0 and 2.0 / 3.0 < float(half[1]) < 1.0, half)
+
+
 class ReferenceOpsTest(unittest.TestCase):
     def test_new_ops(self) -> None:
         h = onnx.helper

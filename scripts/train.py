@@ -683,6 +683,29 @@ def cached_teacher(work: str, tok: str, train: Sequence[Call], fit, log):
         return t
 
 
+def family_weights(train: List[Call], fam_idx: Dict[str, int], power: float) -> torch.Tensor:
+    """Per-family loss weights [F]: family f of a class with g_f base dialogues in the training
+    split weighs g_f^-power, scaled so that each class keeps its total weight. power 0: every
+    call alike (each family weighs as many bases as it has); 1: every family of a class alike,
+    so adding a family of one kind does not thin out the others (--family-balance)."""
+    groups: Dict[str, set] = {}
+    label: Dict[str, int] = {}
+    for c in train:
+        groups.setdefault(c.family, set()).add(c.group)
+        label[c.family] = c.label
+    w = torch.ones(len(fam_idx))
+    if power <= 0:
+        return w
+    for cls in (0, 1):
+        fams = [f for f in groups if label[f] == cls]
+        g = {f: len(groups[f]) for f in fams}
+        raw = {f: g[f] ** -power for f in fams}
+        scale = sum(g.values()) / sum(g[f] * raw[f] for f in fams)
+        for f in fams:
+            w[fam_idx[f]] = raw[f] * scale
+    return w
+
+
 def train_v2(a, t0: float, log) -> int:
     calls = load_calls(a.data, a.vocab_size)
     # Members of one ensemble share a split (--split-seed), so that the merged model's
@@ -696,6 +719,9 @@ def train_v2(a, t0: float, log) -> int:
     n_pos = sum(c.label for c in train)
     counts = torch.tensor([len(train) - n_pos, n_pos], dtype=torch.float32)
     class_weight = counts.sum() / (2 * counts)
+    fam_weight = family_weights(train, fam_idx, a.family_balance)
+    if a.family_balance > 0:
+        log(f"family balance {a.family_balance}: weights {fam_weight.min():.2f}..{fam_weight.max():.2f}")
 
     teacher = None
     if a.distill > 0 and a.teacher_models:
@@ -760,7 +786,14 @@ def train_v2(a, t0: float, log) -> int:
             logits, flog = model.train_logits(x, lens)
             loss = torch.zeros(())
             has = y >= 0
-            if has.any():
+            if has.any() and a.family_balance > 0:
+                # weighted mean, as cross_entropy(weight=) is, over class x family weights
+                w = class_weight[y[has]] * torch.where(fam[has] >= 0, fam_weight[fam[has].clamp(min=0)],
+                                                       torch.ones(()))
+                ce = (F.cross_entropy(logits[has], y[has], reduction="none") * w).sum() / w.sum()
+                loss = loss + ce
+                tot["ce"] += float(ce)
+            elif has.any():
                 ce = F.cross_entropy(logits[has], y[has], weight=class_weight)
                 loss = loss + ce
                 tot["ce"] += float(ce)
@@ -1085,6 +1118,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "does not read it (the layout of models up to v0.8.0)")
     ap.add_argument("--group-dropout", type=float, default=0.0, help="v2: drop a whole feature group")
     ap.add_argument("--family-weight", type=float, default=0.2, help="v2: weight of the family loss")
+    ap.add_argument("--family-balance", type=float, default=0.0,
+                    help="v2: weigh each family's calls by (its base dialogues)^-P within its class "
+                         "(0: by count, 1: every family alike)")
     ap.add_argument("--crops", type=int, default=1, help="v2: random crops per call per epoch")
     ap.add_argument("--crop-min", type=int, default=24, help="v2: shortest crop, tokens")
     ap.add_argument("--mix", type=int, default=0, help="v2: recombined sequences of 2-4 crops per epoch")

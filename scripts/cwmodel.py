@@ -521,6 +521,62 @@ def merge_ensemble(members: Sequence["CallWatchPooled"]) -> "CallWatchPooled":
     return out
 
 
+class CharTiedEmbedding(nn.Module):
+    """Training-time token embedding (train.py --char-embed): a token's vector is its own plus
+    the mean of the vectors of the characters its piece spells, so tokens that share syllables
+    share parameters. A token the corpus rarely shows, or an STT misspelling of a common word,
+    then starts near the words it is spelled like, as it does for the character n-gram LR.
+    It is a fixed function of the token id, so fold() turns it into one plain embedding table
+    after training: the exported graph, the state and both backends do not change."""
+
+    def __init__(self, base: nn.Embedding, pieces: Sequence[str], init_std: float = 1.0) -> None:
+        super().__init__()
+        chars: Dict[str, int] = {}
+        rows: List[List[int]] = []
+        for p in pieces:
+            special = p.startswith("[") and p.endswith("]")
+            text = "" if special else (p[2:] if p.startswith("##") else p)
+            rows.append([chars.setdefault(ch, len(chars) + 1) for ch in text])  # 0: no character
+        width = max(1, max(len(r) for r in rows))
+        idx = torch.zeros(len(rows), width, dtype=torch.int64)
+        for i, r in enumerate(rows):
+            idx[i, :len(r)] = torch.tensor(r, dtype=torch.int64) if r else idx[i, :0]
+        counts = (idx > 0).sum(1, keepdim=True).clamp(min=1).to(torch.float32)
+        if base.weight.shape[0] != len(rows):
+            raise ValueError(f"{len(rows)} pieces for an embedding of {base.weight.shape[0]} tokens")
+        self.base = base
+        self.chars = nn.Embedding(len(chars) + 1, base.weight.shape[1], padding_idx=0)
+        with torch.no_grad():
+            self.chars.weight.normal_(0.0, init_std)
+            self.chars.weight[0].zero_()
+        self.register_buffer("idx", idx)
+        self.register_buffer("inv", 1.0 / counts)
+        self.n_chars = len(chars)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.base(input_ids) + self.chars(self.idx[input_ids]).sum(-2) * self.inv[input_ids]
+
+    def table(self) -> Tensor:
+        """[V, E]: every token's vector, as forward gives it."""
+        return self.base.weight + self.chars(self.idx).sum(1) * self.inv
+
+    def fold(self) -> nn.Embedding:
+        """One plain embedding table with the same vectors (the padding row stays as base has it)."""
+        out = nn.Embedding(self.base.weight.shape[0], self.base.weight.shape[1],
+                           padding_idx=self.base.padding_idx)
+        with torch.no_grad():
+            out.weight.copy_(self.table())
+        return out
+
+
+def plain_state(model: nn.Module) -> Dict[str, Tensor]:
+    """model's state dict as a model with a plain embedding has it (CharTiedEmbedding folded)."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("embed.")}
+    emb = model.embed
+    sd["embed.weight"] = (emb.table() if isinstance(emb, CharTiedEmbedding) else emb.weight).detach().clone()
+    return sd
+
+
 def save_checkpoint(model: nn.Module, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
     torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(),
                 "extra": extra or {}}, path)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import unittest
@@ -18,7 +19,7 @@ import torch  # noqa: E402
 
 import export  # noqa: E402
 import onnxref  # noqa: E402
-from cwmodel import CallWatchLSTM, CallWatchPooled, ModelConfig  # noqa: E402
+from cwmodel import CallWatchLSTM, CallWatchPooled, ModelConfig, load_checkpoint  # noqa: E402
 from train import choose_thresholds, fpr_threshold, roc_auc  # noqa: E402
 
 
@@ -414,6 +415,63 @@ class CharTeacherTest(unittest.TestCase):
         p = t2.predict([[5, 6, 7, 8], [10, 11]])
         self.assertGreater(p[0], p[1])
         np.testing.assert_allclose(p, t1.predict([[5, 6, 7, 8], [10, 11]]))
+
+
+class CharTiedEmbeddingTest(unittest.TestCase):
+    PIECES = ["[PAD]", "[UNK]", "검찰", "##찰청", "검", "수사관", "##관", "7"]
+
+    def test_fold_equals_forward(self) -> None:
+        from cwmodel import CharTiedEmbedding, plain_state
+        torch.manual_seed(2)
+        base = torch.nn.Embedding(len(self.PIECES), 4, padding_idx=0)
+        emb = CharTiedEmbedding(base, self.PIECES, 0.5)
+        self.assertEqual(emb.n_chars, 7)  # 검 찰 청 수 사 관 7
+        ids = torch.tensor([[2, 3, 4, 0], [5, 6, 7, 1]])
+        with torch.no_grad():
+            folded = emb.fold()
+            self.assertTrue(torch.allclose(emb(ids), folded(ids), atol=1e-6))
+            self.assertEqual(float(folded.weight[0].abs().max()), 0.0)  # [PAD] has no characters
+            self.assertTrue(torch.allclose(folded.weight[1], base.weight[1]))  # nor [UNK]
+            # "검" is its own vector plus the character's; "검찰" averages 검 and 찰
+            c = emb.chars.weight
+            self.assertTrue(torch.allclose(folded.weight[4], base.weight[4] + c[emb.idx[4, 0]]))
+            self.assertTrue(torch.allclose(folded.weight[2], base.weight[2] + (c[emb.idx[2, 0]] + c[emb.idx[2, 1]]) / 2))
+        # Tokens that share a character share its gradient.
+        emb(torch.tensor([[4]])).sum().backward()
+        g = emb.chars.weight.grad
+        self.assertGreater(float(g[emb.idx[4, 0]].abs().sum()), 0.0)
+        self.assertEqual(int(emb.idx[2, 0]), int(emb.idx[4, 0]))  # 검찰 starts with 검
+
+        class Holder(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.embed = emb
+                self.head = torch.nn.Linear(4, 2)
+        sd = plain_state(Holder())
+        self.assertEqual(sorted(sd), ["embed.weight", "head.bias", "head.weight"])
+        self.assertTrue(torch.allclose(sd["embed.weight"], emb.table()))
+
+    def test_train_char_embed(self) -> None:
+        """train.py --char-embed trains through the tied table and writes a plain model: its
+        checkpoint loads as any other and its export runs."""
+        import tempfile
+        import test_merge
+        import train
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "calls.jsonl")
+            test_merge.tiny_corpus(data)
+            pieces = ["[PAD]", "[UNK]"] + [("##" if i % 3 else "") + chr(0xAC00 + i % 17) + chr(0xAC00 + i % 5)
+                                           for i in range(2, test_merge.VOCAB)]
+            with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+                json.dump({"model": {"vocab": {p: i for i, p in enumerate(pieces)}}}, f, ensure_ascii=False)
+            out = os.path.join(d, "m")
+            self.assertEqual(train.main(["--data", data, "--vocab-size", str(test_merge.VOCAB), "--arch", "pooled",
+                                         "--embed", "6", "--hidden", "5", "--epochs", "1", "--threshold-long", "4",
+                                         "--concat", "0", "--batch-tokens", "2048", "--features", "mean_h,last_h,mean_e",
+                                         "--pool-norm", "sqrt", "--out", out, "--char-embed", "0.5"]), 0)
+            m = load_checkpoint(os.path.join(out, "model.pt"))
+            self.assertIsInstance(m.embed, torch.nn.Embedding)
+            self.assertTrue(os.path.exists(os.path.join(out, "model.onnx")))
 
 
 class FamilyWeightsTest(unittest.TestCase):

@@ -93,7 +93,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cwmodel import LABELS, POOL_NORMS, CallWatchLSTM, ModelConfig, build_model, load_checkpoint, merge_ensemble, save_checkpoint
+from cwmodel import (LABELS, POOL_NORMS, CallWatchLSTM, CharTiedEmbedding, ModelConfig, build_model,  # noqa: E402
+                     load_checkpoint, merge_ensemble, plain_state, save_checkpoint)
 from export import OPSET, export_onnx, op_list
 
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}  # normal 0, phishing 1
@@ -757,6 +758,14 @@ def train_v2(a, t0: float, log) -> int:
             model.embed.weight[0].zero_()
     if a.init_from:
         init_from(model, a.init_from, log)
+    plain_embed = model.embed
+    if a.char_embed > 0:
+        if a.ema > 0:
+            raise DataError("--char-embed does not combine with --ema")
+        from lrteacher import load_pieces
+        tok = a.tokenizer or os.path.join(os.path.dirname(os.path.abspath(a.data)), "tokenizer.json")
+        model.embed = CharTiedEmbedding(model.embed, load_pieces(tok), a.char_embed)
+        log(f"char-tied embedding: {model.embed.n_chars} characters of {tok}, init std {a.char_embed}")
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     rng = random.Random(a.seed + 1)
     nrng = np.random.RandomState(a.seed + 1)
@@ -831,16 +840,18 @@ def train_v2(a, t0: float, log) -> int:
             f"kd {h['train_kd']:.4f} fam {h['train_fam']:.4f}); pool AUC " +
             " ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("_")) + f" [{h['seconds']}s]")
         if a.save_epochs:
-            save_checkpoint(model, os.path.join(a.out, f"epoch{epoch}.pt"))
+            torch.save({"config": cfg.to_dict(), "state_dict": plain_state(model), "extra": {}},
+                       os.path.join(a.out, f"epoch{epoch}.pt"))
         key = ev["all"]
         if math.isfinite(key) and key > best[0] + 1e-4:
-            best = (key, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            best = (key, epoch, plain_state(model))
         elif epoch - best[1] >= a.patience:
             log(f"early stop: no improvement since epoch {best[1]}")
             break
         if a.time_budget and time.time() - t0 > a.time_budget:
             log(f"time budget {a.time_budget}s reached after epoch {epoch}")
             break
+    model.embed = plain_embed  # the character-tied table, if any, is folded into best[2]
     model.load_state_dict(best[2])
     model.eval()
     return finish_v2(a, t0, log, model, cfg, calls, train, val, pool, families, fam_idx, teacher,
@@ -1118,6 +1129,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "does not read it (the layout of models up to v0.8.0)")
     ap.add_argument("--group-dropout", type=float, default=0.0, help="v2: drop a whole feature group")
     ap.add_argument("--family-weight", type=float, default=0.2, help="v2: weight of the family loss")
+    ap.add_argument("--char-embed", type=float, default=0.0,
+                    help="v2: tie token embeddings through their characters (a token's vector = its own + "
+                         "the mean of its characters'; init std of the character vectors; 0: off). "
+                         "Folded into one table after training: the export does not change")
+    ap.add_argument("--tokenizer", default="",
+                    help="tokenizer.json of --data's ids (--char-embed; default: beside --data)")
     ap.add_argument("--family-balance", type=float, default=0.0,
                     help="v2: weigh each family's calls by (its base dialogues)^-P within its class "
                          "(0: by count, 1: every family alike)")

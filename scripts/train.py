@@ -684,6 +684,11 @@ def cached_teacher(work: str, tok: str, train: Sequence[Call], fit, log):
         return t
 
 
+def tokenizer_path(a, given: str) -> str:
+    """given, else the tokenizer.json beside --data (where make-model.sh writes both)."""
+    return given or os.path.join(os.path.dirname(os.path.abspath(a.data)), "tokenizer.json")
+
+
 def family_weights(train: List[Call], fam_idx: Dict[str, int], power: float) -> torch.Tensor:
     """Per-family loss weights [F]: family f of a class with g_f base dialogues in the training
     split weighs g_f^-power, scaled so that each class keeps its total weight. power 0: every
@@ -730,7 +735,7 @@ def train_v2(a, t0: float, log) -> int:
         log(f"teacher: {teacher.params}")
     elif a.distill > 0 and a.teacher == "char":
         from lrteacher import CharTeacher, load_pieces
-        tok = a.teacher_tokenizer or os.path.join(os.path.dirname(os.path.abspath(a.data)), "tokenizer.json")
+        tok = tokenizer_path(a, a.teacher_tokenizer)
         teacher = cached_teacher(os.path.dirname(os.path.abspath(a.data)), tok, train,
                                  lambda: CharTeacher(load_pieces(tok), seed=1).fit(
                                      [c.ids for c in train], [c.label for c in train]), log)
@@ -763,7 +768,7 @@ def train_v2(a, t0: float, log) -> int:
         if a.ema > 0:
             raise DataError("--char-embed does not combine with --ema")
         from lrteacher import load_pieces
-        tok = a.tokenizer or os.path.join(os.path.dirname(os.path.abspath(a.data)), "tokenizer.json")
+        tok = tokenizer_path(a, a.tokenizer)
         model.embed = CharTiedEmbedding(model.embed, load_pieces(tok), a.char_embed)
         log(f"char-tied embedding: {model.embed.n_chars} characters of {tok}, init std {a.char_embed}")
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)

@@ -526,8 +526,8 @@ class CharTiedEmbedding(nn.Module):
     the mean of the vectors of the characters its piece spells, so tokens that share syllables
     share parameters. A token the corpus rarely shows, or an STT misspelling of a common word,
     then starts near the words it is spelled like, as it does for the character n-gram LR.
-    It is a fixed function of the token id, so fold() turns it into one plain embedding table
-    after training: the exported graph, the state and both backends do not change."""
+    It is a fixed function of the token id, so plain_state() folds it into one plain embedding
+    table after training: the exported graph, the state and both backends do not change."""
 
     def __init__(self, base: nn.Embedding, pieces: Sequence[str], init_std: float = 1.0) -> None:
         super().__init__()
@@ -540,7 +540,8 @@ class CharTiedEmbedding(nn.Module):
         width = max(1, max(len(r) for r in rows))
         idx = torch.zeros(len(rows), width, dtype=torch.int64)
         for i, r in enumerate(rows):
-            idx[i, :len(r)] = torch.tensor(r, dtype=torch.int64) if r else idx[i, :0]
+            if r:
+                idx[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
         counts = (idx > 0).sum(1, keepdim=True).clamp(min=1).to(torch.float32)
         if base.weight.shape[0] != len(rows):
             raise ValueError(f"{len(rows)} pieces for an embedding of {base.weight.shape[0]} tokens")
@@ -557,16 +558,9 @@ class CharTiedEmbedding(nn.Module):
         return self.base(input_ids) + self.chars(self.idx[input_ids]).sum(-2) * self.inv[input_ids]
 
     def table(self) -> Tensor:
-        """[V, E]: every token's vector, as forward gives it."""
+        """[V, E]: every token's vector, as forward gives it (plain_state folds it into a plain
+        model's embed.weight)."""
         return self.base.weight + self.chars(self.idx).sum(1) * self.inv
-
-    def fold(self) -> nn.Embedding:
-        """One plain embedding table with the same vectors (the padding row stays as base has it)."""
-        out = nn.Embedding(self.base.weight.shape[0], self.base.weight.shape[1],
-                           padding_idx=self.base.padding_idx)
-        with torch.no_grad():
-            out.weight.copy_(self.table())
-        return out
 
 
 def plain_state(model: nn.Module) -> Dict[str, Tensor]:
@@ -578,7 +572,8 @@ def plain_state(model: nn.Module) -> Dict[str, Tensor]:
 
 
 def save_checkpoint(model: nn.Module, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
-    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(),
+    # plain_state: a model still training through a CharTiedEmbedding saves its folded table
+    torch.save({"config": model.cfg.to_dict(), "state_dict": plain_state(model),
                 "extra": extra or {}}, path)
 
 

@@ -420,7 +420,7 @@ class CharTeacherTest(unittest.TestCase):
 class CharTiedEmbeddingTest(unittest.TestCase):
     PIECES = ["[PAD]", "[UNK]", "검찰", "##찰청", "검", "수사관", "##관", "7"]
 
-    def test_fold_equals_forward(self) -> None:
+    def test_table_equals_forward(self) -> None:
         from cwmodel import CharTiedEmbedding, plain_state
         torch.manual_seed(2)
         base = torch.nn.Embedding(len(self.PIECES), 4, padding_idx=0)
@@ -428,14 +428,14 @@ class CharTiedEmbeddingTest(unittest.TestCase):
         self.assertEqual(emb.n_chars, 7)  # 검 찰 청 수 사 관 7
         ids = torch.tensor([[2, 3, 4, 0], [5, 6, 7, 1]])
         with torch.no_grad():
-            folded = emb.fold()
-            self.assertTrue(torch.allclose(emb(ids), folded(ids), atol=1e-6))
-            self.assertEqual(float(folded.weight[0].abs().max()), 0.0)  # [PAD] has no characters
-            self.assertTrue(torch.allclose(folded.weight[1], base.weight[1]))  # nor [UNK]
+            table = emb.table()
+            self.assertTrue(torch.allclose(emb(ids), table[ids], atol=1e-6))
+            self.assertEqual(float(table[0].abs().max()), 0.0)  # [PAD] has no characters
+            self.assertTrue(torch.allclose(table[1], base.weight[1]))  # nor [UNK]
             # "검" is its own vector plus the character's; "검찰" averages 검 and 찰
             c = emb.chars.weight
-            self.assertTrue(torch.allclose(folded.weight[4], base.weight[4] + c[emb.idx[4, 0]]))
-            self.assertTrue(torch.allclose(folded.weight[2], base.weight[2] + (c[emb.idx[2, 0]] + c[emb.idx[2, 1]]) / 2))
+            self.assertTrue(torch.allclose(table[4], base.weight[4] + c[emb.idx[4, 0]]))
+            self.assertTrue(torch.allclose(table[2], base.weight[2] + (c[emb.idx[2, 0]] + c[emb.idx[2, 1]]) / 2))
         # Tokens that share a character share its gradient.
         emb(torch.tensor([[4]])).sum().backward()
         g = emb.chars.weight.grad

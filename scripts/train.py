@@ -800,15 +800,14 @@ def train_v2(a, t0: float, log) -> int:
             logits, flog = model.train_logits(x, lens)
             loss = torch.zeros(())
             has = y >= 0
-            if has.any() and a.family_balance > 0:
-                # weighted mean, as cross_entropy(weight=) is, over class x family weights
-                w = class_weight[y[has]] * torch.where(fam[has] >= 0, fam_weight[fam[has].clamp(min=0)],
-                                                       torch.ones(()))
-                ce = (F.cross_entropy(logits[has], y[has], reduction="none") * w).sum() / w.sum()
-                loss = loss + ce
-                tot["ce"] += float(ce)
-            elif has.any():
-                ce = F.cross_entropy(logits[has], y[has], weight=class_weight)
+            if has.any():
+                if a.family_balance > 0:
+                    # weighted mean, as cross_entropy(weight=) is, over class x family weights
+                    w = class_weight[y[has]] * torch.where(fam[has] >= 0, fam_weight[fam[has].clamp(min=0)],
+                                                           torch.ones(()))
+                    ce = (F.cross_entropy(logits[has], y[has], reduction="none") * w).sum() / w.sum()
+                else:
+                    ce = F.cross_entropy(logits[has], y[has], weight=class_weight)
                 loss = loss + ce
                 tot["ce"] += float(ce)
             if teacher is not None:
@@ -845,8 +844,7 @@ def train_v2(a, t0: float, log) -> int:
             f"kd {h['train_kd']:.4f} fam {h['train_fam']:.4f}); pool AUC " +
             " ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("_")) + f" [{h['seconds']}s]")
         if a.save_epochs:
-            torch.save({"config": cfg.to_dict(), "state_dict": plain_state(model), "extra": {}},
-                       os.path.join(a.out, f"epoch{epoch}.pt"))
+            save_checkpoint(model, os.path.join(a.out, f"epoch{epoch}.pt"))
         key = ev["all"]
         if math.isfinite(key) and key > best[0] + 1e-4:
             best = (key, epoch, plain_state(model))

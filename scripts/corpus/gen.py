@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-calls", type=int, default=4000)
     ap.add_argument("--only", type=Path, help="generate from the base dialogues listed in this file only "
                     "(one id per line, # comments): a named training set such as corpus/sets/*.txt")
+    ap.add_argument("--register-shift", type=float, default=0.0, metavar="P",
+                    help="rewrite this share of the calls one speech level up or down (합니다 <-> 해요; "
+                         "the direction by a coin, never by the label): scripts/corpus/register.py")
     args = ap.parse_args(argv)
+    if not 0 <= args.register_shift <= 1:
+        ap.error(f"--register-shift must be within [0, 1], not {args.register_shift}")
     if args.check:
         return run_check(args.base, args.slots)
     if args.out is None:
@@ -104,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     only = None
     if args.only is not None:
         only = {ln.split("#", 1)[0].strip() for ln in args.only.read_text(encoding="utf-8").splitlines()} - {""}
-    return run_generate(args.base, args.slots, args.out, args.seed, args.variants, args.min_calls, only)
+    return run_generate(args.base, args.slots, args.out, args.seed, args.variants, args.min_calls, only,
+                        args.register_shift)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 from basefmt import Alt, Dialogue, Slot, parse_base
 from noise import BACKCHANNELS, NoiseParams, draw_params, noisy_turn
+from register import shift_call
 from slots import SlotLists
 
 CUT_PROB = 0.25          # share of calls cut before their last turn (both classes alike)
@@ -121,10 +122,14 @@ def _syllables(s: str) -> int:
     return len(_HANGUL_RE.findall(s)) + sum(c.isdigit() for c in s) + sum(c.isascii() and c.isalpha() for c in s) // 2
 
 
-def make_call(d: Dialogue, v: int, seed: int, lists: SlotLists, attempt: int = 0, width: int = 2) -> Call:
+def make_call(d: Dialogue, v: int, seed: int, lists: SlotLists, attempt: int = 0, width: int = 2,
+              register_shift: float = 0.0) -> Call:
     rng = rng_for(seed, d.id, v, attempt)
     values: dict[str, str] = {}
     turns = [render_turn(t.parts, values, lists, rng) for t in d.turns]
+    if register_shift > 0:
+        # Its own generator, so that a corpus without the shift is the same call for call.
+        turns = shift_call(turns, register_shift, rng_for(seed, d.id, v, attempt, "register"))
     p = draw_params(rng)
     excerpt = len(turns) >= 6 and rng.random() < EXCERPT_PROB
     cut = False
@@ -196,7 +201,7 @@ def variants_per_class(dialogues: list[Dialogue], min_calls: int) -> dict[str, i
 
 
 def generate(dialogues: list[Dialogue], lists: SlotLists, seed: int,
-             variants: int | dict[str, int]) -> tuple[list[Call], int]:
+             variants: int | dict[str, int], register_shift: float = 0.0) -> tuple[list[Call], int]:
     """All calls, in base order; returns (calls, duplicates that survived redraws)."""
     per = variants if isinstance(variants, dict) else {d.label: variants for d in dialogues}
     width = max(2, len(str(max(per.values(), default=1) - 1)))
@@ -206,7 +211,7 @@ def generate(dialogues: list[Dialogue], lists: SlotLists, seed: int,
         seen: set[str] = set()  # per base dialogue, so adding a dialogue never changes another's calls
         for v in range(per[d.label]):
             for attempt in range(MAX_ATTEMPTS):
-                c = make_call(d, v, seed, lists, attempt, width)
+                c = make_call(d, v, seed, lists, attempt, width, register_shift)
                 if c.text not in seen:
                     break
             else:
@@ -286,7 +291,7 @@ def format_report(st: dict[str, Any]) -> str:
 
 
 def run_generate(base: Path, slots_dir: Path, out: Path, seed: int, variants: int, min_calls: int,
-                 only: set[str] | None = None) -> int:
+                 only: set[str] | None = None, register_shift: float = 0.0) -> int:
     dialogues, issues = parse_base(base)
     if only is not None and not issues:
         missing = sorted(only - {d.id for d in dialogues})
@@ -304,12 +309,14 @@ def run_generate(base: Path, slots_dir: Path, out: Path, seed: int, variants: in
         return 1
     lists = SlotLists.load(slots_dir)
     per: int | dict[str, int] = variants if variants > 0 else variants_per_class(dialogues, min_calls)
-    calls, dups = generate(dialogues, lists, seed, per)
+    calls, dups = generate(dialogues, lists, seed, per, register_shift)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "calls.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for c in calls:
             f.write(c.json_line() + "\n")
     st = build_stats(calls, dialogues, seed, per, dups)
+    if register_shift > 0:
+        st["register_shift"] = register_shift
     with open(out / "stats.json", "w", encoding="utf-8", newline="\n") as f:
         json.dump(st, f, ensure_ascii=False, indent=1)
         f.write("\n")

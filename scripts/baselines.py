@@ -71,6 +71,8 @@ PY = "/usr/bin/python3"
 DEFAULT_MODEL = "models/ko-vishing-lstm"
 DEFAULT_REAL_EVAL = "/work/shared/data/real-eval"
 VAL_FRAC = 0.15
+# make-model.sh's REGISTER_SHIFT: the share of generated calls moved one speech level (gen.py --register-shift).
+REGISTER_SHIFT = 0.0
 SPLIT_SEED = 1
 
 # 33 keywords of the scam families in DESIGN.md ("The domain"): agencies, accounts and money
@@ -369,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bin", type=Path, default=REPO / "bin" / "callwatch")
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (as make-model.sh) and LR seed")
     ap.add_argument("--min-calls", type=int, default=36000)
+    ap.add_argument("--register-shift", type=float, default=REGISTER_SHIFT,
+                    help="gen.py --register-shift (make-model.sh's REGISTER_SHIFT)")
     ap.add_argument("--val-frac", type=float, default=VAL_FRAC)
     a = ap.parse_args(argv)
     t0 = time.monotonic()
@@ -387,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         with glog.open("w", encoding="utf-8") as lf:
             only = ["--only", a.corpus_set] if a.corpus_set else []
             rc = subprocess.run([PY, str(REPO / "scripts/corpus/gen.py"), "--out", str(corpus), "--seed", str(a.seed),
-                                 "--min-calls", str(a.min_calls), *only], cwd=REPO, stdout=lf,
+                                 "--min-calls", str(a.min_calls), *only, "--register-shift", str(a.register_shift)],
+                                cwd=REPO, stdout=lf,
                                 stderr=subprocess.STDOUT).returncode
         if rc != 0:
             tail = glog.read_text(encoding="utf-8").splitlines()[-15:]

@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus-set", default="corpus/sets/v0.6-hard10.txt",
                     help="base dialogues to draw from (make-model.sh's CORPUS_SET); '' for all of corpus/base")
     ap.add_argument("--min-calls", type=int, default=36000, help="gen.py --min-calls (make-model.sh's MIN_CALLS)")
+    ap.add_argument("--register-shift", type=float, default=bl.REGISTER_SHIFT,
+                    help="gen.py --register-shift (make-model.sh's REGISTER_SHIFT)")
     ap.add_argument("--tokenizer", type=Path, default=REPO / bl.DEFAULT_MODEL / "tokenizer.json")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "learning-curve")
     ap.add_argument("--real-eval", type=Path, default=Path(os.environ.get("REAL_EVAL_DIR", bl.DEFAULT_REAL_EVAL)))
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         only = ["--only", a.corpus_set] if a.corpus_set else []
         log(f"== corpus (gen.py --seed 1 --min-calls {a.min_calls} {' '.join(only)}, as make-model.sh)")
         subprocess.run([PY, str(REPO / "scripts" / "corpus" / "gen.py"), "--out", str(corpus), "--seed", "1",
-                        "--min-calls", str(a.min_calls), *only], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                        "--min-calls", str(a.min_calls), *only, "--register-shift", str(a.register_shift)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     calls = corpus / "calls.jsonl"
     tok = a.out / "corpus.tok.jsonl"
     bl.tokenize(binp, a.tokenizer, calls, tok)

@@ -8,7 +8,7 @@
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
 # MEMBERS (ensemble members merged into one graph, 2; MEMBERS=1 trains one model; JOBS trained at once, 2),
-# VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# REGISTER_SHIFT (gen.py --register-shift), VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -24,6 +24,9 @@ MIN_CALLS="${MIN_CALLS:-36000}"
 # dialogues reaches aishield 0.773, without them 0.880 (scripts/README.md, round 5). CORPUS_SET=
 # (empty) trains on all of corpus/base.
 CORPUS_SET="${CORPUS_SET-corpus/sets/v0.6-hard10.txt}"
+# The share of training calls rewritten one speech level up or down (gen.py --register-shift,
+# scripts/corpus/register.py; label-blind). 0 generates the corpus as before.
+REGISTER_SHIFT="${REGISTER_SHIFT:-0}"
 # The hard normals left out of training set the alert thresholds instead (train.py --calib): each
 # threshold is the higher of the synthetic pool's and theirs at the same FPR target. CALIB_SET= skips it.
 CALIB_SET="${CALIB_SET-corpus/sets/v0.6-hard10-calibration.txt}"
@@ -65,7 +68,7 @@ if [ "${CORPUS_READY:-0}" = 1 ] && [ -s "$CORPUS_DIR/calls.jsonl" ]; then
   echo "== corpus: using $CORPUS_DIR as it is (CORPUS_READY=1)"
 else
   echo "== corpus"
-  $PY scripts/corpus/gen.py --out "$CORPUS_DIR" --seed "$CORPUS_SEED" --min-calls "$MIN_CALLS" ${CORPUS_SET:+--only "$CORPUS_SET"}
+  $PY scripts/corpus/gen.py --out "$CORPUS_DIR" --seed "$CORPUS_SEED" --min-calls "$MIN_CALLS" ${CORPUS_SET:+--only "$CORPUS_SET"} --register-shift "$REGISTER_SHIFT"
 fi
 echo "== vocabulary ($VOCAB_SIZE)"
 "$BIN" vocab --input "$CORPUS_DIR/calls.jsonl" --format jsonl --size "$VOCAB_SIZE" --out "$WORK/tokenizer.json"

@@ -93,3 +93,13 @@ def shift_call(turns: list[str], share: float, rng: random.Random) -> list[str]:
         return turns
     f = shift_down if rng.random() < 0.5 else shift_up
     return [f(t) for t in turns]
+
+
+# Formal (하십시오체) and honorific call-centre endings, for measuring a call's speech level.
+_FORMAL_RE = re.compile(r"니다|니까|십시오|고객님|드리겠|드릴게|세요")
+
+
+def formal_rate(text: str) -> float:
+    """Formal endings per 1,000 non-space characters (scripts/register_auc.py)."""
+    n = len(text) - text.count(" ")
+    return 1000.0 * len(_FORMAL_RE.findall(text)) / max(1, n)

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen  # noqa: E402
-from register import shift_call, shift_down, shift_up  # noqa: E402
+from register import formal_rate, shift_call, shift_down, shift_up  # noqa: E402
 from test_gen import NORMAL, PHISH, write_base  # noqa: E402
 
 
@@ -55,6 +55,31 @@ class ShiftTest(unittest.TestCase):
         self.assertEqual(set(out), {down, up})
         self.assertGreater(out.count(down), 60)
         self.assertGreater(out.count(up), 60)
+
+
+class FormalRateTest(unittest.TestCase):
+    def test_rate(self) -> None:
+        self.assertEqual(formal_rate(""), 0.0)
+        self.assertEqual(formal_rate("밥 먹었어 응 내일 봐"), 0.0)
+        # 2 endings in 11 non-space characters.
+        self.assertAlmostEqual(formal_rate("확인했습니다 감사합니다"), 2000.0 / 11)
+        self.assertGreater(formal_rate(shift_up("네 알겠어요 확인해요")), formal_rate("네 알겠어요 확인해요"))
+
+    def test_register_auc_cli(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import register_auc  # noqa: E402
+        with tempfile.TemporaryDirectory() as td:
+            f = Path(td) / "calls.jsonl"
+            rows = [("phishing", "고객님 확인했습니다 이체하십시오"), ("phishing", "안녕하십니까 본인 맞으십니까"),
+                    ("normal", "야 밥 먹었어"), ("normal", "응 내일 보자 고마워")]
+            f.write_text("".join(json.dumps({"label": l, "text": t}, ensure_ascii=False) + "\n" for l, t in rows),
+                         encoding="utf-8")
+            with redirect_stdout(io.StringIO()) as out:
+                rc = register_auc.main(["--real", str(Path(td) / "none"), "--corpus", str(f)])
+            self.assertEqual(rc, 0)
+            self.assertIn(" 1.000 ", out.getvalue())
+            with redirect_stdout(io.StringIO()), unittest.mock.patch("sys.stderr", io.StringIO()):
+                self.assertEqual(register_auc.main(["--real", str(Path(td) / "none")]), 2)
 
 
 class GenFlagTest(unittest.TestCase):

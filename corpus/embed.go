@@ -15,3 +15,8 @@ var FS embed.FS
 // most of the legitimate calls that talk about scams, which taught that scam
 // words are normal (scripts/README.md, round 5).
 const DefaultSet = "sets/v0.6-hard10.txt"
+
+// DefaultRegisterShift is the share of generated calls the shipped model's
+// corpus moves one speech level up or down (scripts/make-model.sh's
+// REGISTER_SHIFT, gen.py --register-shift), as a gen.py argument.
+const DefaultRegisterShift = "0"

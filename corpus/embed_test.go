@@ -22,6 +22,13 @@ func TestDefaultSetIsMakeModels(t *testing.T) {
 	if string(m[1]) != DefaultSet {
 		t.Fatalf("make-model.sh trains on corpus/%s, DefaultSet is %s", m[1], DefaultSet)
 	}
+	r := regexp.MustCompile(`REGISTER_SHIFT="\$\{REGISTER_SHIFT:-([0-9.]+)\}"`).FindSubmatch(src)
+	if r == nil {
+		t.Fatal("scripts/make-model.sh: no REGISTER_SHIFT default found")
+	}
+	if string(r[1]) != DefaultRegisterShift {
+		t.Fatalf("make-model.sh shifts %s of the calls' speech level, DefaultRegisterShift is %s", r[1], DefaultRegisterShift)
+	}
 	b, err := fs.ReadFile(FS, DefaultSet)
 	if err != nil {
 		t.Fatalf("DefaultSet is not embedded: %v", err)

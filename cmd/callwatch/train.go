@@ -180,7 +180,8 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 		gen := filepath.Join(wd, "corpus")
 		if err := e.runPython(o.python, sdir, filepath.Join(sdir, "corpus", "gen.py"), "--out", gen, "--seed", strconv.Itoa(o.seed),
 			"--min-calls", "8000", "--base", filepath.Join(cdir, "base"), "--slots", filepath.Join(cdir, "slots"),
-			"--only", filepath.Join(cdir, filepath.FromSlash(corpus.DefaultSet))); err != nil {
+			"--only", filepath.Join(cdir, filepath.FromSlash(corpus.DefaultSet)),
+			"--register-shift", corpus.DefaultRegisterShift); err != nil {
 			return fmt.Errorf("corpus generation: %w", err)
 		}
 		cx, err := readCorpusCalls(filepath.Join(gen, "calls.jsonl"))

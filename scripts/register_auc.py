@@ -29,16 +29,17 @@ def quartiles(xs: list[float]) -> str:
 
 
 def report(path: Path) -> str:
-    y: list[int] = []
+    y: list[bool] = []
     s: list[float] = []
     for line in path.open(encoding="utf-8"):
         r = json.loads(line)
-        y.append(1 if r["label"] == "phishing" else 0)
+        y.append(r["label"] == "phishing")
         s.append(formal_rate(r["text"]))
     ph = [x for x, l in zip(s, y) if l]
     no = [x for x, l in zip(s, y) if not l]
-    name = path.name if path.parent.name == "real-eval" or path.name != "calls.jsonl" else path.parent.name + "/" + path.name
-    return (f"{name:32s} {roc_auc(s, [bool(v) for v in y]):6.3f}   phishing {quartiles(ph):>15s} ({len(ph)})"
+    # Generated corpora are all calls.jsonl: name them by their directory.
+    name = f"{path.parent.name}/{path.name}" if path.name == "calls.jsonl" else path.name
+    return (f"{name:32s} {roc_auc(s, y):6.3f}   phishing {quartiles(ph):>15s} ({len(ph)})"
             f"   normal {quartiles(no):>15s} ({len(no)})")
 
 

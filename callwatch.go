@@ -168,6 +168,14 @@ func LoadTokenizer(b *models.Bundle) (*tokenize.Tokenizer, error) {
 	if b.Card.MaxTextBytes > 0 {
 		topts = append(topts, tokenize.WithMaxBytes(b.Card.MaxTextBytes))
 	}
+	if n := b.Card.TextNormalizer; n != "" {
+		if !tokenize.KnownNormalizer(n) {
+			return nil, &models.BundleError{Dir: b.Dir, File: models.CardFile,
+				Problem: fmt.Sprintf("text_normalizer %q is not one this callwatch knows", n),
+				Fix:     "the model needs a newer callwatch; upgrade callwatch, or use a model built for this one", Remedy: models.RemedyNone}
+		}
+		topts = append(topts, tokenize.WithNormalizer(n))
+	}
 	tok, err := tokenize.LoadBytes(b.Tokenizer, topts...)
 	if err != nil {
 		return nil, &models.BundleError{Dir: b.Dir, File: models.TokenizerFile, Problem: "cannot be loaded",

@@ -3,9 +3,11 @@ package callwatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -178,5 +180,42 @@ func BenchmarkClassifyOne(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTextNormalizer: a card that names polite-endings makes the detector's
+// tokenizer read formal endings as polite ones, so a formal call and its
+// polite form score the same; an unknown name is refused with the card named.
+func TestTextNormalizer(t *testing.T) {
+	b, err := models.Load(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := LoadTokenizer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := *b
+	nb.Card.TextNormalizer = "polite-endings"
+	polite, err := LoadTokenizer(&nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	formal := "안녕하십니까 서울중앙지검 수사관입니다. 본인 명의 계좌가 범죄에 연루되어 확인하겠습니다"
+	casual := "안녕하세요 서울중앙지검 수사관이에요. 본인 명의 계좌가 범죄에 연루되어 확인할게요"
+	a, err := polite.Encode(formal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := plain.Encode(casual)
+	raw, _ := plain.Encode(formal)
+	if !slices.Equal(a, want) || slices.Equal(a, raw) {
+		t.Fatalf("normalized %v, polite form %v, unnormalized %v", a, want, raw)
+	}
+	nb.Card.TextNormalizer = "shout"
+	_, err = LoadTokenizer(&nb)
+	var be *models.BundleError
+	if !errors.As(err, &be) || be.File != models.CardFile || !strings.Contains(err.Error(), `"shout"`) {
+		t.Fatalf("unknown normalizer: %v", err)
 	}
 }

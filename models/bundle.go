@@ -113,16 +113,20 @@ type StatePair struct {
 // Card is card.json. Unknown fields (training details, metrics) are kept in
 // Extra so tools can show them without this package knowing their shape.
 type Card struct {
-	Name         string             `json:"name"`
-	Version      string             `json:"version"`
-	Description  string             `json:"description,omitempty"`
-	Starter      bool               `json:"starter,omitempty"`
-	Labels       []string           `json:"labels"`
-	Thresholds   Thresholds         `json:"thresholds"`
-	MaxSeqLen    int                `json:"max_seq_len"`
-	MaxTextBytes int                `json:"max_text_bytes,omitempty"`
-	Files        map[string]FileSum `json:"files"`
-	Architecture Architecture       `json:"architecture"`
+	Name         string     `json:"name"`
+	Version      string     `json:"version"`
+	Description  string     `json:"description,omitempty"`
+	Starter      bool       `json:"starter,omitempty"`
+	Labels       []string   `json:"labels"`
+	Thresholds   Thresholds `json:"thresholds"`
+	MaxSeqLen    int        `json:"max_seq_len"`
+	MaxTextBytes int        `json:"max_text_bytes,omitempty"`
+	// TextNormalizer names the text normalizer applied to every word before
+	// WordPiece (tokenize.WithNormalizer), in training and at inference; ""
+	// for none.
+	TextNormalizer string             `json:"text_normalizer,omitempty"`
+	Files          map[string]FileSum `json:"files"`
+	Architecture   Architecture       `json:"architecture"`
 	// Families names the family_probs columns (scenario families of both
 	// classes), for models that have that output.
 	Families []string `json:"families,omitempty"`

@@ -8,7 +8,7 @@
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
 # MEMBERS (ensemble members merged into one graph, 2; MEMBERS=1 trains one model; JOBS trained at once, 2),
-# REGISTER_SHIFT (gen.py --register-shift), VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# REGISTER_SHIFT (gen.py --register-shift), NORMALIZER (the tokenizer's text normalizer, card text_normalizer), VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -27,6 +27,10 @@ CORPUS_SET="${CORPUS_SET-corpus/sets/v0.6-hard10.txt}"
 # The share of training calls rewritten one speech level up or down (gen.py --register-shift,
 # scripts/corpus/register.py; label-blind). 0 generates the corpus as before.
 REGISTER_SHIFT="${REGISTER_SHIFT:-0}"
+# The text normalizer the tokenizer applies before WordPiece, in training and (named in card.json's
+# text_normalizer) at inference: polite-endings folds formal endings (합니다) into polite ones (해요),
+# tokenize/register.go. Empty: none.
+NORMALIZER="${NORMALIZER-}"
 # The hard normals left out of training set the alert thresholds instead (train.py --calib): each
 # threshold is the higher of the synthetic pool's and theirs at the same FPR target. CALIB_SET= skips it.
 CALIB_SET="${CALIB_SET-corpus/sets/v0.6-hard10-calibration.txt}"
@@ -71,15 +75,15 @@ else
   $PY scripts/corpus/gen.py --out "$CORPUS_DIR" --seed "$CORPUS_SEED" --min-calls "$MIN_CALLS" ${CORPUS_SET:+--only "$CORPUS_SET"} --register-shift "$REGISTER_SHIFT"
 fi
 echo "== vocabulary ($VOCAB_SIZE)"
-"$BIN" vocab --input "$CORPUS_DIR/calls.jsonl" --format jsonl --size "$VOCAB_SIZE" --out "$WORK/tokenizer.json"
+"$BIN" vocab --input "$CORPUS_DIR/calls.jsonl" --format jsonl --size "$VOCAB_SIZE" --normalizer "$NORMALIZER" --out "$WORK/tokenizer.json"
 echo "== tokenize with the Go tokenizer"
-"$BIN" tokenize --tokenizer "$WORK/tokenizer.json" --input "$CORPUS_DIR/calls.jsonl" --format jsonl > "$WORK/train.jsonl"
+"$BIN" tokenize --tokenizer "$WORK/tokenizer.json" --normalizer "$NORMALIZER" --input "$CORPUS_DIR/calls.jsonl" --format jsonl > "$WORK/train.jsonl"
 vocab=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["model"]["vocab"]))' "$WORK/tokenizer.json")
 calib=()
 if [ -n "$CALIB_SET" ]; then
   echo "== calibration pool: calls from the held-out base dialogues of $CALIB_SET"
   $PY scripts/corpus/gen.py --out "$WORK/calib-corpus" --seed "$((CORPUS_SEED + 1))" --min-calls 4800 --only "$CALIB_SET" >/dev/null
-  "$BIN" tokenize --tokenizer "$WORK/tokenizer.json" --input "$WORK/calib-corpus/calls.jsonl" --format jsonl > "$WORK/calib.jsonl"
+  "$BIN" tokenize --tokenizer "$WORK/tokenizer.json" --normalizer "$NORMALIZER" --input "$WORK/calib-corpus/calls.jsonl" --format jsonl > "$WORK/calib.jsonl"
   calib=(--calib "$WORK/calib.jsonl")
 fi
 MEMBERS="${MEMBERS:-2}"
@@ -117,7 +121,7 @@ else
 fi
 echo "== bundle → $OUT"
 $PY scripts/make_bundle.py --work "$WORK" --out "$OUT" --corpus "$CORPUS_DIR/stats.json" --seed "$SEED" \
-  --version "${VERSION:-0.9.0}" \
+  --version "${VERSION:-0.9.0}" --text-normalizer "$NORMALIZER" \
   --command "SEED=$SEED bash scripts/make-model.sh" ${CHECKPOINT:+--with-checkpoint}
 if [ "${PARITY:-1}" = 1 ]; then
   echo "== parity (onnxruntime vs pure Go)"

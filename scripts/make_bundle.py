@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--with-checkpoint", action="store_true",
                     help="also copy model.pt and train_report.json into the bundle (candidates)")
     ap.add_argument("--command", default="make model", help="how the bundle was built (card)")
+    ap.add_argument("--text-normalizer", default="",
+                    help="the normalizer the tokenizer applied in training (card text_normalizer; '' for none)")
     args = ap.parse_args()
 
     with open(os.path.join(args.work, "train_report.json"), encoding="utf-8") as f:
@@ -120,6 +122,7 @@ def main() -> None:
         "thresholds": report["thresholds"],
         "max_seq_len": args.max_seq_len,
         "max_text_bytes": 8 << 20,
+        **({"text_normalizer": args.text_normalizer} if args.text_normalizer else {}),
         "files": {
             "model.onnx": {"sha256": sha256(os.path.join(args.out, "model.onnx")),
                            "bytes": os.path.getsize(os.path.join(args.out, "model.onnx"))},

@@ -53,7 +53,8 @@ def tokenize_real(work: str, real_dir: str) -> str:
         dst = os.path.join(out, name)
         with open(dst, "w") as f:
             subprocess.run([os.path.join(REPO, "bin", "callwatch"), "tokenize", "--tokenizer",
-                            os.path.join(work, "tokenizer.json"), "--input",
+                            os.path.join(work, "tokenizer.json"), "--normalizer",
+                            os.environ.get("NORMALIZER", ""), "--input",
                             os.path.join(real_dir, name), "--format", "jsonl"],
                            cwd=REPO, stdout=f, check=True)
     return out

@@ -33,7 +33,19 @@ const DefaultMaxBytes = 8 << 20
 type Option func(*options)
 
 type options struct {
-	maxBytes int
+	maxBytes   int
+	normalizer string
+	polite     bool
+}
+
+// WithNormalizer applies the named text normalizer (card.json's
+// "text_normalizer"; "" for none) to every word before WordPiece. An unknown
+// name fails LoadBytes with ErrUnsupported.
+func WithNormalizer(name string) Option {
+	return func(o *options) {
+		o.normalizer = name
+		o.polite = name == NormalizerPoliteEndings
+	}
 }
 
 // WithMaxBytes sets the cap on cleaned text per Encode call (default
@@ -136,6 +148,9 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 	t = &Tokenizer{opts: options{maxBytes: DefaultMaxBytes}}
 	for _, o := range opts {
 		o(&t.opts)
+	}
+	if !KnownNormalizer(t.opts.normalizer) {
+		return nil, unsupported("text normalizer %q (this build knows %q); use a callwatch as new as the model", t.opts.normalizer, normalizers)
 	}
 
 	// Components that change ids in ways this package does not model.
@@ -319,6 +334,9 @@ func (t *Tokenizer) encodeWords(c string) []int64 {
 	var scratch [128]byte
 	buf := scratch[:0]
 	splitWords(c, t.isBoundary, func(w string) {
+		if t.opts.polite {
+			w = PoliteEndings(w)
+		}
 		if id, ok := t.vocab[w]; ok {
 			ids = append(ids, id)
 			return

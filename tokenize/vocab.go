@@ -37,6 +37,9 @@ type VocabOptions struct {
 	// MinFreq is the minimum count for a character outside the fixed
 	// alphabet to enter it, and for a pair to be merged. 0 means 2.
 	MinFreq int
+	// Normalizer is the text normalizer the tokenizer will apply
+	// (WithNormalizer), so that words are counted as the model will see them.
+	Normalizer string
 }
 
 // Vocab is a WordPiece vocabulary: tokens in id order.
@@ -80,8 +83,15 @@ func BuildVocabContext(ctx context.Context, texts []string, opt VocabOptions) (*
 		return nil, fmt.Errorf("%w: size %d, min freq %d", ErrVocabOptions, opt.Size, opt.MinFreq)
 	}
 
+	if !KnownNormalizer(opt.Normalizer) {
+		return nil, fmt.Errorf("%w: unknown text normalizer %q", ErrVocabOptions, opt.Normalizer)
+	}
 	counts := make(map[string]int)
 	for _, text := range texts {
+		if opt.Normalizer == NormalizerPoliteEndings {
+			preTokenize(Clean(text), func(w string) { counts[PoliteEndings(w)]++ })
+			continue
+		}
 		preTokenize(Clean(text), func(w string) { counts[w]++ })
 	}
 	if err := ctx.Err(); err != nil {

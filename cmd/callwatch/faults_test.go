@@ -193,6 +193,11 @@ func TestBundleFaults(t *testing.T) {
 			rewriteCard(t, dir, func(map[string]any) {})
 			return dir
 		}, []string{models.ModelFile, "is not a valid ONNX model"}},
+		{"card.json names a text normalizer this build does not know", func(t *testing.T) string {
+			dir := copyBundle(t)
+			rewriteCard(t, dir, func(c map[string]any) { c["text_normalizer"] = "lowercase-v9" })
+			return dir
+		}, []string{models.CardFile, `text_normalizer "lowercase-v9"`, "newer callwatch"}},
 		{"card.json has wrong types", func(t *testing.T) string {
 			dir := copyBundle(t)
 			rewriteCard(t, dir, func(c map[string]any) { c["max_seq_len"] = "512" })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/callwatch/callwatch"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -27,13 +28,14 @@ which is how training data is made with exactly the tokenizer that serves.`,
 	fs := cmd.Flags()
 	addKeyFlags(fs, "model")
 	tokPath := fs.String("tokenizer", "", "a tokenizer.json to use instead of the model bundle's")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.tokenize(fs, o, *tokPath, args) }
+	normalizer := fs.String("normalizer", "", "with --tokenizer: the text normalizer the model will apply (\""+tokenize.NormalizerPoliteEndings+"\"); a bundle's card names its own")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return e.tokenize(fs, o, *tokPath, *normalizer, args) }
 	return cmd
 }
 
 // tokenize prints the model's token ids for each record as soon as it is
 // read (live input is answered line by line).
-func (e *env) tokenize(fs *pflag.FlagSet, o *inputOpts, tokPath string, args []string) error {
+func (e *env) tokenize(fs *pflag.FlagSet, o *inputOpts, tokPath, normalizer string, args []string) error {
 	c, rr, closeIn, err := e.configWithRecords(fs, o, args)
 	if err != nil {
 		return err
@@ -41,16 +43,19 @@ func (e *env) tokenize(fs *pflag.FlagSet, o *inputOpts, tokPath string, args []s
 	defer closeIn()
 	var tok *tokenize.Tokenizer
 	if tokPath != "" {
-		if tok, err = tokenize.Load(tokPath); err != nil {
+		if tok, err = tokenize.Load(tokPath, tokenize.WithNormalizer(normalizer)); err != nil {
 			return usagef("tokenizer %s: %w", tokPath, err)
 		}
 	} else {
+		if normalizer != "" {
+			return cmdlinef("--normalizer goes with --tokenizer; a model bundle's card.json names its own text_normalizer")
+		}
 		b, err := e.loadBundle(c)
 		if err != nil {
 			return err
 		}
-		if tok, err = tokenize.LoadBytes(b.Tokenizer); err != nil {
-			return usagef("tokenizer of %s: %w", b.Dir, err)
+		if tok, err = callwatch.LoadTokenizer(b); err != nil {
+			return err
 		}
 	}
 	out := newJSONLWriter(e.stdout)

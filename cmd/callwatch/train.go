@@ -200,13 +200,20 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 	}
 	var tokJSON []byte
 	var base *models.Bundle
+	// The new model reads text the way the model it starts from does (card
+	// text_normalizer); with --new-vocab, the way the --model bundle does
+	// when there is one.
+	var normalizer string
 	if o.newVocab {
+		if b, err := e.loadBundle(config{Model: baseDir}); err == nil {
+			normalizer = b.Card.TextNormalizer
+		}
 		step.next("building a %d-token vocabulary from %d texts", o.vocabSize, len(exs))
 		texts := make([]string, len(exs))
 		for i, x := range exs {
 			texts[i] = tokenize.Clean(x.Text)
 		}
-		v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: o.vocabSize, MinFreq: 2})
+		v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: o.vocabSize, MinFreq: 2, Normalizer: normalizer})
 		if err != nil {
 			return err
 		}
@@ -224,12 +231,13 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 		}
 		step.next("using the vocabulary of %s", base.Dir)
 		tokJSON = base.Tokenizer
+		normalizer = base.Card.TextNormalizer
 	}
 	tokPath := filepath.Join(wd, "tokenizer.json")
 	if err := os.WriteFile(tokPath, tokJSON, 0o644); err != nil {
 		return err
 	}
-	tok, err := tokenize.LoadBytes(tokJSON)
+	tok, err := tokenize.LoadBytes(tokJSON, tokenize.WithNormalizer(normalizer))
 	if err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
@@ -283,7 +291,7 @@ func (e *env) train(fs *pflag.FlagSet, o *trainOpts) (err error) {
 		bname = filepath.Base(filepath.Clean(o.out))
 	}
 	if err := e.runPython(o.python, sdir, filepath.Join(sdir, "make_bundle.py"), "--work", wd, "--out", o.out, "--name", bname,
-		"--seed", strconv.Itoa(o.seed), "--command", "callwatch train "+commandLine(fs)); err != nil {
+		"--seed", strconv.Itoa(o.seed), "--text-normalizer", normalizer, "--command", "callwatch train "+commandLine(fs)); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	if err := addTrainingData(o.out, files, o.from, o.mix); err != nil {

@@ -25,11 +25,12 @@ deterministic builder: the same corpus gives the same file, byte for byte.`,
 	size := fs.Int("size", 8000, "vocabulary size, special tokens included")
 	minFreq := fs.Int("min-freq", 2, "minimum count for a character or subword")
 	outPath := fs.String("out", "", "where to write tokenizer.json (required)")
+	normalizer := fs.String("normalizer", "", "count words as this text normalizer rewrites them (\""+tokenize.NormalizerPoliteEndings+"\"), for a model whose card names it")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *outPath == "" {
 			return cmdlinef("--out FILE is required")
 		}
-		return e.vocab(o, args, *size, *minFreq, *outPath)
+		return e.vocab(o, args, *size, *minFreq, *normalizer, *outPath)
 	}
 	return cmd
 }
@@ -37,7 +38,7 @@ deterministic builder: the same corpus gives the same file, byte for byte.`,
 // vocab builds a WordPiece tokenizer.json from a corpus with the project's
 // deterministic builder (tokenize.BuildVocab: sugarme's own trainers are
 // broken or nondeterministic, as the tokenize package doc says).
-func (e *env) vocab(o *inputOpts, args []string, size, minFreq int, outPath string) error {
+func (e *env) vocab(o *inputOpts, args []string, size, minFreq int, normalizer, outPath string) error {
 	rr, closeIn, err := e.openRecords(o, args)
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func (e *env) vocab(o *inputOpts, args []string, size, minFreq int, outPath stri
 		}
 		texts = append(texts, tokenize.Clean(r.Text))
 	}
-	v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: size, MinFreq: minFreq})
+	v, err := tokenize.BuildVocab(texts, tokenize.VocabOptions{Size: size, MinFreq: minFreq, Normalizer: normalizer})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,16 @@ class ShiftTest(unittest.TestCase):
             with self.subTest(src=src):
                 self.assertEqual(shift_up(src), want)
 
+    def test_down_matches_go(self) -> None:
+        """tokenize/testdata/polite_endings.tsv is what Go's tokenize.PoliteEndings gives (its
+        TestPoliteEndingsGolden checks that side): the Go normalizer and shift_down agree."""
+        golden = Path(__file__).resolve().parents[2] / "tokenize" / "testdata" / "polite_endings.tsv"
+        rows = [ln.split("\t") for ln in golden.read_text(encoding="utf-8").splitlines()
+                if ln and not ln.startswith("#")]
+        self.assertGreater(len(rows), 300)
+        for word, want in rows:
+            self.assertEqual(shift_down(word), want, word)
+
     def test_share(self) -> None:
         turns = ["네 확인되었습니다", "알겠어요 그렇게 해요"]
         self.assertEqual(shift_call(turns, 0.0, random.Random(1)), turns)

@@ -8,7 +8,7 @@
    --seed 1 --min-calls 36000 --only corpus/sets/v0.6-hard10.txt`), unless --corpus DIR names an already generated one (its
    calls.jsonl). Corpus calls and every real-eval file are tokenized with the Go tokenizer of the
    shipped model (`bin/callwatch tokenize --tokenizer models/ko-vishing-lstm/tokenizer.json`),
-   or --tokenizer FILE.
+   or --tokenizer FILE, with the text normalizer its bundle's card.json names (text_normalizer).
 2. Split by `group` (base dialogue): 15% of each class's groups go to validation (seeded shuffle
    of the sorted group names, so deterministic); no base dialogue is on both sides.
 3. Three baselines, trained on the train split only:
@@ -264,10 +264,20 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def normalizer_of(tokenizer: Path) -> str:
+    """The text normalizer of the bundle a tokenizer.json sits in (card.json text_normalizer), so
+    the baselines see the ids the LSTM sees; "" beside no card."""
+    card = tokenizer.parent / "card.json"
+    if not card.is_file():
+        return ""
+    return str(json.loads(card.read_text(encoding="utf-8")).get("text_normalizer", ""))
+
+
 def tokenize(bin_path: Path, tokenizer: Path, src: Path, dst: Path) -> None:
     with dst.open("w", encoding="utf-8") as out:
-        subprocess.run([str(bin_path), "tokenize", "--tokenizer", str(tokenizer), "--input", str(src),
-                        "--format", "jsonl"], check=True, stdout=out, cwd=REPO)
+        subprocess.run([str(bin_path), "tokenize", "--tokenizer", str(tokenizer), "--normalizer",
+                        normalizer_of(tokenizer), "--input", str(src), "--format", "jsonl"],
+                       check=True, stdout=out, cwd=REPO)
 
 
 def load_records(src: Path, tokenized: Path) -> list[Record]:

@@ -40,6 +40,17 @@ def tiny_set(n: int, seed: int) -> tuple[list[str], list[list[int]], list[int], 
 
 @unittest.skipIf(bl is None, "baselines.py needs python3-sklearn (make torch)")
 class BaselinesTest(unittest.TestCase):
+    def test_normalizer_of(self) -> None:
+        """The baselines tokenize with the normalizer the bundle's card names, or none."""
+        assert bl is not None
+        with tempfile.TemporaryDirectory() as d:
+            tok = Path(d) / "tokenizer.json"
+            self.assertEqual(bl.normalizer_of(tok), "")
+            (Path(d) / "card.json").write_text(json.dumps({"text_normalizer": "polite-endings"}), encoding="utf-8")
+            self.assertEqual(bl.normalizer_of(tok), "polite-endings")
+            (Path(d) / "card.json").write_text("{}", encoding="utf-8")
+            self.assertEqual(bl.normalizer_of(tok), "")
+
     def test_fit_score_calibrate(self) -> None:
         assert bl is not None
         tx, ids, y, _ = tiny_set(80, 1)

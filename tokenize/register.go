@@ -48,6 +48,13 @@ var politeSuffixes = [...]struct{ from, to string }{
 	{"습니다", "어요"},
 }
 
+// politeCandidate reports whether PoliteEndings may rewrite word: it ends
+// in 다, 까 or 오.
+func politeCandidate(word string) bool {
+	last, _ := utf8.DecodeLastRuneInString(word)
+	return last == '다' || last == '까' || last == '오'
+}
+
 const (
 	hangulFirst, hangulLast = 0xAC00, 0xD7A3
 	finalB                  = 17 // ㅂ as a syllable's final consonant
@@ -70,10 +77,10 @@ func finalOf(r rune) int {
 // after a consonant; any other syllable with a final ㅂ before 니다/니까
 // (갑니다) loses the ㅂ and takes 요 (가요).
 func PoliteEndings(word string) string {
-	last, n := utf8.DecodeLastRuneInString(word)
-	if last != '다' && last != '까' && last != '오' {
+	if !politeCandidate(word) {
 		return word
 	}
+	last, n := utf8.DecodeLastRuneInString(word)
 	for _, s := range politeSuffixes {
 		if strings.HasSuffix(word, s.from) {
 			return word[:len(word)-len(s.from)] + s.to

@@ -81,16 +81,18 @@ func TestTokenizerPoliteEndings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := polite.Encode("네 고객님 확인하겠습니다. 경찰청입니다!")
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := plain.Encode("네 고객님 확인할게요. 경찰청이에요!")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(a, b) {
-		t.Fatalf("normalized formal text encodes as %v, its polite form as %v", a, b)
+	var a []int64
+	for range 2 { // the second time from the word cache
+		if a, err = polite.Encode("네 고객님 확인하겠습니다. 경찰청입니다!"); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a, b) {
+			t.Fatalf("normalized formal text encodes as %v, its polite form as %v", a, b)
+		}
 	}
 	c, _ := plain.Encode("네 고객님 확인하겠습니다. 경찰청입니다!")
 	if slices.Equal(a, c) {

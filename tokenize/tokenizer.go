@@ -334,8 +334,23 @@ func (t *Tokenizer) encodeWords(c string) []int64 {
 	var scratch [128]byte
 	buf := scratch[:0]
 	splitWords(c, t.isBoundary, func(w string) {
-		if t.opts.polite {
-			w = PoliteEndings(w)
+		if t.opts.polite && politeCandidate(w) {
+			// Cached under the word as written (the cache maps a word to
+			// the ids of its normalized form), so a formal word costs one
+			// lookup and no allocation once seen.
+			if cached, ok := t.words.get(w); ok {
+				ids = append(ids, cached...)
+				return
+			}
+			nw := PoliteEndings(w)
+			n := len(ids)
+			if id, ok := t.vocab[nw]; ok {
+				ids = append(ids, id)
+			} else {
+				ids, buf = t.wordPiece(ids, nw, buf)
+			}
+			t.words.put(w, ids[n:])
+			return
 		}
 		if id, ok := t.vocab[w]; ok {
 			ids = append(ids, id)

@@ -593,6 +593,23 @@ func BenchmarkEncodeCall(b *testing.B) {
 	}
 }
 
+// BenchmarkEncodeCallPolite is BenchmarkEncodeCall with the polite-endings
+// normalizer (card text_normalizer), for its cost beside it.
+func BenchmarkEncodeCallPolite(b *testing.B) {
+	tk, err := Load(testTokenizer, WithNormalizer(NormalizerPoliteEndings))
+	if err != nil {
+		b.Fatal(err)
+	}
+	call := strings.Repeat(strings.Join(benchSentences, " ")+" ", 16)
+	b.SetBytes(int64(len(call)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tk.Encode(call); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEncodePipeline is BenchmarkEncode through sugarme's full pipeline
 // (the test reference, sugarme_test.go).
 func BenchmarkEncodePipeline(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -217,5 +218,26 @@ func TestTextNormalizer(t *testing.T) {
 	var be *models.BundleError
 	if !errors.As(err, &be) || be.File != models.CardFile || !strings.Contains(err.Error(), `"shout"`) {
 		t.Fatalf("unknown normalizer: %v", err)
+	}
+}
+
+// TestShippedNormalizerIsMakeModels: make-model.sh's default NORMALIZER is
+// the text normalizer the shipped card names, so `make model` rebuilds a
+// model that reads text as the shipped one does.
+func TestShippedNormalizerIsMakeModels(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("scripts", "make-model.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^NORMALIZER="\$\{NORMALIZER-([a-z-]*)\}"`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("scripts/make-model.sh: no NORMALIZER default found")
+	}
+	b, err := models.Load(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Card.TextNormalizer; got != string(m[1]) {
+		t.Fatalf("the shipped card names text_normalizer %q, make-model.sh's default is %q", got, m[1])
 	}
 }

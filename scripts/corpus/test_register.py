@@ -88,6 +88,12 @@ class FormalRateTest(unittest.TestCase):
                 rc = register_auc.main(["--real", str(Path(td) / "none"), "--corpus", str(f)])
             self.assertEqual(rc, 0)
             self.assertIn(" 1.000 ", out.getvalue())
+            # --polite folds 니다/니까/십시오 away; 고객님 and 세요 still rank these.
+            with redirect_stdout(io.StringIO()) as polite:
+                rc = register_auc.main(["--real", str(Path(td) / "none"), "--corpus", str(f), "--polite"])
+            self.assertEqual(rc, 0)
+            self.assertIn(" 1.000 ", polite.getvalue())
+            self.assertNotEqual(out.getvalue(), polite.getvalue())
             with redirect_stdout(io.StringIO()), unittest.mock.patch("sys.stderr", io.StringIO()):
                 self.assertEqual(register_auc.main(["--real", str(Path(td) / "none")]), 2)
 

@@ -8,7 +8,7 @@
 # TRAIN_ARGS (the recipe), OUT (bundle dir, models/ko-vishing-lstm), WORK (build/model),
 # CORPUS_DIR (corpus/build; CORPUS_READY=1 uses it without regenerating), PARITY=0 / REAL_EVAL=0 to skip those steps (scripts/sweep.py does),
 # MEMBERS (ensemble members merged into one graph, 2; MEMBERS=1 trains one model; JOBS trained at once, 2),
-# REGISTER_SHIFT (gen.py --register-shift), NORMALIZER (the tokenizer's text normalizer, card text_normalizer), VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates).
+# REGISTER_SHIFT (gen.py --register-shift), NORMALIZER (the tokenizer's text normalizer, card text_normalizer), VERSION (card version, 0.9.0), CALIB_SET (held-out normals the thresholds are set on), SKIP_BUILD=1 to use an existing bin/callwatch (sweep.py builds it once), CHECKPOINT=1 to copy model.pt and train_report.json into the bundle (candidates), CORPUS_ONLY=1 to stop after the corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -73,6 +73,9 @@ if [ "${CORPUS_READY:-0}" = 1 ] && [ -s "$CORPUS_DIR/calls.jsonl" ]; then
 else
   echo "== corpus"
   $PY scripts/corpus/gen.py --out "$CORPUS_DIR" --seed "$CORPUS_SEED" --min-calls "$MIN_CALLS" ${CORPUS_SET:+--only "$CORPUS_SET"} --register-shift "$REGISTER_SHIFT"
+fi
+if [ "${CORPUS_ONLY:-0}" = 1 ]; then
+  exit 0 # scripts/sweep.py: one corpus, generated as make model does, for every seed
 fi
 echo "== vocabulary ($VOCAB_SIZE)"
 "$BIN" vocab --input "$CORPUS_DIR/calls.jsonl" --format jsonl --size "$VOCAB_SIZE" --normalizer "$NORMALIZER" --out "$WORK/tokenizer.json"

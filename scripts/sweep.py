@@ -66,9 +66,11 @@ def make_corpus(a) -> str:
         return os.path.abspath(a.corpus)
     d = os.path.join(REPO, a.out, "corpus")
     if not (a.reuse and os.path.exists(os.path.join(d, "calls.jsonl"))):
-        sh([PY, "scripts/corpus/gen.py", "--out", d, "--seed", str(a.corpus_seed), "--min-calls",
-            os.environ.get("MIN_CALLS", "8000")], os.path.join(REPO, a.out, "corpus.log"),
-           dict(os.environ))
+        # make-model.sh's own corpus step, so its settings (CORPUS_SET, MIN_CALLS, REGISTER_SHIFT)
+        # and their defaults are the shipped recipe's.
+        sh(["bash", "scripts/make-model.sh"], os.path.join(REPO, a.out, "corpus.log"),
+           dict(os.environ, CORPUS_ONLY="1", CORPUS_DIR=d, CORPUS_SEED=str(a.corpus_seed),
+                WORK=os.path.join(REPO, a.out), SKIP_BUILD="1"))
     return d
 
 

@@ -18,7 +18,7 @@ import (
 // leaves the model the request itself. Casual speech (반말) is kept.
 const NormalizerPoliteEndings = "polite-endings"
 
-// Normalizers lists the text normalizers this package implements.
+// normalizers lists the text normalizers this package implements.
 var normalizers = []string{NormalizerPoliteEndings}
 
 // KnownNormalizer reports whether name is "" (none) or a normalizer this

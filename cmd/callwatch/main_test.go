@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -253,6 +254,41 @@ func TestTokenizeCommand(t *testing.T) {
 	}
 	if ids, ok := recs[0]["ids"].([]any); !ok || len(ids) == 0 {
 		t.Fatalf("no ids: %s", r.stdout)
+	}
+}
+
+// TestTokenizeNormalizer: tokenize --normalizer folds formal endings as a
+// bundle naming it would; an unknown name and --normalizer without
+// --tokenizer are command-line errors, and so is vocab with an unknown name.
+func TestTokenizeNormalizer(t *testing.T) {
+	tok := filepath.Join(modelDir, "tokenizer.json")
+	ids := func(args ...string) string {
+		t.Helper()
+		r := runCLI(t, "", nil, append([]string{"tokenize", "--tokenizer", tok}, args...)...)
+		if r.err != nil {
+			t.Fatalf("tokenize %v: %v\n%s", args, r.err, r.stderr)
+		}
+		return fmt.Sprint(jsonl(t, r.stdout)[0]["ids"])
+	}
+	folded := ids("--normalizer", "polite-endings", "본인 확인하겠습니다 검찰청입니다")
+	if polite := ids("본인 확인할게요 검찰청이에요"); folded != polite {
+		t.Fatalf("folded formal text %s, its polite form %s", folded, polite)
+	}
+	if raw := ids("본인 확인하겠습니다 검찰청입니다"); raw == folded {
+		t.Fatalf("the normalizer changed nothing: %s", raw)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tokenize", "--tokenizer", tok, "--normalizer", "shout", "네"}, `"shout"`},
+		{[]string{"tokenize", "--model", modelDir, "--normalizer", "polite-endings", "네"}, "--normalizer goes with --tokenizer"},
+		{[]string{"vocab", "--out", filepath.Join(t.TempDir(), "t.json"), "--normalizer", "shout", "네"}, `"shout" is not a text normalizer`},
+	} {
+		r := runCLI(t, "", nil, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr+fmt.Sprint(r.err), c.want) {
+			t.Errorf("%v: exit %d, %v %s; want exit 2 and %q", c.args, r.code, r.err, r.stderr, c.want)
+		}
 	}
 }
 

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"github.com/callwatch/callwatch"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/callwatch/callwatch"
 	"github.com/callwatch/callwatch/internal/records"
 	"github.com/callwatch/callwatch/tokenize"
 )

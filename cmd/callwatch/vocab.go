@@ -30,6 +30,9 @@ deterministic builder: the same corpus gives the same file, byte for byte.`,
 		if *outPath == "" {
 			return cmdlinef("--out FILE is required")
 		}
+		if !tokenize.KnownNormalizer(*normalizer) {
+			return cmdlinef("--normalizer %q is not a text normalizer this callwatch knows (%q or none)", *normalizer, tokenize.NormalizerPoliteEndings)
+		}
 		return e.vocab(o, args, *size, *minFreq, *normalizer, *outPath)
 	}
 	return cmd

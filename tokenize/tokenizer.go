@@ -35,17 +35,13 @@ type Option func(*options)
 type options struct {
 	maxBytes   int
 	normalizer string
-	polite     bool
 }
 
 // WithNormalizer applies the named text normalizer (card.json's
 // "text_normalizer"; "" for none) to every word before WordPiece. An unknown
 // name fails LoadBytes with ErrUnsupported.
 func WithNormalizer(name string) Option {
-	return func(o *options) {
-		o.normalizer = name
-		o.polite = name == NormalizerPoliteEndings
-	}
+	return func(o *options) { o.normalizer = name }
 }
 
 // WithMaxBytes sets the cap on cleaned text per Encode call (default
@@ -80,6 +76,7 @@ type Tokenizer struct {
 	pretok   PreTokenizerKind
 	pieces   *pieceIndex
 	words    wordCache
+	polite   bool // opts.normalizer is polite-endings (read per word)
 }
 
 // Load reads and validates an HF tokenizer.json file.
@@ -152,6 +149,7 @@ func LoadBytes(b []byte, opts ...Option) (t *Tokenizer, err error) {
 	if !KnownNormalizer(t.opts.normalizer) {
 		return nil, unsupported("text normalizer %q (this build knows %q); use a callwatch as new as the model", t.opts.normalizer, normalizers)
 	}
+	t.polite = t.opts.normalizer == NormalizerPoliteEndings
 
 	// Components that change ids in ways this package does not model.
 	if !isNull(cfg.Truncation) {
@@ -334,7 +332,7 @@ func (t *Tokenizer) encodeWords(c string) []int64 {
 	var scratch [128]byte
 	buf := scratch[:0]
 	splitWords(c, t.isBoundary, func(w string) {
-		if t.opts.polite && politeCandidate(w) {
+		if t.polite && politeCandidate(w) {
 			// Cached under the word as written (the cache maps a word to
 			// the ids of its normalized form), so a formal word costs one
 			// lookup and no allocation once seen.

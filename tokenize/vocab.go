@@ -87,12 +87,14 @@ func BuildVocabContext(ctx context.Context, texts []string, opt VocabOptions) (*
 		return nil, fmt.Errorf("%w: unknown text normalizer %q", ErrVocabOptions, opt.Normalizer)
 	}
 	counts := make(map[string]int)
+	polite := opt.Normalizer == NormalizerPoliteEndings
 	for _, text := range texts {
-		if opt.Normalizer == NormalizerPoliteEndings {
-			preTokenize(Clean(text), func(w string) { counts[PoliteEndings(w)]++ })
-			continue
-		}
-		preTokenize(Clean(text), func(w string) { counts[w]++ })
+		preTokenize(Clean(text), func(w string) {
+			if polite {
+				w = PoliteEndings(w)
+			}
+			counts[w]++
+		})
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
